@@ -1,0 +1,131 @@
+package loop
+
+import (
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/netd/netd/pkg/modules/api"
+)
+
+// Accept backoff after running out of descriptors or memory: as net/http,
+// from 5 ms doubling to 1 s.
+const (
+	minAcceptBackoff = 5 * time.Millisecond
+	maxAcceptBackoff = time.Second
+	// acceptBatch bounds the connections accepted per wake-up, so that a
+	// flood of connects cannot starve the connections already open.
+	acceptBatch = 64
+)
+
+// acceptor is one loop's registration of a stream listener.
+type acceptor struct {
+	lis      *Listener
+	loop     *eventLoop
+	delay    time.Duration // current backoff; 0 when accepting normally
+	resumeAt time.Time
+	paused   bool
+}
+
+func (a *acceptor) handleEvent(uint32) {
+	lis := a.lis
+	for i := 0; i < acceptBatch; i++ {
+		fd, sa, err := unix.Accept4(lis.fd, unix.SOCK_NONBLOCK|unix.SOCK_CLOEXEC)
+		if err != nil {
+			switch err {
+			case unix.EAGAIN:
+				a.delay = 0
+				return
+			case unix.EINTR, unix.ECONNABORTED, unix.EPERM, unix.EPROTO:
+				// The connection died in the queue or a firewall said no:
+				// that one is gone, the listener is fine.
+				continue
+			case unix.EMFILE, unix.ENFILE, unix.ENOBUFS, unix.ENOMEM:
+				a.pause(err)
+				return
+			default:
+				a.pause(err)
+				return
+			}
+		}
+		a.delay = 0
+		a.admit(fd, sa)
+	}
+}
+
+// admit turns an accepted descriptor into a connection, or closes it at
+// once when a connection limit is reached.
+func (a *acceptor) admit(fd int, sa unix.Sockaddr) {
+	l, lis, e := a.loop, a.lis, a.lis.engine
+	stats := &lis.stats[l.index]
+	stats.accepted.Add(1)
+	n := lis.active.Add(1)
+	total := e.active.Add(1)
+	if (lis.spec.MaxConnections > 0 && n > int64(lis.spec.MaxConnections)) ||
+		(e.cfg.MaxConnections > 0 && total > int64(e.cfg.MaxConnections)) {
+		lis.active.Add(-1)
+		e.active.Add(-1)
+		_ = unix.Close(fd)
+		stats.closed(api.ReasonOverLimit)
+		if !rateLimited(&lis.overLimitLog, l.now) {
+			lis.log.Warn("connection limit reached; closing new connections", "listener_limit", lis.spec.MaxConnections, "total_limit", e.cfg.MaxConnections)
+		}
+		return
+	}
+	if _, ok := sa.(*unix.SockaddrUnix); !ok {
+		// Echo-style request/response traffic must not wait for Nagle.
+		_ = unix.SetsockoptInt(fd, unix.IPPROTO_TCP, unix.TCP_NODELAY, 1)
+	}
+	c := newConn(l, lis, fd, sa)
+	if err := l.add(fd, c, unix.EPOLLIN); err != nil {
+		lis.active.Add(-1)
+		e.active.Add(-1)
+		_ = unix.Close(fd)
+		stats.closed(api.ReasonError)
+		return
+	}
+	c.events = unix.EPOLLIN
+	if lis.spec.IdleTimeout > 0 {
+		c.setList(l.idleList(lis.spec.IdleTimeout))
+	}
+	if e.draining.Load() {
+		// Shutdown began while this one waited in the backlog.
+		c.closeNow(api.ReasonShutdown, nil)
+		return
+	}
+	c.callback(lis.stream.OnAccept)
+}
+
+// pause stops accepting on this loop for a backoff delay. The listener is
+// taken out of epoll: level-triggered, it would otherwise wake the loop
+// again at once and spin.
+func (a *acceptor) pause(err error) {
+	stats := &a.lis.stats[a.loop.index]
+	stats.acceptErrors.Add(1)
+	if a.delay == 0 {
+		a.delay = minAcceptBackoff
+	} else if a.delay *= 2; a.delay > maxAcceptBackoff {
+		a.delay = maxAcceptBackoff
+	}
+	if !rateLimited(&a.lis.acceptErrLog, a.loop.now) {
+		a.lis.log.Warn("accept failed; pausing this listener", "error", err, "retry_in", a.delay)
+	}
+	if a.paused || a.lis.closed.Load() {
+		return
+	}
+	a.paused = true
+	a.resumeAt = a.loop.now.Add(a.delay)
+	a.loop.removeFD(a.lis.fd)
+	a.loop.backoff = append(a.loop.backoff, a)
+}
+
+// resume puts the listener back into epoll after a backoff.
+func (a *acceptor) resume() {
+	a.paused = false
+	if a.lis.closed.Load() {
+		return
+	}
+	if err := a.loop.add(a.lis.fd, a, unix.EPOLLIN|unix.EPOLLEXCLUSIVE); err != nil {
+		a.lis.log.Error("cannot resume accepting", "error", err)
+	}
+}

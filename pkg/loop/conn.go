@@ -1,0 +1,548 @@
+package loop
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/netd/netd/pkg/modules/api"
+)
+
+// Connection state bits.
+const (
+	flagInputClosed  uint16 = 1 << iota // read EOF
+	flagPaused                          // the module paused reading
+	flagWatermark                       // the loop paused reading: output above the high watermark
+	flagWantWritable                    // the module wants OnWritable while the socket takes output
+	flagClosing                         // graceful close in progress: flushing, then lingering
+	flagCloseWrite                      // half-close once output is flushed
+	flagWriteShut                       // shutdown(SHUT_WR) done
+	flagInCallback                      // a module callback is running
+	flagDrained                         // OnWritable is owed: output was queued and has drained
+)
+
+// conn is one stream connection. Only its loop touches it.
+type conn struct {
+	fd     int
+	loop   *eventLoop
+	lis    *Listener
+	flags  uint16
+	closed bool
+	events uint32 // the interest set registered with epoll
+
+	// in holds input the module left unconsumed between reads. During
+	// OnReadable, cur is what Inbound shows (the loop's buffer or in) and
+	// consumed counts what the module has taken of it.
+	in       []byte
+	cur      []byte
+	consumed int
+
+	out    outQueue
+	ctx    any
+	remote unix.Sockaddr
+
+	// Intrusive list links for the idle or lingering list; last is the
+	// time of the last activity (idle) or of the close (lingering).
+	prev, next *conn
+	list       *connList
+	last       time.Time
+
+	closeReason api.Reason
+	closeErr    error
+}
+
+var _ api.Conn = (*conn)(nil)
+
+func newConn(l *eventLoop, lis *Listener, fd int, remote unix.Sockaddr) *conn {
+	return &conn{fd: fd, loop: l, lis: lis, remote: remote}
+}
+
+// wantEvents computes the interest set from the state bits.
+func (c *conn) wantEvents() uint32 {
+	var ev uint32
+	if c.flags&(flagInputClosed|flagPaused|flagWatermark) == 0 {
+		ev |= unix.EPOLLIN
+	}
+	if c.flags&flagClosing != 0 && c.flags&flagWriteShut != 0 && c.flags&flagInputClosed == 0 {
+		// Lingering: read and discard until the peer's EOF.
+		ev |= unix.EPOLLIN
+	}
+	if c.out.n > 0 || (c.flags&flagWantWritable != 0 && c.flags&flagClosing == 0) {
+		ev |= unix.EPOLLOUT
+	}
+	return ev
+}
+
+// updateEvents brings epoll's interest set in line with the state.
+func (c *conn) updateEvents() {
+	if c.closed {
+		return
+	}
+	if want := c.wantEvents(); want != c.events {
+		if err := c.loop.modify(c.fd, want); err != nil {
+			c.closeNow(api.ReasonError, fmt.Errorf("epoll_ctl: %w", err))
+			return
+		}
+		c.events = want
+	}
+}
+
+func (c *conn) handleEvent(events uint32) {
+	if events&unix.EPOLLERR != 0 {
+		err := errors.New("socket error")
+		if soerr, gerr := unix.GetsockoptInt(c.fd, unix.SOL_SOCKET, unix.SO_ERROR); gerr == nil && soerr != 0 {
+			err = unix.Errno(soerr)
+		}
+		c.closeNow(api.ReasonError, err)
+		return
+	}
+	if events&unix.EPOLLOUT != 0 {
+		c.handleWritable()
+	}
+	if c.closed {
+		return
+	}
+	if events&(unix.EPOLLIN|unix.EPOLLHUP|unix.EPOLLRDHUP) != 0 {
+		if c.flags&flagClosing != 0 {
+			c.discardInput()
+		} else if c.flags&flagInputClosed == 0 {
+			c.handleReadable()
+		}
+	}
+	if c.closed {
+		return
+	}
+	if events&unix.EPOLLHUP != 0 {
+		// Both directions are shut (or a unix peer is gone): nothing more
+		// can be sent, so hand the module what is left to read and close.
+		// Level-triggered HUP would otherwise fire forever.
+		for i := 0; i < 64 && !c.closed && c.flags&flagInputClosed == 0; i++ {
+			if !c.readOnce() {
+				break
+			}
+		}
+		c.closeNow(api.ReasonClient, nil)
+	}
+}
+
+// handleReadable reads once into the loop's buffer and hands the bytes to
+// the module.
+func (c *conn) handleReadable() { c.readOnce() }
+
+// readOnce reports whether the read returned bytes or EOF (as opposed to
+// nothing yet or an error).
+func (c *conn) readOnce() bool {
+	n, err := unix.Read(c.fd, c.loop.buf)
+	switch {
+	case n > 0:
+		c.lis.stats[c.loop.index].bytesIn.Add(uint64(n))
+		c.touch()
+		c.deliver(c.loop.buf[:n])
+		return true
+	case n == 0 && err == nil:
+		c.flags |= flagInputClosed
+		c.deliver(nil)
+		c.updateEvents()
+		return true
+	case err == unix.EAGAIN || err == unix.EINTR:
+		return false
+	default:
+		c.closeNow(api.ReasonError, err)
+		return false
+	}
+}
+
+// deliver shows the module its unconsumed input followed by fresh bytes,
+// then keeps what it left.
+func (c *conn) deliver(fresh []byte) {
+	if len(c.in) == 0 {
+		c.cur = fresh
+	} else {
+		c.in = append(c.in, fresh...)
+		c.cur = c.in
+	}
+	c.consumed = 0
+	c.callback(c.lis.stream.OnReadable)
+	if c.closed {
+		return
+	}
+	rest := c.cur[c.consumed:]
+	switch {
+	case len(rest) == 0:
+		if cap(c.in) > 4096 {
+			c.in = nil // do not let one long line pin memory for good
+		} else {
+			c.in = c.in[:0]
+		}
+	case len(c.in) == 0:
+		c.in = append(c.in, rest...)
+	default:
+		c.in = c.in[:copy(c.in, rest)]
+	}
+	c.cur = nil
+	if len(c.in) > c.lis.spec.MaxInput {
+		c.lis.log.Warn("input bound exceeded; connection closed", "remote", c.remoteString(), "limit", c.lis.spec.MaxInput)
+		c.closeNow(api.ReasonError, fmt.Errorf("more than %d bytes of unconsumed input", c.lis.spec.MaxInput))
+	}
+}
+
+// callback runs a module method with the in-callback bit set, so that
+// state changes made inside it are applied once, after it returns.
+func (c *conn) callback(f func(api.Conn)) {
+	c.flags |= flagInCallback
+	f(c)
+	c.flags &^= flagInCallback
+	c.updateEvents()
+}
+
+// handleWritable flushes queued output and tells the module when it may
+// write more.
+func (c *conn) handleWritable() {
+	if c.out.n > 0 {
+		if !c.flush() {
+			return
+		}
+	}
+	if c.out.n > 0 {
+		c.updateEvents()
+		return
+	}
+	if c.flags&flagClosing != 0 {
+		c.finishClose()
+		return
+	}
+	if c.flags&flagCloseWrite != 0 && c.flags&flagWriteShut == 0 {
+		c.shutWrite()
+	}
+	if c.flags&(flagDrained|flagWantWritable) != 0 {
+		c.flags &^= flagDrained
+		c.callback(c.lis.stream.OnWritable)
+		return
+	}
+	c.updateEvents()
+}
+
+// flush writes queued output with writev. It reports false when the
+// connection was closed by an error.
+func (c *conn) flush() bool {
+	for c.out.n > 0 {
+		c.loop.views = c.out.views(c.loop.views[:0])
+		n, err := c.loop.writev(c.fd, c.loop.views)
+		if err != nil {
+			if err == unix.EAGAIN {
+				break
+			}
+			c.closeNow(api.ReasonError, err)
+			return false
+		}
+		c.lis.stats[c.loop.index].bytesOut.Add(uint64(n))
+		c.out.advance(n, &c.loop.pool)
+		c.touch()
+		if n == 0 {
+			break
+		}
+	}
+	if c.flags&flagWatermark != 0 && c.out.n <= c.lis.spec.LowWatermark {
+		c.flags &^= flagWatermark
+	}
+	if c.out.n == 0 {
+		c.flags |= flagDrained
+	}
+	return true
+}
+
+// Inbound implements api.Conn.
+func (c *conn) Inbound() []byte { return c.cur[c.consumed:] }
+
+// Consume implements api.Conn.
+func (c *conn) Consume(n int) {
+	if n < 0 || c.consumed+n > len(c.cur) {
+		n = len(c.cur) - c.consumed
+	}
+	c.consumed += n
+}
+
+// InputClosed implements api.Conn.
+func (c *conn) InputClosed() bool { return c.flags&flagInputClosed != 0 }
+
+// Write implements api.Conn: straight to the kernel when nothing is
+// queued, and only the rest is copied.
+func (c *conn) Write(p []byte) (int, error) {
+	if c.closed || c.flags&(flagClosing|flagCloseWrite) != 0 {
+		return 0, api.ErrClosed
+	}
+	total := len(p)
+	if c.out.n == 0 && len(p) > 0 {
+		n, err := unix.Write(c.fd, p)
+		if err != nil && err != unix.EAGAIN && err != unix.EINTR {
+			c.closeNow(api.ReasonError, err)
+			return 0, err
+		}
+		if n > 0 {
+			c.lis.stats[c.loop.index].bytesOut.Add(uint64(n))
+			p = p[n:]
+			c.touch()
+		}
+	}
+	if len(p) > 0 {
+		c.out.append(p, &c.loop.pool)
+		if c.out.n > c.lis.spec.HighWatermark && c.flags&flagWatermark == 0 {
+			c.flags |= flagWatermark
+			c.lis.stats[c.loop.index].readsPaused.Add(1)
+		}
+		if c.flags&flagInCallback == 0 {
+			c.updateEvents()
+		}
+	}
+	return total, nil
+}
+
+// Buffered implements api.Conn.
+func (c *conn) Buffered() int { return c.out.n }
+
+// WantWritable implements api.Conn.
+func (c *conn) WantWritable(on bool) {
+	if on {
+		c.flags |= flagWantWritable
+	} else {
+		c.flags &^= flagWantWritable
+	}
+	if c.flags&flagInCallback == 0 {
+		c.updateEvents()
+	}
+}
+
+// PauseReading implements api.Conn.
+func (c *conn) PauseReading() {
+	c.flags |= flagPaused
+	if c.flags&flagInCallback == 0 {
+		c.updateEvents()
+	}
+}
+
+// ResumeReading implements api.Conn.
+func (c *conn) ResumeReading() {
+	c.flags &^= flagPaused
+	if c.flags&flagInCallback == 0 {
+		c.updateEvents()
+	}
+}
+
+// CloseWrite implements api.Conn.
+func (c *conn) CloseWrite() error {
+	if c.closed || c.flags&flagClosing != 0 {
+		return api.ErrClosed
+	}
+	c.flags |= flagCloseWrite
+	if c.out.n == 0 {
+		c.shutWrite()
+	}
+	return nil
+}
+
+func (c *conn) shutWrite() {
+	if c.flags&flagWriteShut != 0 {
+		return
+	}
+	c.flags |= flagWriteShut
+	if err := unix.Shutdown(c.fd, unix.SHUT_WR); err != nil && err != unix.ENOTCONN {
+		c.closeNow(api.ReasonError, err)
+	}
+}
+
+// Close implements api.Conn.
+func (c *conn) Close() error {
+	if c.closed || c.flags&flagClosing != 0 {
+		return nil
+	}
+	reason := api.ReasonDone
+	switch {
+	case c.loop.engine.draining.Load():
+		reason = api.ReasonShutdown
+	case c.flags&flagInputClosed != 0:
+		reason = api.ReasonClient
+	}
+	c.CloseFor(reason, nil)
+	return nil
+}
+
+// CloseFor implements api.Conn: flush, half-close, wait (bounded) for the
+// peer's EOF, close.
+func (c *conn) CloseFor(reason api.Reason, err error) {
+	if c.closed || c.flags&flagClosing != 0 {
+		return
+	}
+	c.flags |= flagClosing
+	c.closeReason, c.closeErr = reason, err
+	c.flags &^= flagPaused | flagWatermark | flagWantWritable
+	c.setList(&c.loop.lingering)
+	if c.out.n == 0 {
+		c.finishClose()
+		return
+	}
+	if c.flags&flagInCallback == 0 {
+		c.updateEvents()
+	}
+}
+
+// finishClose runs once output is flushed: close at once when the peer has
+// finished sending, else half-close and linger for its EOF.
+func (c *conn) finishClose() {
+	if c.flags&flagInputClosed != 0 {
+		c.closeNow(c.closeReason, c.closeErr)
+		return
+	}
+	c.shutWrite()
+	if !c.closed && c.flags&flagInCallback == 0 {
+		c.updateEvents()
+	}
+}
+
+// discardInput reads and drops input while lingering; EOF ends the linger.
+func (c *conn) discardInput() {
+	n, err := unix.Read(c.fd, c.loop.buf)
+	switch {
+	case n > 0:
+		c.lis.stats[c.loop.index].bytesIn.Add(uint64(n))
+	case n == 0 && err == nil:
+		c.flags |= flagInputClosed
+		if c.out.n == 0 {
+			c.closeNow(c.closeReason, c.closeErr)
+		} else {
+			c.updateEvents()
+		}
+	case err == unix.EAGAIN || err == unix.EINTR:
+	default:
+		c.closeNow(c.closeReason, c.closeErr)
+	}
+}
+
+// Abort implements api.Conn.
+func (c *conn) Abort(reason api.Reason, err error) { c.closeNow(reason, err) }
+
+// closeNow closes the descriptor, discards queued output and tells the
+// module. Safe inside a callback: later calls see closed.
+func (c *conn) closeNow(reason api.Reason, err error) {
+	if c.closed {
+		return
+	}
+	c.closed = true
+	c.loop.forget(c.fd)
+	_ = unix.Close(c.fd)
+	c.out.release(&c.loop.pool)
+	c.in = nil
+	c.cur = nil
+	c.setList(nil)
+	stats := &c.lis.stats[c.loop.index]
+	stats.closed(reason)
+	c.lis.active.Add(-1)
+	c.lis.engine.active.Add(-1)
+	func() {
+		defer func() {
+			if r := recover(); r != nil {
+				c.lis.log.Error("module panicked in OnClose", "panic", fmt.Sprint(r))
+			}
+		}()
+		c.lis.stream.OnClose(c, reason, err)
+	}()
+	if c.lis.active.Load() == 0 && c.lis.closed.Load() && !c.lis.engine.draining.Load() {
+		c.lis.stopModule()
+	}
+	c.lis.engine.checkDrained()
+}
+
+// drain is the connection's part of Shutdown: read what the peer already
+// sent, then let the module finish (OnDrain) or close gracefully.
+func (c *conn) drain() {
+	if c.flags&flagClosing == 0 && c.flags&(flagInputClosed|flagPaused|flagWatermark) == 0 {
+		// One read picks up what had arrived; more is read while
+		// lingering, but no longer answered.
+		c.handleReadable()
+		if c.closed {
+			return
+		}
+	}
+	if c.flags&flagClosing != 0 {
+		return
+	}
+	if c.lis.drainer != nil {
+		c.callback(c.lis.drainer.OnDrain)
+		if c.closed || c.flags&flagClosing != 0 {
+			return
+		}
+	}
+	c.CloseFor(api.ReasonShutdown, nil)
+}
+
+// touch records activity for the idle timeout.
+func (c *conn) touch() {
+	if c.list != nil && c.list != &c.loop.lingering {
+		c.last = c.loop.now
+		c.list.moveToBack(c)
+	}
+}
+
+// setList moves the connection to list (nil: none).
+func (c *conn) setList(list *connList) {
+	if c.list == list {
+		return
+	}
+	if c.list != nil {
+		c.list.remove(c)
+	}
+	if list != nil {
+		c.last = c.loop.now
+		list.pushBack(c)
+	}
+}
+
+func (c *conn) deadline(timeout time.Duration) time.Time { return c.last.Add(timeout) }
+
+// Listener implements api.Conn.
+func (c *conn) Listener() string { return c.lis.spec.Name }
+
+// LocalAddr implements api.Conn.
+func (c *conn) LocalAddr() net.Addr {
+	if c.closed {
+		return nil
+	}
+	sa, err := unix.Getsockname(c.fd)
+	if err != nil {
+		return nil
+	}
+	return sockaddrToNet(sa)
+}
+
+// RemoteAddr implements api.Conn.
+func (c *conn) RemoteAddr() net.Addr { return sockaddrToNet(c.remote) }
+
+func (c *conn) remoteString() string {
+	if a := c.RemoteAddr(); a != nil {
+		return a.String()
+	}
+	return "unix"
+}
+
+// Context implements api.Conn.
+func (c *conn) Context() any { return c.ctx }
+
+// SetContext implements api.Conn.
+func (c *conn) SetContext(v any) { c.ctx = v }
+
+// Loop implements api.Conn.
+func (c *conn) Loop() api.Loop { return c.loop }
+
+func sockaddrToNet(sa unix.Sockaddr) net.Addr {
+	switch a := sa.(type) {
+	case *unix.SockaddrInet4:
+		return &net.TCPAddr{IP: net.IP(a.Addr[:]).To16(), Port: a.Port}
+	case *unix.SockaddrInet6:
+		return &net.TCPAddr{IP: net.IP(a.Addr[:]), Port: a.Port}
+	case *unix.SockaddrUnix:
+		return &net.UnixAddr{Name: a.Name, Net: "unix"}
+	}
+	return nil
+}

@@ -1,0 +1,60 @@
+// Package loop is netd's event engine: epoll, listening sockets,
+// connections, output queues and timers. It knows modules only through the
+// contract in pkg/modules/api.
+//
+// # Types
+//
+// An Engine owns N event loops (one per CPU core by default) and the
+// listeners. A Listener is one bound socket (tcp, udp or unix) and the module
+// instance that serves it. An eventLoop is one goroutine around one epoll
+// instance; every connection belongs to exactly one loop for its whole life,
+// and only that loop touches it, so a connection needs no lock.
+//
+// # Life cycle
+//
+// New creates the loops (not yet running). Listen binds a socket; nothing is
+// served until Start, so a daemon binds every listener first and fails
+// before serving anything when one address is taken. Start runs the loops
+// and registers every listener with them. Listen and Listener.Close may also
+// be called while running (reload). Shutdown stops accepting, drains every
+// connection (see Drain below) and stops the loops once none is left or its
+// context ends, whichever comes first.
+//
+// # Threading
+//
+// A stream listener's socket is registered in every loop with
+// EPOLLEXCLUSIVE: the kernel wakes one loop per incoming connection and that
+// loop accepts it and keeps it, so no connection is handed between threads.
+// A datagram socket belongs to one loop. Other goroutines reach a loop only
+// through its task queue (Submit), which wakes it through an eventfd.
+// Counters are atomics that any goroutine may read.
+//
+// # Level-triggered
+//
+// The loop uses epoll in level-triggered mode. It reads once per readiness
+// event and lets epoll report the socket again if more is waiting, which
+// keeps one busy connection from starving the others without any bookkeeping
+// of its own. EPOLLOUT is in a connection's interest set only while output
+// is queued (or the module asked for OnWritable), so an idle connection
+// costs no wake-ups. Edge-triggered mode would save an epoll_ctl when output
+// queues, but would force reading every socket to EAGAIN on each event and
+// make a lost edge a hung connection; level-triggered has no such failure.
+//
+// # Memory
+//
+// Each loop has one read buffer. A module sees the bytes it has not consumed
+// (Conn.Inbound); only what it leaves behind is copied into the connection.
+// A write goes straight to the kernel; only what the kernel does not take is
+// copied into pooled chunks and later sent with writev. An idle connection
+// holds no buffer at all.
+//
+// # Backpressure and drain
+//
+// When a connection's queued output passes the listener's high watermark
+// the loop stops reading from it, and resumes once the queue falls below
+// the low watermark: a client that sends without reading cannot make the
+// daemon buffer without bound. A graceful close flushes queued output,
+// half-closes, and waits (bounded by a linger deadline) for the peer's
+// end-of-file before closing, so that unread input cannot turn the close
+// into a reset that destroys the output just sent.
+package loop

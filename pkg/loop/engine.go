@@ -1,0 +1,224 @@
+package loop
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"runtime"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/hashicorp/go-hclog"
+)
+
+// ErrEngineClosed is returned by Engine methods once Shutdown has begun.
+var ErrEngineClosed = errors.New("netd: engine closed")
+
+// Config holds what is common to all listeners of an Engine.
+type Config struct {
+	// Loops is the number of event loops; 0 means one per CPU.
+	Loops int
+	// MaxConnections caps live stream connections over all listeners;
+	// 0 means no cap.
+	MaxConnections int
+	// ReadBufferSize is the size of each loop's read buffer; 0 means 64 KiB.
+	ReadBufferSize int
+	// LingerTimeout bounds a graceful close: how long a closing connection
+	// may take to flush its output and see the peer's end-of-file. 0 means
+	// 10s.
+	LingerTimeout time.Duration
+	// Logger receives the engine's logs; nil means no logs.
+	Logger hclog.Logger
+}
+
+// Engine owns the event loops and the listeners. Its methods may be called
+// from any goroutine.
+type Engine struct {
+	cfg   Config
+	log   hclog.Logger
+	loops []*eventLoop
+
+	active atomic.Int64 // live stream connections over all listeners
+
+	mu        sync.Mutex
+	listeners []*Listener
+	started   bool
+	draining  atomic.Bool
+	stopped   bool
+	wg        sync.WaitGroup
+	drained   chan struct{} // closed when draining and the last connection closed
+	drainOnce sync.Once
+}
+
+// New creates an engine and its loops. Nothing runs until Start.
+func New(cfg Config) (*Engine, error) {
+	if cfg.Loops <= 0 {
+		cfg.Loops = runtime.NumCPU()
+	}
+	if cfg.ReadBufferSize <= 0 {
+		cfg.ReadBufferSize = 64 << 10
+	}
+	if cfg.LingerTimeout <= 0 {
+		cfg.LingerTimeout = 10 * time.Second
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = hclog.NewNullLogger()
+	}
+	e := &Engine{cfg: cfg, log: cfg.Logger, drained: make(chan struct{})}
+	for i := 0; i < cfg.Loops; i++ {
+		l, err := newEventLoop(e, i)
+		if err != nil {
+			for _, prev := range e.loops {
+				prev.closeFDs()
+			}
+			return nil, fmt.Errorf("event loop %d: %w", i, err)
+		}
+		e.loops = append(e.loops, l)
+	}
+	return e, nil
+}
+
+// Loops returns the number of event loops.
+func (e *Engine) Loops() int { return len(e.loops) }
+
+// ActiveConnections returns the number of live stream connections.
+func (e *Engine) ActiveConnections() int64 { return e.active.Load() }
+
+// Listen binds a listener's socket. Before Start nothing is accepted; after
+// Start the listener serves at once.
+func (e *Engine) Listen(spec ListenerSpec) (*Listener, error) {
+	l, err := newListener(e, spec)
+	if err != nil {
+		return nil, err
+	}
+	e.mu.Lock()
+	if e.stopped || e.draining.Load() {
+		e.mu.Unlock()
+		l.closeSocket()
+		return nil, ErrEngineClosed
+	}
+	for _, other := range e.listeners {
+		if other.spec.Name == spec.Name && !other.closed.Load() {
+			e.mu.Unlock()
+			l.closeSocket()
+			return nil, fmt.Errorf("listener %q: already running", spec.Name)
+		}
+	}
+	e.listeners = append(e.listeners, l)
+	started := e.started
+	e.mu.Unlock()
+	if started {
+		if err := l.start(); err != nil {
+			l.Close()
+			return nil, err
+		}
+	}
+	return l, nil
+}
+
+// Listeners returns the listeners that accept connections now.
+func (e *Engine) Listeners() []*Listener {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	out := make([]*Listener, 0, len(e.listeners))
+	for _, l := range e.listeners {
+		if !l.closed.Load() {
+			out = append(out, l)
+		}
+	}
+	return out
+}
+
+// Start runs the loops and starts every listener bound so far.
+func (e *Engine) Start() error {
+	e.mu.Lock()
+	if e.started || e.stopped {
+		e.mu.Unlock()
+		return errors.New("netd: engine already started")
+	}
+	e.started = true
+	listeners := append([]*Listener(nil), e.listeners...)
+	e.mu.Unlock()
+	for _, l := range e.loops {
+		e.wg.Add(1)
+		l.running.Store(true)
+		go func(l *eventLoop) {
+			defer e.wg.Done()
+			l.run()
+		}(l)
+	}
+	for _, l := range listeners {
+		if err := l.start(); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// Shutdown stops accepting on every listener and drains: each connection
+// still reads what its peer had sent, hands it to its module, flushes its
+// output and closes. Shutdown returns once every connection is closed, or
+// when ctx ends, at which point the rest are aborted. The loops are stopped
+// either way, and the module instances are stopped.
+func (e *Engine) Shutdown(ctx context.Context) error {
+	e.mu.Lock()
+	if e.stopped {
+		e.mu.Unlock()
+		return ErrEngineClosed
+	}
+	e.draining.Store(true)
+	listeners := append([]*Listener(nil), e.listeners...)
+	started := e.started
+	e.mu.Unlock()
+
+	for _, l := range listeners {
+		l.Close()
+	}
+	var err error
+	if started {
+		for _, l := range e.loops {
+			_ = l.Submit(l.drainAll)
+		}
+		e.checkDrained()
+		select {
+		case <-e.drained:
+		case <-ctx.Done():
+			err = fmt.Errorf("shutdown: %d connections still open: %w", e.active.Load(), ctx.Err())
+			for _, l := range e.loops {
+				_ = l.Submit(func() { l.abortAll() })
+			}
+		}
+	}
+	e.mu.Lock()
+	e.stopped = true
+	e.mu.Unlock()
+	for _, l := range e.loops {
+		l.stop()
+	}
+	e.wg.Wait()
+	for _, l := range e.loops {
+		l.closeFDs()
+	}
+	for _, l := range listeners {
+		l.stopModule()
+	}
+	return err
+}
+
+// Draining reports whether Shutdown has begun.
+func (e *Engine) Draining() bool { return e.draining.Load() }
+
+// checkDrained closes e.drained once draining and no connection is left.
+// Any goroutine.
+func (e *Engine) checkDrained() {
+	if !e.draining.Load() || e.active.Load() != 0 {
+		return
+	}
+	e.drainOnce.Do(func() { close(e.drained) })
+}
+
+// pickLoop chooses the loop for a socket that only one loop serves.
+func (e *Engine) pickLoop(seed int) *eventLoop {
+	return e.loops[seed%len(e.loops)]
+}

@@ -1,0 +1,236 @@
+package loop
+
+import (
+	"bufio"
+	"bytes"
+	"fmt"
+	"io"
+	"math/rand"
+	"net"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/netd/netd/pkg/modules/api"
+)
+
+// TestStreamEcho runs the line-echo module over every stream network and
+// loop count: fragmented lines, many lines per read, binary bytes, and a
+// half-close that must return the unterminated tail.
+func TestStreamEcho(t *testing.T) {
+	for _, loops := range []int{1, 2} {
+		for _, network := range []string{"tcp4", "tcp6", "unix"} {
+			t.Run(fmt.Sprintf("%s/loops=%d", network, loops), func(t *testing.T) {
+				addr := "127.0.0.1:0"
+				switch network {
+				case "tcp6":
+					addr = "[::1]:0"
+				case "unix":
+					addr = unixPath(t)
+				}
+				_, l := startEngine(t, Config{Loops: loops}, ListenerSpec{Name: "t", Network: network, Address: addr, Module: &lineEcho{}})
+				c := dial(t, l)
+				payload := []byte("hello\nwor")
+				payload = append(payload, []byte("ld\x00\xff\xfe\r\n")...)
+				payload = append(payload, "a\nb\nc\ntail-without-newline"...)
+				for _, b := range payload {
+					if _, err := c.Write([]byte{b}); err != nil {
+						t.Fatal(err)
+					}
+				}
+				if err := closeWrite(c); err != nil {
+					t.Fatal(err)
+				}
+				got, err := io.ReadAll(c)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if !bytes.Equal(got, payload) {
+					t.Fatalf("echo = %q, want %q", got, payload)
+				}
+			})
+		}
+	}
+}
+
+func closeWrite(c net.Conn) error {
+	type halfCloser interface{ CloseWrite() error }
+	return c.(halfCloser).CloseWrite()
+}
+
+// TestConcurrentClients has 200 clients send random lines in random
+// fragments; every byte must come back in order.
+func TestConcurrentClients(t *testing.T) {
+	_, l := startEngine(t, Config{Loops: 2}, ListenerSpec{Name: "t", Network: "tcp", Address: "127.0.0.1:0", Module: &lineEcho{}})
+	const clients = 200
+	var wg sync.WaitGroup
+	errs := make(chan error, clients)
+	for i := 0; i < clients; i++ {
+		wg.Add(1)
+		go func(seed int64) {
+			defer wg.Done()
+			errs <- randomSession(l, seed)
+		}(int64(i))
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		if err != nil {
+			t.Error(err)
+		}
+	}
+}
+
+func randomSession(l *Listener, seed int64) error {
+	rng := rand.New(rand.NewSource(seed))
+	network, address := splitAddr(l.Addr())
+	c, err := net.DialTimeout(network, address, 5*time.Second)
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	_ = c.SetDeadline(time.Now().Add(20 * time.Second))
+	var sent bytes.Buffer
+	for i := 0; i < 20; i++ {
+		line := make([]byte, 1+rng.Intn(300))
+		rng.Read(line)
+		for j := range line {
+			if line[j] == '\n' {
+				line[j] = 'x'
+			}
+		}
+		sent.Write(line)
+		sent.WriteByte('\n')
+	}
+	sent.WriteString("unterminated")
+	want := sent.Bytes()
+	done := make(chan []byte, 1)
+	go func() {
+		got, _ := io.ReadAll(c)
+		done <- got
+	}()
+	for rest := want; len(rest) > 0; {
+		n := 1 + rng.Intn(100)
+		if n > len(rest) {
+			n = len(rest)
+		}
+		if _, err := c.Write(rest[:n]); err != nil {
+			return err
+		}
+		rest = rest[n:]
+		if rng.Intn(4) == 0 {
+			time.Sleep(time.Millisecond)
+		}
+	}
+	if err := closeWrite(c); err != nil {
+		return err
+	}
+	got := <-done
+	if !bytes.Equal(got, want) {
+		return fmt.Errorf("seed %d: got %d bytes, want %d", seed, len(got), len(want))
+	}
+	return nil
+}
+
+func TestUDPEcho(t *testing.T) {
+	_, l := startEngine(t, Config{Loops: 2}, ListenerSpec{Name: "u", Network: "udp", Address: "127.0.0.1:0", Module: &lineEcho{}})
+	c := dial(t, l)
+	for _, msg := range []string{"one", "two\n", "\x00\xff"} {
+		if _, err := c.Write([]byte(msg)); err != nil {
+			t.Fatal(err)
+		}
+		buf := make([]byte, 100)
+		n, err := c.Read(buf)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if string(buf[:n]) != msg {
+			t.Fatalf("got %q, want %q", buf[:n], msg)
+		}
+	}
+}
+
+// TestBackpressure: a client that sends and never reads must make the
+// loop stop reading, not queue without bound.
+func TestBackpressure(t *testing.T) {
+	_, l := startEngine(t, Config{Loops: 1}, ListenerSpec{Name: "t", Network: "tcp", Address: "127.0.0.1:0", Module: &lineEcho{}, HighWatermark: 64 << 10})
+	c := dial(t, l)
+	line := bytes.Repeat([]byte("x"), 1023)
+	line = append(line, '\n')
+	_ = c.SetWriteDeadline(time.Now().Add(2 * time.Second))
+	var written int
+	for written < 64<<20 {
+		n, err := c.Write(line)
+		written += n
+		if err != nil {
+			break // the write deadline: the server stopped reading
+		}
+	}
+	if written >= 64<<20 {
+		t.Fatalf("server took all %d bytes without the client reading", written)
+	}
+	s := l.Stats()
+	if s.ReadsPaused == 0 {
+		t.Fatalf("reads never paused: %+v", s)
+	}
+	// Now read: everything written must come back, and reading resumes.
+	_ = c.SetDeadline(time.Now().Add(10 * time.Second))
+	if err := closeWrite(c); err != nil {
+		t.Fatal(err)
+	}
+	got, err := io.Copy(io.Discard, c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if int(got) != written-written%len(line) && int(got) != written {
+		t.Fatalf("read back %d bytes, wrote %d", got, written)
+	}
+}
+
+func TestMaxConnections(t *testing.T) {
+	_, l := startEngine(t, Config{Loops: 2}, ListenerSpec{Name: "t", Network: "tcp", Address: "127.0.0.1:0", Module: &lineEcho{}, MaxConnections: 2})
+	a, b := dial(t, l), dial(t, l)
+	for _, c := range []net.Conn{a, b} {
+		roundTrip(t, c, "ok\n")
+	}
+	over := dial(t, l)
+	_ = over.SetReadDeadline(time.Now().Add(3 * time.Second))
+	if n, err := over.Read(make([]byte, 1)); err == nil {
+		t.Fatalf("connection over the limit read %d bytes, want it closed", n)
+	} else if ne, ok := err.(net.Error); ok && ne.Timeout() {
+		t.Fatal("connection over the limit was left open")
+	}
+	roundTrip(t, a, "still\n")
+	if got := l.Stats().Closed[api.ReasonOverLimit]; got != 1 {
+		t.Fatalf("over_limit closes = %d, want 1", got)
+	}
+}
+
+func TestIdleTimeout(t *testing.T) {
+	_, l := startEngine(t, Config{Loops: 1}, ListenerSpec{Name: "t", Network: "tcp", Address: "127.0.0.1:0", Module: &lineEcho{}, IdleTimeout: 300 * time.Millisecond})
+	idle, busy := dial(t, l), dial(t, l)
+	deadline := time.Now().Add(1500 * time.Millisecond)
+	for time.Now().Before(deadline) {
+		roundTrip(t, busy, "ping\n")
+		time.Sleep(50 * time.Millisecond)
+	}
+	_ = idle.SetReadDeadline(time.Now().Add(2 * time.Second))
+	if _, err := idle.Read(make([]byte, 1)); err != io.EOF {
+		t.Fatalf("idle connection: read err = %v, want EOF", err)
+	}
+	roundTrip(t, busy, "still here\n")
+	if got := l.Stats().Closed[api.ReasonIdleTimeout]; got != 1 {
+		t.Fatalf("idle_timeout closes = %d, want 1", got)
+	}
+}
+
+func roundTrip(t *testing.T, c net.Conn, line string) {
+	t.Helper()
+	if _, err := c.Write([]byte(line)); err != nil {
+		t.Fatal(err)
+	}
+	got, err := bufio.NewReader(io.LimitReader(c, int64(len(line)))).ReadString('\n')
+	if err != nil || got != line {
+		t.Fatalf("round trip: got %q, %v; want %q", got, err, line)
+	}
+}

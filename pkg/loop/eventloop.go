@@ -1,0 +1,398 @@
+package loop
+
+import (
+	"errors"
+	"fmt"
+	"sync"
+	"sync/atomic"
+	"time"
+	"unsafe"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/netd/netd/pkg/modules/api"
+)
+
+// fdHandler is whatever a loop has registered under a descriptor: an
+// acceptor, a connection, a datagram socket or the wake-up eventfd.
+type fdHandler interface {
+	handleEvent(events uint32)
+}
+
+// eventLoop is one goroutine around one epoll instance. Apart from Submit,
+// call and stop, its methods run only on its own goroutine.
+type eventLoop struct {
+	engine *Engine
+	index  int
+	epfd   int
+	wakefd int
+
+	fds    []fdHandler // by descriptor; a slice, not a map, for lookup and GC
+	events []unix.EpollEvent
+	buf    []byte // the loop's read buffer, shared by all its connections
+	iov    []unix.Iovec
+	views  [][]byte // scratch for writev
+	pool   chunkPool
+	now    time.Time
+
+	// idle holds one list per idle_timeout in use, ordered by last
+	// activity; lingering holds connections closing gracefully.
+	idle      []*connList
+	lingering connList
+
+	// backoff holds listeners paused after an accept error.
+	backoff []*acceptor
+
+	tasksMu  sync.Mutex
+	tasks    []func()
+	spare    []func()
+	wakeSent atomic.Bool
+	running  atomic.Bool
+	quit     atomic.Bool
+	done     chan struct{}
+
+	ctl unix.EpollEvent // scratch for epoll_ctl, so it does not escape
+}
+
+// wakeHandler drains the eventfd.
+type wakeHandler struct{ l *eventLoop }
+
+func (w wakeHandler) handleEvent(uint32) {
+	var b [8]byte
+	_, _ = unix.Read(w.l.wakefd, b[:])
+	w.l.wakeSent.Store(false)
+}
+
+func newEventLoop(e *Engine, index int) (*eventLoop, error) {
+	epfd, err := unix.EpollCreate1(unix.EPOLL_CLOEXEC)
+	if err != nil {
+		return nil, fmt.Errorf("epoll_create1: %w", err)
+	}
+	wakefd, err := unix.Eventfd(0, unix.EFD_NONBLOCK|unix.EFD_CLOEXEC)
+	if err != nil {
+		_ = unix.Close(epfd)
+		return nil, fmt.Errorf("eventfd: %w", err)
+	}
+	l := &eventLoop{
+		engine: e,
+		index:  index,
+		epfd:   epfd,
+		wakefd: wakefd,
+		events: make([]unix.EpollEvent, 256),
+		buf:    make([]byte, e.cfg.ReadBufferSize),
+		iov:    make([]unix.Iovec, 0, maxIovecs),
+		now:    time.Now(),
+		done:   make(chan struct{}),
+	}
+	l.lingering.timeout = e.cfg.LingerTimeout
+	if err := l.add(wakefd, wakeHandler{l}, unix.EPOLLIN); err != nil {
+		l.closeFDs()
+		return nil, err
+	}
+	return l, nil
+}
+
+// add registers fd for events. Loop only (or before the loop runs).
+func (l *eventLoop) add(fd int, h fdHandler, events uint32) error {
+	if fd >= len(l.fds) {
+		n := 2 * len(l.fds)
+		if n < fd+1 {
+			n = fd + 64
+		}
+		grown := make([]fdHandler, n)
+		copy(grown, l.fds)
+		l.fds = grown
+	}
+	l.ctl = unix.EpollEvent{Events: events, Fd: int32(fd)}
+	if err := unix.EpollCtl(l.epfd, unix.EPOLL_CTL_ADD, fd, &l.ctl); err != nil {
+		return fmt.Errorf("epoll_ctl add fd %d: %w", fd, err)
+	}
+	l.fds[fd] = h
+	return nil
+}
+
+// modify changes the events fd is registered for. Loop only.
+func (l *eventLoop) modify(fd int, events uint32) error {
+	l.ctl = unix.EpollEvent{Events: events, Fd: int32(fd)}
+	return unix.EpollCtl(l.epfd, unix.EPOLL_CTL_MOD, fd, &l.ctl)
+}
+
+// removeFD unregisters fd. Loop only.
+func (l *eventLoop) removeFD(fd int) {
+	if fd < 0 || fd >= len(l.fds) || l.fds[fd] == nil {
+		return
+	}
+	_ = unix.EpollCtl(l.epfd, unix.EPOLL_CTL_DEL, fd, nil)
+	l.fds[fd] = nil
+}
+
+// forget drops fd from the table without epoll_ctl: closing a descriptor
+// that was never duplicated removes it from epoll by itself. Loop only.
+func (l *eventLoop) forget(fd int) {
+	if fd >= 0 && fd < len(l.fds) {
+		l.fds[fd] = nil
+	}
+}
+
+// Submit runs f on the loop. Any goroutine.
+func (l *eventLoop) Submit(f func()) error {
+	l.tasksMu.Lock()
+	if l.quit.Load() && !l.running.Load() {
+		l.tasksMu.Unlock()
+		return api.ErrLoopClosed
+	}
+	l.tasks = append(l.tasks, f)
+	l.tasksMu.Unlock()
+	l.wake()
+	return nil
+}
+
+// Now returns the loop's clock. Loop only.
+func (l *eventLoop) Now() time.Time { return l.now }
+
+var _ api.Loop = (*eventLoop)(nil)
+
+// call runs f on the loop and waits for its result; before the loop runs
+// (or after it stopped) it runs f directly. Never call it from the loop.
+func (l *eventLoop) call(f func() error) error {
+	if !l.running.Load() {
+		return f()
+	}
+	res := make(chan error, 1)
+	if err := l.Submit(func() { res <- f() }); err != nil {
+		return f()
+	}
+	select {
+	case err := <-res:
+		return err
+	case <-l.done:
+		select {
+		case err := <-res:
+			return err
+		default:
+			return api.ErrLoopClosed
+		}
+	}
+}
+
+func (l *eventLoop) wake() {
+	if l.wakeSent.Swap(true) {
+		return
+	}
+	one := [8]byte{1}
+	_, _ = unix.Write(l.wakefd, one[:])
+}
+
+// stop asks the loop to exit after the tasks already queued. Any goroutine.
+func (l *eventLoop) stop() {
+	l.quit.Store(true)
+	l.wake()
+}
+
+func (l *eventLoop) runTasks() {
+	l.tasksMu.Lock()
+	tasks := l.tasks
+	l.tasks = l.spare[:0]
+	l.tasksMu.Unlock()
+	for i, f := range tasks {
+		l.guard(nil, f)
+		tasks[i] = nil
+	}
+	l.spare = tasks
+}
+
+// run is the loop's goroutine.
+// The engine sets running before it starts the goroutine, so that call
+// never runs a task beside a live loop.
+func (l *eventLoop) run() {
+	defer close(l.done)
+	defer l.running.Store(false)
+	for {
+		l.runTasks()
+		if l.quit.Load() {
+			l.runTasks()
+			return
+		}
+		n, err := unix.EpollWait(l.epfd, l.events, l.waitTimeout())
+		l.now = time.Now()
+		if err != nil && !errors.Is(err, unix.EINTR) {
+			l.engine.log.Error("epoll_wait failed", "loop", l.index, "error", err)
+			time.Sleep(10 * time.Millisecond)
+			continue
+		}
+		for i := 0; i < n; i++ {
+			ev := &l.events[i]
+			fd := int(ev.Fd)
+			if fd < len(l.fds) {
+				if h := l.fds[fd]; h != nil {
+					l.dispatch(h, ev.Events)
+				}
+			}
+		}
+		l.expireTimers()
+	}
+}
+
+// dispatch hands one event to its handler, so that a module's panic closes
+// only the connection it happened on.
+func (l *eventLoop) dispatch(h fdHandler, events uint32) {
+	defer func() {
+		if r := recover(); r != nil {
+			l.recovered(h, r)
+		}
+	}()
+	h.handleEvent(events)
+}
+
+// guard runs f with the same panic protection; c is the connection it
+// concerns, if any.
+func (l *eventLoop) guard(c *conn, f func()) {
+	defer func() {
+		if r := recover(); r != nil {
+			var h fdHandler
+			if c != nil {
+				h = c
+			}
+			l.recovered(h, r)
+		}
+	}()
+	f()
+}
+
+func (l *eventLoop) recovered(h fdHandler, r any) {
+	if c, ok := h.(*conn); ok {
+		c.lis.log.Error("module panicked; connection aborted", "remote", c.remoteString(), "panic", fmt.Sprint(r))
+		c.closeNow(api.ReasonError, fmt.Errorf("module panic: %v", r))
+		return
+	}
+	l.engine.log.Error("panic in event handler", "loop", l.index, "panic", fmt.Sprint(r))
+}
+
+// waitTimeout returns epoll_wait's timeout in ms: until the nearest timer,
+// or -1 when none is due.
+func (l *eventLoop) waitTimeout() int {
+	var next time.Time
+	consider := func(t time.Time) {
+		if !t.IsZero() && (next.IsZero() || t.Before(next)) {
+			next = t
+		}
+	}
+	for _, list := range l.idle {
+		consider(list.nextDeadline())
+	}
+	consider(l.lingering.nextDeadline())
+	for _, a := range l.backoff {
+		consider(a.resumeAt)
+	}
+	if next.IsZero() {
+		return -1
+	}
+	d := time.Until(next)
+	if d <= 0 {
+		return 0
+	}
+	// Round up so the timer has fired when we wake.
+	return int((d + time.Millisecond - 1) / time.Millisecond)
+}
+
+// expireTimers closes idle and lingering connections past their deadline
+// and re-arms paused acceptors.
+func (l *eventLoop) expireTimers() {
+	now := l.now
+	for _, list := range l.idle {
+		for c := list.head; c != nil && !now.Before(c.deadline(list.timeout)); c = list.head {
+			c.lis.log.Debug("idle timeout", "remote", c.remoteString())
+			c.closeNow(api.ReasonIdleTimeout, nil)
+		}
+	}
+	for c := l.lingering.head; c != nil && !now.Before(c.deadline(l.lingering.timeout)); c = l.lingering.head {
+		c.closeNow(c.closeReason, c.closeErr)
+	}
+	if len(l.backoff) > 0 {
+		kept := l.backoff[:0]
+		for _, a := range l.backoff {
+			if now.Before(a.resumeAt) {
+				kept = append(kept, a)
+				continue
+			}
+			a.resume()
+		}
+		l.backoff = kept
+	}
+}
+
+// idleList returns the loop's list for timeout, making it on first use.
+func (l *eventLoop) idleList(timeout time.Duration) *connList {
+	for _, list := range l.idle {
+		if list.timeout == timeout {
+			return list
+		}
+	}
+	list := &connList{timeout: timeout}
+	l.idle = append(l.idle, list)
+	return list
+}
+
+// drainAll starts the drain of every connection on the loop. Loop only.
+func (l *eventLoop) drainAll() {
+	for _, h := range l.fds {
+		if c, ok := h.(*conn); ok && !c.closed {
+			l.guard(c, c.drain)
+		}
+	}
+	l.engine.checkDrained()
+}
+
+// abortAll closes every connection at once. Loop only.
+func (l *eventLoop) abortAll() {
+	for _, h := range l.fds {
+		if c, ok := h.(*conn); ok && !c.closed {
+			c.closeNow(api.ReasonShutdown, errors.New("shutdown timeout"))
+		}
+	}
+}
+
+func (l *eventLoop) closeFDs() {
+	if l.epfd >= 0 {
+		_ = unix.Close(l.epfd)
+		l.epfd = -1
+	}
+	if l.wakefd >= 0 {
+		_ = unix.Close(l.wakefd)
+		l.wakefd = -1
+	}
+}
+
+// maxIovecs bounds one writev; Linux allows 1024.
+const maxIovecs = 64
+
+// writev sends bufs in one system call and returns the bytes written.
+// x/sys's Writev allocates its iovec slice; this reuses the loop's.
+func (l *eventLoop) writev(fd int, bufs [][]byte) (int, error) {
+	iov := l.iov[:0]
+	for _, b := range bufs {
+		if len(b) == 0 {
+			continue
+		}
+		if len(iov) == maxIovecs {
+			break
+		}
+		v := unix.Iovec{Base: &b[0]}
+		v.SetLen(len(b))
+		iov = append(iov, v)
+	}
+	l.iov = iov
+	if len(iov) == 0 {
+		return 0, nil
+	}
+	for {
+		n, _, errno := unix.Syscall(unix.SYS_WRITEV, uintptr(fd), uintptr(unsafe.Pointer(&iov[0])), uintptr(len(iov)))
+		if errno == unix.EINTR {
+			continue
+		}
+		if errno != 0 {
+			return 0, errno
+		}
+		return int(n), nil
+	}
+}

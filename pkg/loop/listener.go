@@ -1,0 +1,432 @@
+package loop
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"net/netip"
+	"os"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/hashicorp/go-hclog"
+	"golang.org/x/sys/unix"
+
+	"github.com/netd/netd/pkg/modules/api"
+)
+
+// Default per-connection bounds, used where a ListenerSpec leaves them zero.
+const (
+	DefaultHighWatermark = 1 << 20  // queued output above which reading pauses
+	DefaultLowWatermark  = 256 << 10 // queued output below which reading resumes
+	DefaultMaxInput      = 4 << 20  // unconsumed input above which the connection is aborted
+)
+
+// ListenerSpec says what to bind and who serves it.
+type ListenerSpec struct {
+	// Name identifies the listener in logs and metrics.
+	Name string
+	// Network is tcp, tcp4, tcp6, udp, udp4, udp6 or unix.
+	Network string
+	// Address is host:port for tcp and udp, a path for unix.
+	Address string
+	// File, when set, is an already bound socket to serve instead of
+	// binding Address (systemd activation, upgrades). Listen dups it.
+	File *os.File
+	// Module serves the listener. It must implement api.StreamHandler for
+	// stream networks and api.PacketHandler for udp.
+	Module api.Module
+	// MaxConnections caps live connections; 0 means no cap.
+	MaxConnections int
+	// IdleTimeout closes a connection that neither sent nor received for
+	// that long; 0 means never.
+	IdleTimeout time.Duration
+	// HighWatermark and LowWatermark bound queued output per connection.
+	HighWatermark, LowWatermark int
+	// MaxInput bounds the bytes a module may leave unconsumed.
+	MaxInput int
+	// Logger is the listener's named logger; nil means the engine's.
+	Logger hclog.Logger
+}
+
+// Listener is one bound socket and the module that serves it. Its methods
+// may be called from any goroutine.
+type Listener struct {
+	spec    ListenerSpec
+	engine  *Engine
+	log     hclog.Logger
+	fd      int
+	family  string // "stream" or "packet"
+	addr    string // the bound address, config spelling
+	path    string // unix socket file to remove on close; "" when none
+	stream  api.StreamHandler
+	packet  api.PacketHandler
+	drainer api.Drainer
+
+	active   atomic.Int64
+	stats    []counters // one per loop, so loops never share a cache line
+	closed   atomic.Bool
+	stopOnce sync.Once
+
+	// overLimitLog rate-limits the "over limit" warning to one a second.
+	overLimitLog atomic.Int64
+	// acceptErrLog rate-limits accept error warnings to one a second.
+	acceptErrLog atomic.Int64
+
+	packetSock *packetSocket
+}
+
+func newListener(e *Engine, spec ListenerSpec) (*Listener, error) {
+	if spec.Logger == nil {
+		spec.Logger = e.log.Named("listener." + spec.Name)
+	}
+	if spec.HighWatermark <= 0 {
+		spec.HighWatermark = DefaultHighWatermark
+	}
+	if spec.LowWatermark <= 0 || spec.LowWatermark >= spec.HighWatermark {
+		spec.LowWatermark = spec.HighWatermark / 4
+	}
+	if spec.MaxInput <= 0 {
+		spec.MaxInput = DefaultMaxInput
+	}
+	l := &Listener{
+		spec:   spec,
+		engine: e,
+		log:    spec.Logger,
+		fd:     -1,
+		stats:  make([]counters, len(e.loops)),
+	}
+	l.stream, _ = spec.Module.(api.StreamHandler)
+	l.packet, _ = spec.Module.(api.PacketHandler)
+	l.drainer, _ = spec.Module.(api.Drainer)
+
+	var err error
+	switch spec.Network {
+	case "tcp", "tcp4", "tcp6", "unix":
+		l.family = "stream"
+		if l.stream == nil {
+			return nil, fmt.Errorf("listener %q: module does not serve %s", spec.Name, spec.Network)
+		}
+	case "udp", "udp4", "udp6":
+		l.family = "packet"
+		if l.packet == nil {
+			return nil, fmt.Errorf("listener %q: module does not serve %s", spec.Name, spec.Network)
+		}
+	default:
+		return nil, fmt.Errorf("listener %q: unknown network %q", spec.Name, spec.Network)
+	}
+	if spec.File != nil {
+		l.fd, err = adoptSocket(spec.File, l.family)
+	} else {
+		l.fd, l.path, err = bindSocket(spec.Network, spec.Address)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("listener %q: %w", spec.Name, err)
+	}
+	l.addr, err = boundAddress(l.fd, spec.Network)
+	if err != nil {
+		l.closeSocket()
+		return nil, fmt.Errorf("listener %q: %w", spec.Name, err)
+	}
+	if l.family == "packet" {
+		l.packetSock = newPacketSocket(l, e.pickLoop(len(e.listeners)))
+	}
+	return l, nil
+}
+
+// Name returns the listener's name.
+func (l *Listener) Name() string { return l.spec.Name }
+
+// Addr returns the bound address in config spelling, with the real port
+// where port 0 was asked for: tcp://127.0.0.1:41234, unix:///run/x.sock.
+func (l *Listener) Addr() string { return l.addr }
+
+// Spec returns the spec the listener was created with.
+func (l *Listener) Spec() ListenerSpec { return l.spec }
+
+// ActiveConnections returns the listener's live connections.
+func (l *Listener) ActiveConnections() int64 { return l.active.Load() }
+
+// File returns a dup of the listening socket, for handing it to another
+// process. The caller closes it.
+func (l *Listener) File() (*os.File, error) {
+	fd, err := unix.Dup(l.fd)
+	if err != nil {
+		return nil, fmt.Errorf("listener %q: dup: %w", l.spec.Name, err)
+	}
+	unix.CloseOnExec(fd)
+	return os.NewFile(uintptr(fd), l.spec.Name), nil
+}
+
+// start registers the socket with the loops: every loop for a stream
+// listener, one loop for a datagram socket. Blocks until they have done so.
+func (l *Listener) start() error {
+	if l.family == "packet" {
+		ps := l.packetSock
+		return ps.loop.call(func() error { return ps.loop.add(l.fd, ps, unix.EPOLLIN) })
+	}
+	for _, lp := range l.engine.loops {
+		lp := lp
+		err := lp.call(func() error {
+			return lp.add(l.fd, &acceptor{lis: l, loop: lp}, unix.EPOLLIN|unix.EPOLLEXCLUSIVE)
+		})
+		if err != nil {
+			return fmt.Errorf("listener %q: %w", l.spec.Name, err)
+		}
+	}
+	return nil
+}
+
+// Close stops accepting. Open connections go on until they close; the
+// module is stopped once the last one has. Safe to call twice.
+func (l *Listener) Close() {
+	if l.closed.Swap(true) {
+		return
+	}
+	for _, lp := range l.engine.loops {
+		lp := lp
+		_ = lp.call(func() error {
+			lp.removeFD(l.fd)
+			return nil
+		})
+	}
+	l.closeSocket()
+	if l.active.Load() == 0 && !l.engine.draining.Load() {
+		l.stopModule()
+	}
+}
+
+func (l *Listener) closeSocket() {
+	if l.fd >= 0 {
+		_ = unix.Close(l.fd)
+		l.fd = -1
+	}
+	if l.path != "" {
+		_ = os.Remove(l.path)
+		l.path = ""
+	}
+}
+
+// stopModule runs the module's Stop once.
+func (l *Listener) stopModule() {
+	l.stopOnce.Do(func() {
+		if s, ok := l.spec.Module.(api.Stopper); ok {
+			if err := s.Stop(); err != nil {
+				l.log.Warn("module stop failed", "error", err)
+			}
+		}
+	})
+}
+
+// rateLimited reports whether at most one call a second gets through for
+// the clock in last.
+func rateLimited(last *atomic.Int64, now time.Time) bool {
+	n := now.UnixNano()
+	prev := last.Load()
+	if n-prev < int64(time.Second) {
+		return true
+	}
+	return !last.CompareAndSwap(prev, n)
+}
+
+// bindSocket creates, binds and (for streams) listens on a non-blocking
+// socket. For unix sockets it returns the path to remove on close.
+func bindSocket(network, address string) (fd int, path string, err error) {
+	var sa unix.Sockaddr
+	var domain, typ int
+	switch network {
+	case "unix":
+		if err := clearStaleUnixSocket(address); err != nil {
+			return -1, "", err
+		}
+		domain, typ = unix.AF_UNIX, unix.SOCK_STREAM
+		sa = &unix.SockaddrUnix{Name: address}
+		path = address
+	default:
+		ap, err := resolveHostPort(network, address)
+		if err != nil {
+			return -1, "", err
+		}
+		typ = unix.SOCK_STREAM
+		if strings.HasPrefix(network, "udp") {
+			typ = unix.SOCK_DGRAM
+		}
+		if ap.Addr().Is4() {
+			domain = unix.AF_INET
+			sa = &unix.SockaddrInet4{Port: int(ap.Port()), Addr: ap.Addr().As4()}
+		} else {
+			domain = unix.AF_INET6
+			sa = &unix.SockaddrInet6{Port: int(ap.Port()), Addr: ap.Addr().As16()}
+		}
+	}
+	fd, err = unix.Socket(domain, typ|unix.SOCK_NONBLOCK|unix.SOCK_CLOEXEC, 0)
+	if err != nil {
+		return -1, "", fmt.Errorf("socket: %w", err)
+	}
+	fail := func(op string, err error) (int, string, error) {
+		_ = unix.Close(fd)
+		return -1, "", fmt.Errorf("%s %s %s: %w", op, network, address, err)
+	}
+	if domain != unix.AF_UNIX {
+		if err := unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_REUSEADDR, 1); err != nil {
+			return fail("setsockopt", err)
+		}
+		if domain == unix.AF_INET6 {
+			// tcp6:// means IPv6 only; tcp:// on [::] takes both families.
+			v6only := 0
+			if strings.HasSuffix(network, "6") {
+				v6only = 1
+			}
+			_ = unix.SetsockoptInt(fd, unix.IPPROTO_IPV6, unix.IPV6_V6ONLY, v6only)
+		}
+	}
+	if err := unix.Bind(fd, sa); err != nil {
+		if errors.Is(err, unix.ENOENT) && network == "unix" {
+			return fail("bind", fmt.Errorf("directory %s does not exist", dirOf(address)))
+		}
+		return fail("bind", err)
+	}
+	if typ == unix.SOCK_STREAM {
+		if err := unix.Listen(fd, listenBacklog()); err != nil {
+			if path != "" {
+				_ = os.Remove(path)
+			}
+			return fail("listen", err)
+		}
+	}
+	return fd, path, nil
+}
+
+// adoptSocket takes over an inherited socket: dup it (the caller keeps its
+// *os.File) and make the dup non-blocking.
+func adoptSocket(f *os.File, family string) (int, error) {
+	fd, err := unix.Dup(int(f.Fd()))
+	if err != nil {
+		return -1, fmt.Errorf("adopt %s: %w", f.Name(), err)
+	}
+	unix.CloseOnExec(fd)
+	typ, err := unix.GetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_TYPE)
+	if err != nil {
+		_ = unix.Close(fd)
+		return -1, fmt.Errorf("adopt %s: not a socket: %w", f.Name(), err)
+	}
+	if (family == "stream") != (typ == unix.SOCK_STREAM) {
+		_ = unix.Close(fd)
+		return -1, fmt.Errorf("adopt %s: socket type does not match the listener's network", f.Name())
+	}
+	if err := unix.SetNonblock(fd, true); err != nil {
+		_ = unix.Close(fd)
+		return -1, fmt.Errorf("adopt %s: %w", f.Name(), err)
+	}
+	return fd, nil
+}
+
+// resolveHostPort parses host:port where host is an IP literal, localhost
+// or empty (all addresses).
+func resolveHostPort(network, address string) (netip.AddrPort, error) {
+	host, portStr, err := net.SplitHostPort(address)
+	if err != nil {
+		return netip.AddrPort{}, fmt.Errorf("address %q: %w", address, err)
+	}
+	port, err := strconv.ParseUint(portStr, 10, 16)
+	if err != nil {
+		return netip.AddrPort{}, fmt.Errorf("address %q: bad port %q", address, portStr)
+	}
+	var ip netip.Addr
+	switch {
+	case host == "" && strings.HasSuffix(network, "4"):
+		ip = netip.IPv4Unspecified()
+	case host == "":
+		ip = netip.IPv6Unspecified()
+	case host == "localhost" && strings.HasSuffix(network, "6"):
+		ip = netip.IPv6Loopback()
+	case host == "localhost":
+		ip = netip.AddrFrom4([4]byte{127, 0, 0, 1})
+	default:
+		ip, err = netip.ParseAddr(host)
+		if err != nil {
+			return netip.AddrPort{}, fmt.Errorf("address %q: host must be an IP address or localhost", address)
+		}
+	}
+	ip = ip.Unmap()
+	if strings.HasSuffix(network, "4") && !ip.Is4() || strings.HasSuffix(network, "6") && ip.Is4() {
+		return netip.AddrPort{}, fmt.Errorf("address %q: not an %s address", address, network)
+	}
+	return netip.AddrPortFrom(ip, uint16(port)), nil
+}
+
+// clearStaleUnixSocket removes a socket file that no process accepts on,
+// and refuses a path where one does.
+func clearStaleUnixSocket(path string) error {
+	fi, err := os.Lstat(path)
+	if errors.Is(err, os.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	if fi.Mode()&os.ModeSocket == 0 {
+		return fmt.Errorf("%s exists and is not a socket", path)
+	}
+	c, err := net.DialTimeout("unix", path, time.Second)
+	if err == nil {
+		_ = c.Close()
+		return fmt.Errorf("bind unix %s: address already in use by a running process", path)
+	}
+	if errors.Is(err, unix.ECONNREFUSED) {
+		if err := os.Remove(path); err != nil {
+			return fmt.Errorf("remove stale socket %s: %w", path, err)
+		}
+		return nil
+	}
+	return fmt.Errorf("probe existing socket %s: %w", path, err)
+}
+
+func dirOf(path string) string {
+	if i := strings.LastIndexByte(path, '/'); i > 0 {
+		return path[:i]
+	}
+	return "."
+}
+
+// boundAddress reads back the address the kernel bound, so that port 0
+// shows as the port actually chosen.
+func boundAddress(fd int, network string) (string, error) {
+	sa, err := unix.Getsockname(fd)
+	if err != nil {
+		return "", fmt.Errorf("getsockname: %w", err)
+	}
+	switch a := sa.(type) {
+	case *unix.SockaddrInet4:
+		return network + "://" + netip.AddrPortFrom(netip.AddrFrom4(a.Addr), uint16(a.Port)).String(), nil
+	case *unix.SockaddrInet6:
+		return network + "://" + netip.AddrPortFrom(netip.AddrFrom16(a.Addr), uint16(a.Port)).String(), nil
+	case *unix.SockaddrUnix:
+		return "unix://" + a.Name, nil
+	}
+	return "", fmt.Errorf("unexpected socket address %T", sa)
+}
+
+var (
+	backlogOnce sync.Once
+	backlog     = 4096
+)
+
+// listenBacklog returns the kernel's somaxconn: a burst of clients should
+// wait in the kernel's queue, never be refused (the seed server's backlog
+// of 5 stalled bursts for seconds).
+func listenBacklog() int {
+	backlogOnce.Do(func() {
+		b, err := os.ReadFile("/proc/sys/net/core/somaxconn")
+		if err != nil {
+			return
+		}
+		if n, err := strconv.Atoi(strings.TrimSpace(string(b))); err == nil && n > 0 {
+			backlog = n
+		}
+	})
+	return backlog
+}

@@ -1,0 +1,100 @@
+package loop
+
+// chunkSize is the unit of queued output. Small enough that a connection
+// with a little pending output holds little; large enough that writev
+// moves a lot per call.
+const chunkSize = 16 << 10
+
+// chunkPool recycles output chunks within one loop, so it needs no lock.
+// It keeps at most maxPooled chunks; the rest go to the GC.
+type chunkPool struct {
+	free [][]byte
+}
+
+const maxPooled = 256
+
+func (p *chunkPool) get() []byte {
+	if n := len(p.free); n > 0 {
+		b := p.free[n-1]
+		p.free[n-1] = nil
+		p.free = p.free[:n-1]
+		return b[:0]
+	}
+	return make([]byte, 0, chunkSize)
+}
+
+func (p *chunkPool) put(b []byte) {
+	if cap(b) == chunkSize && len(p.free) < maxPooled {
+		p.free = append(p.free, b[:0])
+	}
+}
+
+// outQueue is a connection's output that the kernel has not taken yet:
+// chunks in order, the first of them sent up to off. Appending never
+// overwrites what is queued, and a short write advances by exactly what
+// was written.
+type outQueue struct {
+	chunks [][]byte
+	off    int // bytes of chunks[0] already sent
+	n      int // bytes queued
+}
+
+// append copies p behind what is queued.
+func (q *outQueue) append(p []byte, pool *chunkPool) {
+	q.n += len(p)
+	for len(p) > 0 {
+		last := len(q.chunks) - 1
+		if last < 0 || len(q.chunks[last]) == cap(q.chunks[last]) {
+			q.chunks = append(q.chunks, pool.get())
+			last++
+		}
+		c := q.chunks[last]
+		k := copy(c[len(c):cap(c)], p)
+		q.chunks[last] = c[:len(c)+k]
+		p = p[k:]
+	}
+}
+
+// views appends the queued bytes to dst as slices for writev; they are
+// valid until the queue changes.
+func (q *outQueue) views(dst [][]byte) [][]byte {
+	for i, c := range q.chunks {
+		if i == 0 {
+			c = c[q.off:]
+		}
+		dst = append(dst, c)
+	}
+	return dst
+}
+
+// advance drops n sent bytes from the front.
+func (q *outQueue) advance(n int, pool *chunkPool) {
+	q.n -= n
+	done := 0
+	for n > 0 && done < len(q.chunks) {
+		c := q.chunks[done]
+		rest := len(c) - q.off
+		if n < rest {
+			q.off += n
+			break
+		}
+		n -= rest
+		q.off = 0
+		pool.put(c)
+		done++
+	}
+	if done > 0 {
+		k := copy(q.chunks, q.chunks[done:])
+		clear(q.chunks[k:])
+		q.chunks = q.chunks[:k]
+	}
+}
+
+// release gives every chunk back and empties the queue.
+func (q *outQueue) release(pool *chunkPool) {
+	for i, c := range q.chunks {
+		pool.put(c)
+		q.chunks[i] = nil
+	}
+	q.chunks, q.off, q.n = nil, 0, 0
+}

@@ -1,0 +1,92 @@
+package loop
+
+import (
+	"sync"
+	"sync/atomic"
+
+	"github.com/netd/netd/pkg/modules/api"
+)
+
+// standardReasons are counted in fixed slots; a module's own reasons go to
+// a locked map, which only their (rare) closes pay for.
+var standardReasons = [...]api.Reason{
+	api.ReasonClient, api.ReasonDone, api.ReasonIdleTimeout, api.ReasonOverLimit,
+	api.ReasonLineTooLong, api.ReasonError, api.ReasonShutdown,
+}
+
+// counters are one loop's counts for one listener. Only that loop writes
+// them; anyone may read them. The padding keeps two loops' counters off one
+// cache line.
+type counters struct {
+	accepted     atomic.Uint64
+	bytesIn      atomic.Uint64
+	bytesOut     atomic.Uint64
+	readsPaused  atomic.Uint64
+	acceptErrors atomic.Uint64
+	datagramsIn  atomic.Uint64
+	datagramsOut atomic.Uint64
+	dropped      atomic.Uint64
+	closedBy     [len(standardReasons)]atomic.Uint64
+	otherMu      sync.Mutex
+	other        map[api.Reason]uint64
+	_            [64]byte
+}
+
+func (c *counters) closed(r api.Reason) {
+	for i, s := range standardReasons {
+		if s == r {
+			c.closedBy[i].Add(1)
+			return
+		}
+	}
+	c.otherMu.Lock()
+	if c.other == nil {
+		c.other = map[api.Reason]uint64{}
+	}
+	c.other[r]++
+	c.otherMu.Unlock()
+}
+
+// Stats is a snapshot of a listener's counters. Counts are totals since the
+// listener started.
+type Stats struct {
+	Accepted     uint64
+	Active       int64
+	BytesIn      uint64
+	BytesOut     uint64
+	ReadsPaused  uint64
+	AcceptErrors uint64
+	DatagramsIn  uint64
+	DatagramsOut uint64
+	// Dropped counts datagrams dropped because the socket's queue was full.
+	Dropped uint64
+	// Closed counts closed connections by reason.
+	Closed map[api.Reason]uint64
+}
+
+// Stats sums the listener's counters over its loops. Any goroutine.
+func (l *Listener) Stats() Stats {
+	s := Stats{Active: l.active.Load(), Closed: map[api.Reason]uint64{}}
+	for i := range l.stats {
+		c := &l.stats[i]
+		s.Accepted += c.accepted.Load()
+		s.BytesIn += c.bytesIn.Load()
+		s.BytesOut += c.bytesOut.Load()
+		s.ReadsPaused += c.readsPaused.Load()
+		s.AcceptErrors += c.acceptErrors.Load()
+		s.DatagramsIn += c.datagramsIn.Load()
+		s.DatagramsOut += c.datagramsOut.Load()
+		s.Dropped += c.dropped.Load()
+		for j, r := range standardReasons {
+			if n := c.closedBy[j].Load(); n > 0 {
+				s.Closed[r] += n
+			}
+		}
+		c.otherMu.Lock()
+		for r, n := range c.other {
+			s.Closed[r] += n
+		}
+		c.otherMu.Unlock()
+	}
+	return s
+}
