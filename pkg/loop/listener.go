@@ -20,9 +20,9 @@ import (
 
 // Default per-connection bounds, used where a ListenerSpec leaves them zero.
 const (
-	DefaultHighWatermark = 1 << 20  // queued output above which reading pauses
+	DefaultHighWatermark = 1 << 20   // queued output above which reading pauses
 	DefaultLowWatermark  = 256 << 10 // queued output below which reading resumes
-	DefaultMaxInput      = 4 << 20  // unconsumed input above which the connection is aborted
+	DefaultMaxInput      = 4 << 20   // unconsumed input above which the connection is aborted
 )
 
 // ListenerSpec says what to bind and who serves it.
