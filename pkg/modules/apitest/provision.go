@@ -1,0 +1,42 @@
+package apitest
+
+import (
+	"testing"
+
+	"github.com/netd/netd/internal/config"
+	"github.com/netd/netd/pkg/modules/api"
+)
+
+// OptionsFile is the file name that option errors from Options and
+// Provision are positioned in.
+const OptionsFile = "options.yaml"
+
+// Options parses yamlOptions, the body of a listener's options block in
+// YAML, with netd's own config decoder, so that Decode and Errorf behave as
+// in the daemon. A YAML syntax error is a mistake in the test and fails it.
+func Options(tb testing.TB, yamlOptions string) api.Options {
+	tb.Helper()
+	o, err := config.OptionsFromYAML(OptionsFile, []byte(yamlOptions))
+	if err != nil {
+		tb.Fatalf("apitest: options: %v", err)
+	}
+	return o
+}
+
+// Provision provisions m as netd does for a listener named DefaultListener
+// on network ("tcp", "udp" or "unix") whose options block is yamlOptions,
+// with a Logger writing to tb. It returns Provision's error, so that a test
+// can check that a bad option is refused, with its position.
+func Provision(tb testing.TB, m api.Module, network, yamlOptions string) error {
+	tb.Helper()
+	o, err := config.OptionsFromYAML(OptionsFile, []byte(yamlOptions))
+	if err != nil {
+		return err
+	}
+	return m.Provision(api.Setup{
+		Listener: DefaultListener,
+		Network:  network,
+		Options:  o,
+		Logger:   NewLogger(tb),
+	})
+}
