@@ -45,10 +45,12 @@ type conn struct {
 	remote unix.Sockaddr
 
 	// Intrusive list links for the idle or lingering list; last is the
-	// time of the last activity (idle) or of the close (lingering).
-	prev, next *conn
-	list       *connList
-	last       time.Time
+	// time of the last activity, in the loop clock's Unix nanoseconds, and
+	// closingSince that of the graceful close.
+	prev, next   *conn
+	list         *connList
+	last         int64
+	closingSince int64
 
 	closeReason api.Reason
 	closeErr    error
@@ -254,11 +256,22 @@ func (c *conn) flush() bool {
 	return true
 }
 
-// Inbound implements api.Conn.
-func (c *conn) Inbound() []byte { return c.cur[c.consumed:] }
+// Inbound implements api.Conn. Inside OnReadable it shows the loop's
+// buffer without a copy; in any other callback, the input kept so far.
+func (c *conn) Inbound() []byte {
+	if c.cur == nil {
+		return c.in
+	}
+	return c.cur[c.consumed:]
+}
 
 // Consume implements api.Conn.
 func (c *conn) Consume(n int) {
+	if c.cur == nil {
+		n = min(max(n, 0), len(c.in))
+		c.in = c.in[:copy(c.in, c.in[n:])]
+		return
+	}
 	if n < 0 || c.consumed+n > len(c.cur) {
 		n = len(c.cur) - c.consumed
 	}
@@ -376,6 +389,7 @@ func (c *conn) CloseFor(reason api.Reason, err error) {
 		return
 	}
 	c.flags |= flagClosing
+	c.closingSince = c.loop.now.UnixNano()
 	c.closeReason, c.closeErr = reason, err
 	c.flags &^= flagPaused | flagWatermark | flagWantWritable
 	c.setList(&c.loop.lingering)
@@ -407,6 +421,12 @@ func (c *conn) discardInput() {
 	switch {
 	case n > 0:
 		c.lis.stats[c.loop.index].bytesIn.Add(uint64(n))
+		if c.loop.now.UnixNano()-c.closingSince > int64(c.loop.engine.cfg.LingerTimeout) {
+			// A peer that keeps sending cannot hold a closing socket open.
+			c.closeNow(c.closeReason, c.closeErr)
+			return
+		}
+		c.touch()
 	case n == 0 && err == nil:
 		c.flags |= flagInputClosed
 		if c.out.n == 0 {
@@ -477,10 +497,11 @@ func (c *conn) drain() {
 	c.CloseFor(api.ReasonShutdown, nil)
 }
 
-// touch records activity for the idle timeout.
+// touch records activity: it restarts the idle timeout, or, while
+// closing, the quiet period the linger waits for.
 func (c *conn) touch() {
-	if c.list != nil && c.list != &c.loop.lingering {
-		c.last = c.loop.now
+	if c.list != nil {
+		c.last = c.loop.now.UnixNano()
 		c.list.moveToBack(c)
 	}
 }
@@ -494,12 +515,14 @@ func (c *conn) setList(list *connList) {
 		c.list.remove(c)
 	}
 	if list != nil {
-		c.last = c.loop.now
+		c.last = c.loop.now.UnixNano()
 		list.pushBack(c)
 	}
 }
 
-func (c *conn) deadline(timeout time.Duration) time.Time { return c.last.Add(timeout) }
+func (c *conn) deadline(timeout time.Duration) time.Time {
+	return time.Unix(0, c.last+int64(timeout))
+}
 
 // Listener implements api.Conn.
 func (c *conn) Listener() string { return c.lis.spec.Name }

@@ -8,6 +8,8 @@ import (
 	"time"
 
 	"go.uber.org/goleak"
+
+	"github.com/netd/netd/pkg/modules/api"
 )
 
 func TestMain(m *testing.M) {
@@ -95,4 +97,43 @@ func TestShutdownTimeout(t *testing.T) {
 	if n := e.ActiveConnections(); n != 0 {
 		t.Fatalf("%d connections left after Shutdown", n)
 	}
+}
+
+// drainEcho answers its partial line on drain, as the echo module does:
+// Inbound must work outside OnReadable.
+type drainEcho struct{ lineEcho }
+
+func (m *drainEcho) OnDrain(c api.Conn) {
+	in := c.Inbound()
+	_, _ = c.Write(in)
+	c.Consume(len(in))
+	_ = c.Close()
+}
+
+func TestDrainSeesKeptInput(t *testing.T) {
+	e, err := New(Config{Loops: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	l, err := e.Listen(ListenerSpec{Name: "t", Network: "tcp", Address: "127.0.0.1:0", Module: &drainEcho{}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := e.Start(); err != nil {
+		t.Fatal(err)
+	}
+	c := dial(t, l)
+	roundTrip(t, c, "abc\n")
+	if _, err := c.Write([]byte("partial")); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(50 * time.Millisecond)
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	go func() { _ = e.Shutdown(ctx) }()
+	got, err := io.ReadAll(c)
+	if err != nil || string(got) != "partial" {
+		t.Fatalf("got %q, %v; want the partial line back", got, err)
+	}
+	c.Close()
 }

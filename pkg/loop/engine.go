@@ -24,8 +24,12 @@ type Config struct {
 	MaxConnections int
 	// ReadBufferSize is the size of each loop's read buffer; 0 means 64 KiB.
 	ReadBufferSize int
-	// LingerTimeout bounds a graceful close: how long a closing connection
-	// may take to flush its output and see the peer's end-of-file. 0 means
+	// LingerQuiet is how long a closing connection waits for the peer's
+	// end-of-file, or for progress flushing its output, before it closes
+	// anyway: an idle client that keeps its end open does not hold up a
+	// drain for long. 0 means 1s.
+	LingerQuiet time.Duration
+	// LingerTimeout bounds a graceful close whatever the peer does. 0 means
 	// 10s.
 	LingerTimeout time.Duration
 	// Logger receives the engine's logs; nil means no logs.
@@ -58,6 +62,9 @@ func New(cfg Config) (*Engine, error) {
 	}
 	if cfg.ReadBufferSize <= 0 {
 		cfg.ReadBufferSize = 64 << 10
+	}
+	if cfg.LingerQuiet <= 0 {
+		cfg.LingerQuiet = time.Second
 	}
 	if cfg.LingerTimeout <= 0 {
 		cfg.LingerTimeout = 10 * time.Second

@@ -84,7 +84,7 @@ func newEventLoop(e *Engine, index int) (*eventLoop, error) {
 		now:    time.Now(),
 		done:   make(chan struct{}),
 	}
-	l.lingering.timeout = e.cfg.LingerTimeout
+	l.lingering.timeout = e.cfg.LingerQuiet
 	if err := l.add(wakefd, wakeHandler{l}, unix.EPOLLIN); err != nil {
 		l.closeFDs()
 		return nil, err

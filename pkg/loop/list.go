@@ -49,5 +49,5 @@ func (l *connList) nextDeadline() time.Time {
 	if l.head == nil {
 		return time.Time{}
 	}
-	return l.head.last.Add(l.timeout)
+	return l.head.deadline(l.timeout)
 }

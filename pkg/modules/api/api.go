@@ -50,6 +50,7 @@ type Setup struct {
 	// Network is "tcp", "udp" or "unix": the kind of socket the module will serve.
 	Network string
 	// Options is the listener's options block, decoded by the module.
+	// Never nil: an absent block is an empty one.
 	Options Options
 	// Logger is a sub-logger named after the listener.
 	Logger hclog.Logger
@@ -59,7 +60,8 @@ type Setup struct {
 // kept so that errors point into the config file.
 type Options interface {
 	// Decode stores the options in v, a pointer to a struct whose fields are
-	// tagged `option:"name"`. Supported field types are string, bool, the
+	// tagged `option:"name"`. Fields whose option is absent keep their
+	// value, so set defaults before calling Decode. Supported field types are string, bool, the
 	// integer types, float64, time.Duration (written as a Go duration
 	// string), []string and map[string]string. An unknown option or a value
 	// of the wrong type is an error naming the file, line and column.
@@ -119,9 +121,10 @@ type Stopper interface {
 // Conn is one stream connection as a module sees it. Only the loop that owns
 // the connection may call its methods.
 type Conn interface {
-	// Inbound returns the bytes received and not yet consumed. The slice is
-	// valid only until the callback returns; bytes left unconsumed are kept
-	// by the loop and show up again, followed by newer bytes.
+	// Inbound returns the bytes received and not yet consumed, in any
+	// callback or submitted function. The slice is valid only until the
+	// callback returns; bytes left unconsumed are kept by the loop and show
+	// up again, followed by newer bytes.
 	Inbound() []byte
 	// Consume marks the first n bytes of Inbound as handled.
 	Consume(n int)
@@ -129,9 +132,10 @@ type Conn interface {
 	// will arrive.
 	InputClosed() bool
 
-	// Write sends p, or queues the part the kernel did not take. It never
-	// blocks and never keeps p. It fails with ErrClosed once the connection
-	// is closing.
+	// Write sends p, or queues the part the kernel did not take, and
+	// returns len(p), nil: queued bytes count as written. It never blocks
+	// and never keeps p. It fails with ErrClosed once the connection is
+	// closing or half-closed.
 	Write(p []byte) (int, error)
 	// Buffered returns the number of bytes queued and not yet taken by the
 	// kernel.
@@ -157,6 +161,9 @@ type Conn interface {
 	// CloseFor is Close with an explicit reason, for metrics and logs.
 	CloseFor(reason Reason, err error)
 	// Abort closes at once; queued output is discarded.
+	//
+	// Close, CloseFor and Abort may be called more than once; only the
+	// first counts. OnClose may run inside any of them, before it returns.
 	Abort(reason Reason, err error)
 
 	// Listener returns the name of the listener that accepted the connection.
