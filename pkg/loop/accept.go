@@ -76,7 +76,7 @@ func (a *acceptor) admit(fd int, sa unix.Sockaddr) {
 		// Echo-style request/response traffic must not wait for Nagle.
 		_ = unix.SetsockoptInt(fd, unix.IPPROTO_TCP, unix.TCP_NODELAY, 1)
 	}
-	c := newConn(l, lis, fd, sa)
+	c := newConn(l, lis, lis.stream, fd, sa)
 	if err := l.add(fd, c, unix.EPOLLIN); err != nil {
 		lis.active.Add(-1)
 		e.active.Add(-1)

@@ -22,6 +22,8 @@ const (
 	flagWriteShut                       // shutdown(SHUT_WR) done
 	flagInCallback                      // a module callback is running
 	flagDrained                         // OnWritable is owed: output was queued and has drained
+	flagConnecting                      // a Dial in progress
+	flagOutbound                        // dialed or attached, not accepted: outside the listener's limits
 )
 
 // conn is one stream connection. Only its loop touches it.
@@ -29,6 +31,7 @@ type conn struct {
 	fd     int
 	loop   *eventLoop
 	lis    *Listener
+	h      api.StreamHandler
 	flags  uint16
 	closed bool
 	events uint32 // the interest set registered with epoll
@@ -58,12 +61,15 @@ type conn struct {
 
 var _ api.Conn = (*conn)(nil)
 
-func newConn(l *eventLoop, lis *Listener, fd int, remote unix.Sockaddr) *conn {
-	return &conn{fd: fd, loop: l, lis: lis, remote: remote}
+func newConn(l *eventLoop, lis *Listener, h api.StreamHandler, fd int, remote unix.Sockaddr) *conn {
+	return &conn{fd: fd, loop: l, lis: lis, h: h, remote: remote}
 }
 
 // wantEvents computes the interest set from the state bits.
 func (c *conn) wantEvents() uint32 {
+	if c.flags&flagConnecting != 0 {
+		return unix.EPOLLOUT
+	}
 	var ev uint32
 	if c.flags&(flagInputClosed|flagPaused|flagWatermark) == 0 {
 		ev |= unix.EPOLLIN
@@ -93,6 +99,10 @@ func (c *conn) updateEvents() {
 }
 
 func (c *conn) handleEvent(events uint32) {
+	if c.flags&flagConnecting != 0 {
+		c.connected()
+		return
+	}
 	if events&unix.EPOLLERR != 0 {
 		err := errors.New("socket error")
 		if soerr, gerr := unix.GetsockoptInt(c.fd, unix.SOL_SOCKET, unix.SO_ERROR); gerr == nil && soerr != 0 {
@@ -167,7 +177,7 @@ func (c *conn) deliver(fresh []byte) {
 		c.cur = c.in
 	}
 	c.consumed = 0
-	c.callback(c.lis.stream.OnReadable)
+	c.callback(c.h.OnReadable)
 	if c.closed {
 		return
 	}
@@ -221,7 +231,7 @@ func (c *conn) handleWritable() {
 	}
 	if c.flags&(flagDrained|flagWantWritable) != 0 {
 		c.flags &^= flagDrained
-		c.callback(c.lis.stream.OnWritable)
+		c.callback(c.h.OnWritable)
 		return
 	}
 	c.updateEvents()
@@ -288,7 +298,7 @@ func (c *conn) Write(p []byte) (int, error) {
 		return 0, api.ErrClosed
 	}
 	total := len(p)
-	if c.out.n == 0 && len(p) > 0 {
+	if c.out.n == 0 && len(p) > 0 && c.flags&flagConnecting == 0 {
 		n, err := unix.Write(c.fd, p)
 		if err != nil && err != unix.EAGAIN && err != unix.EINTR {
 			c.closeNow(api.ReasonError, err)
@@ -456,17 +466,20 @@ func (c *conn) closeNow(reason api.Reason, err error) {
 	c.in = nil
 	c.cur = nil
 	c.setList(nil)
-	stats := &c.lis.stats[c.loop.index]
-	stats.closed(reason)
-	c.lis.active.Add(-1)
-	c.lis.engine.active.Add(-1)
+	if c.flags&flagOutbound != 0 {
+		c.lis.engine.outbound.Add(-1)
+	} else {
+		c.lis.stats[c.loop.index].closed(reason)
+		c.lis.active.Add(-1)
+		c.lis.engine.active.Add(-1)
+	}
 	func() {
 		defer func() {
 			if r := recover(); r != nil {
 				c.lis.log.Error("module panicked in OnClose", "panic", fmt.Sprint(r))
 			}
 		}()
-		c.lis.stream.OnClose(c, reason, err)
+		c.h.OnClose(c, reason, err)
 	}()
 	if c.lis.active.Load() == 0 && c.lis.closed.Load() && !c.lis.engine.draining.Load() {
 		c.lis.stopModule()
@@ -488,8 +501,8 @@ func (c *conn) drain() {
 	if c.flags&flagClosing != 0 {
 		return
 	}
-	if c.lis.drainer != nil {
-		c.callback(c.lis.drainer.OnDrain)
+	if d, ok := c.h.(api.Drainer); ok {
+		c.callback(d.OnDrain)
 		if c.closed || c.flags&flagClosing != 0 {
 			return
 		}
@@ -556,7 +569,7 @@ func (c *conn) Context() any { return c.ctx }
 func (c *conn) SetContext(v any) { c.ctx = v }
 
 // Loop implements api.Conn.
-func (c *conn) Loop() api.Loop { return c.loop }
+func (c *conn) Loop() api.Loop { return c.lis.views[c.loop.index] }
 
 func sockaddrToNet(sa unix.Sockaddr) net.Addr {
 	switch a := sa.(type) {

@@ -43,7 +43,8 @@ type Engine struct {
 	log   hclog.Logger
 	loops []*eventLoop
 
-	active atomic.Int64 // live stream connections over all listeners
+	active   atomic.Int64 // live accepted connections over all listeners
+	outbound atomic.Int64 // live dialed and attached connections
 
 	mu        sync.Mutex
 	listeners []*Listener
@@ -219,7 +220,7 @@ func (e *Engine) Draining() bool { return e.draining.Load() }
 // checkDrained closes e.drained once draining and no connection is left.
 // Any goroutine.
 func (e *Engine) checkDrained() {
-	if !e.draining.Load() || e.active.Load() != 0 {
+	if !e.draining.Load() || e.active.Load() != 0 || e.outbound.Load() != 0 {
 		return
 	}
 	e.drainOnce.Do(func() { close(e.drained) })

@@ -207,9 +207,9 @@ func TestMaxConnections(t *testing.T) {
 }
 
 func TestIdleTimeout(t *testing.T) {
-	_, l := startEngine(t, Config{Loops: 1}, ListenerSpec{Name: "t", Network: "tcp", Address: "127.0.0.1:0", Module: &lineEcho{}, IdleTimeout: 300 * time.Millisecond})
+	_, l := startEngine(t, Config{Loops: 1}, ListenerSpec{Name: "t", Network: "tcp", Address: "127.0.0.1:0", Module: &lineEcho{}, IdleTimeout: time.Second})
 	idle, busy := dial(t, l), dial(t, l)
-	deadline := time.Now().Add(1500 * time.Millisecond)
+	deadline := time.Now().Add(2500 * time.Millisecond)
 	for time.Now().Before(deadline) {
 		roundTrip(t, busy, "ping\n")
 		time.Sleep(50 * time.Millisecond)

@@ -150,7 +150,6 @@ func (l *eventLoop) Submit(f func()) error {
 // Now returns the loop's clock. Loop only.
 func (l *eventLoop) Now() time.Time { return l.now }
 
-var _ api.Loop = (*eventLoop)(nil)
 
 // call runs f on the loop and waits for its result; before the loop runs
 // (or after it stopped) it runs f directly. Never call it from the loop.
@@ -301,8 +300,8 @@ func (l *eventLoop) expireTimers() {
 	now := l.now
 	for _, list := range l.idle {
 		for c := list.head; c != nil && !now.Before(c.deadline(list.timeout)); c = list.head {
-			c.lis.log.Debug("idle timeout", "remote", c.remoteString())
-			c.closeNow(api.ReasonIdleTimeout, nil)
+			c.lis.log.Debug("timeout", "reason", list.reason, "remote", c.remoteString())
+			c.closeNow(list.reason, list.err)
 		}
 	}
 	for c := l.lingering.head; c != nil && !now.Before(c.deadline(l.lingering.timeout)); c = l.lingering.head {
@@ -321,16 +320,22 @@ func (l *eventLoop) expireTimers() {
 	}
 }
 
-// idleList returns the loop's list for timeout, making it on first use.
-func (l *eventLoop) idleList(timeout time.Duration) *connList {
+// timeoutList returns the loop's list for timeout and reason, making it on
+// first use. There are few: one per idle_timeout and connect timeout in use.
+func (l *eventLoop) timeoutList(timeout time.Duration, reason api.Reason, err error) *connList {
 	for _, list := range l.idle {
-		if list.timeout == timeout {
+		if list.timeout == timeout && list.reason == reason {
 			return list
 		}
 	}
-	list := &connList{timeout: timeout}
+	list := &connList{timeout: timeout, reason: reason, err: err}
 	l.idle = append(l.idle, list)
 	return list
+}
+
+// idleList returns the loop's idle_timeout list for timeout.
+func (l *eventLoop) idleList(timeout time.Duration) *connList {
+	return l.timeoutList(timeout, api.ReasonIdleTimeout, nil)
 }
 
 // drainAll starts the drain of every connection on the loop. Loop only.

@@ -1,6 +1,10 @@
 package loop
 
-import "time"
+import (
+	"time"
+
+	"github.com/netd/netd/pkg/modules/api"
+)
 
 // connList is an intrusive doubly linked list of connections that share one
 // timeout, ordered by their last activity: the head is always the first to
@@ -9,6 +13,9 @@ import "time"
 type connList struct {
 	head, tail *conn
 	timeout    time.Duration
+	// reason and err are what a connection that expires closes with.
+	reason api.Reason
+	err    error
 }
 
 func (l *connList) pushBack(c *conn) {

@@ -77,6 +77,8 @@ type Listener struct {
 	acceptErrLog atomic.Int64
 
 	packetSock *packetSocket
+	// views are the listener's api.Loop on each loop.
+	views []*loopView
 }
 
 func newListener(e *Engine, spec ListenerSpec) (*Listener, error) {
@@ -98,6 +100,9 @@ func newListener(e *Engine, spec ListenerSpec) (*Listener, error) {
 		log:    spec.Logger,
 		fd:     -1,
 		stats:  make([]counters, len(e.loops)),
+	}
+	for _, lp := range e.loops {
+		l.views = append(l.views, &loopView{eventLoop: lp, lis: l})
 	}
 	l.stream, _ = spec.Module.(api.StreamHandler)
 	l.packet, _ = spec.Module.(api.PacketHandler)

@@ -191,7 +191,9 @@ type PacketWriter interface {
 	Listener() string
 }
 
-// Loop is the event loop that owns a connection.
+// Loop is the event loop that owns a connection, as seen by the module of
+// one listener: connections it dials or attaches are counted, logged and
+// drained with that listener's.
 type Loop interface {
 	// Submit runs f on the loop as soon as it can. It may be called from any
 	// goroutine. It fails with ErrLoopClosed once the loop has stopped.
@@ -199,6 +201,22 @@ type Loop interface {
 	// Now returns the loop's clock, read once per batch of events; cheaper
 	// than time.Now on the hot path. Loop only.
 	Now() time.Time
+	// Dial starts a non-blocking connect to address on network ("tcp"
+	// with host:port, where host is an IP address or localhost, or "unix"
+	// with a path) and returns the connection at once. h.OnAccept runs
+	// once it is connected; if the connect fails or takes longer than
+	// timeout (0: no limit), h.OnClose runs with ReasonError and the error.
+	// Until OnAccept, Write queues. Loop only.
+	Dial(network, address string, timeout time.Duration, h StreamHandler) (Conn, error)
+	// Attach takes ownership of fd, a connected stream socket (one end of a
+	// socketpair, say), and serves it like an accepted connection with h;
+	// h.OnAccept runs before Attach returns. Loop only.
+	Attach(fd int, h StreamHandler) (Conn, error)
+	// Watch calls f on the loop each time fd is readable, until stop is
+	// called; fd stays the caller's to close, after stop. For descriptors
+	// that are not connections, such as a pidfd that turns readable when a
+	// child process exits. Loop only.
+	Watch(fd int, f func()) (stop func(), err error)
 }
 
 // Reason says why a connection closed. It is the reason label of
@@ -221,6 +239,9 @@ var (
 	ErrClosed     = errors.New("netd: connection closed")
 	ErrQueueFull  = errors.New("netd: output queue full, datagram dropped")
 	ErrLoopClosed = errors.New("netd: loop closed")
+	// ErrConnectTimeout is the error OnClose sees when a Dial took longer
+	// than its timeout.
+	ErrConnectTimeout = errors.New("netd: connect timed out")
 )
 
 // IsReflectorPort reports whether a datagram from port must go unanswered by

@@ -1,6 +1,7 @@
 package apitest
 
 import (
+	"fmt"
 	"sync"
 	"time"
 
@@ -142,3 +143,19 @@ func (l *Loop) settle() {
 // onLoop reports whether the caller runs as the loop: inside a callback or
 // a submitted function.
 func (l *Loop) onLoop() bool { return l.depth > 0 }
+
+// Dial implements api.Loop. The fake does not dial yet: it fails, so that
+// a module's error path runs.
+func (l *Loop) Dial(network, address string, _ time.Duration, _ api.StreamHandler) (api.Conn, error) {
+	return nil, fmt.Errorf("apitest: Dial %s %s: the fake loop does not dial", network, address)
+}
+
+// Attach implements api.Loop. The fake does not attach descriptors yet.
+func (l *Loop) Attach(fd int, _ api.StreamHandler) (api.Conn, error) {
+	return nil, fmt.Errorf("apitest: Attach fd %d: the fake loop does not attach descriptors", fd)
+}
+
+// Watch implements api.Loop. The fake does not watch descriptors yet.
+func (l *Loop) Watch(fd int, _ func()) (func(), error) {
+	return nil, fmt.Errorf("apitest: Watch fd %d: the fake loop does not watch descriptors", fd)
+}
