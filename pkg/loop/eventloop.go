@@ -150,7 +150,6 @@ func (l *eventLoop) Submit(f func()) error {
 // Now returns the loop's clock. Loop only.
 func (l *eventLoop) Now() time.Time { return l.now }
 
-
 // call runs f on the loop and waits for its result; before the loop runs
 // (or after it stopped) it runs f directly. Never call it from the loop.
 func (l *eventLoop) call(f func() error) error {
