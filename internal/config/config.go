@@ -1,0 +1,176 @@
+// Package config reads netd's config file, YAML or HCL, into one typed
+// Config. Decoding is strict: unknown keys, ill-typed values and bad
+// addresses are errors that name the file, line and column, and Load
+// reports as many of them as it can find in one pass. Load also builds and
+// provisions each listener's module, so that a bad module option is caught
+// with the rest, before any socket is bound.
+package config
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/hashicorp/go-hclog"
+
+	"github.com/netd/netd/pkg/modules/api"
+)
+
+// DefaultShutdownTimeout is Config.ShutdownTimeout when the file sets none.
+const DefaultShutdownTimeout = 10 * time.Second
+
+// Config is a checked config file.
+type Config struct {
+	File            string        // path as the user gave it; used in every error
+	Log             Log           // "" fields when absent from the file
+	Loops           int           // 0 = one per CPU
+	ShutdownTimeout time.Duration // DefaultShutdownTimeout when absent
+	MaxConnections  int           // all listeners together; 0 = unlimited
+	User, Group     string        // "" = keep the user and group netd started as
+	Admin           *Admin        // nil when absent
+	Listeners       []Listener    // at least one, names unique
+}
+
+// Log is the log block. Level is one of trace, debug, info, warn and error;
+// Format is text or json; either is "" when the file does not set it, so
+// that flags and the environment can take precedence.
+type Log struct{ Level, Format string }
+
+// Admin is the admin endpoint block.
+type Admin struct {
+	Address string // host:port
+	Pprof   bool
+}
+
+// Listener is one listener block.
+type Listener struct {
+	Name, Address, Module string
+	Addr                  Address       // Address, parsed
+	MaxConnections        int           // 0 = unlimited
+	IdleTimeout           time.Duration // 0 = never
+	Options               *Options      // never nil; empty when the file has none
+	Instance              api.Module    // built and provisioned by Load
+	Pos                   Pos           // where the listener starts in the file
+}
+
+// Load reads the config file at path, in the format its extension names
+// (.yaml, .yml or .hcl), checks it and provisions its modules. Errors in the
+// file come back as Errors, one FILE:LINE:COL line each; a file that cannot
+// be read gives the *fs.PathError, which names path as given.
+func Load(path string, logger hclog.Logger) (*Config, error) {
+	if _, err := formatOf(path); err != nil {
+		return nil, err
+	}
+	src, err := os.ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	return Parse(path, src, logger)
+}
+
+// Parse is Load for a file already read: filename names it in errors and
+// chooses the format by its extension.
+func Parse(filename string, src []byte, logger hclog.Logger) (*Config, error) {
+	format, err := formatOf(filename)
+	if err != nil {
+		return nil, err
+	}
+	if logger == nil {
+		logger = hclog.NewNullLogger()
+	}
+	errs := &errList{file: filename}
+	var root *value
+	var ok bool
+	switch format {
+	case "yaml":
+		root, ok = parseYAML(src, errs)
+	default:
+		root, ok = parseHCL(filename, src, errs)
+	}
+	if !ok {
+		// A file that does not parse has no tree worth checking; its
+		// syntax errors are all there is to say.
+		return nil, errs.result()
+	}
+	d := decoder{errs: errs}
+	cfg, metas := d.config(filename, root)
+	provision(cfg, metas, errs, logger)
+	if err := errs.result(); err != nil {
+		return nil, err
+	}
+	return cfg, nil
+}
+
+func formatOf(filename string) (string, error) {
+	switch ext := strings.ToLower(filepath.Ext(filename)); ext {
+	case ".yaml", ".yml":
+		return "yaml", nil
+	case ".hcl":
+		return "hcl", nil
+	default:
+		return "", &Error{File: filename, Msg: fmt.Sprintf("unknown config format %q: want .yaml, .yml or .hcl", ext)}
+	}
+}
+
+// provision builds each listener's module instance and lets it check its
+// options. Listeners whose module or address is already known to be bad are
+// skipped: their options would be checked against the wrong network.
+func provision(cfg *Config, metas []listenerMeta, errs *errList, logger hclog.Logger) {
+	for i := range cfg.Listeners {
+		l, m := &cfg.Listeners[i], metas[i]
+		if l.Module == "" {
+			continue
+		}
+		info, ok := api.Lookup(l.Module)
+		if !ok {
+			errs.add(m.modulePos, "%s: unknown module %q", m.ctx, l.Module)
+			continue
+		}
+		if !m.addrOK {
+			continue
+		}
+		prefix := fmt.Sprintf("%s: module %s: ", m.ctx, l.Module)
+		l.Options.listener, l.Options.module = l.Name, l.Module
+		inst, err := provisionOne(info, api.Setup{
+			Listener: l.Name,
+			Network:  l.Addr.Network(),
+			Options:  l.Options,
+			Logger:   logger.Named("listener." + l.Name),
+		})
+		if err != nil {
+			errs.merge(err, l.Pos, prefix)
+			continue
+		}
+		l.Instance = inst
+		network := l.Addr.Network()
+		serves := false
+		if network == "udp" {
+			_, serves = inst.(api.PacketHandler)
+		} else {
+			_, serves = inst.(api.StreamHandler)
+		}
+		if !serves {
+			errs.add(m.modulePos, "%s: module %s does not serve %s", m.ctx, l.Module, network)
+		}
+	}
+}
+
+// provisionOne turns a module's panic into an error: Load also runs on
+// reload, in a daemon that must survive a module that chokes on a config.
+func provisionOne(info api.Info, s api.Setup) (inst api.Module, err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			inst, err = nil, fmt.Errorf("Provision panicked: %v", r)
+		}
+	}()
+	inst = info.New()
+	if inst == nil {
+		return nil, fmt.Errorf("New returned no instance")
+	}
+	if err := inst.Provision(s); err != nil {
+		return nil, err
+	}
+	return inst, nil
+}

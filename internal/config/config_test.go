@@ -1,0 +1,240 @@
+package config
+
+import (
+	"errors"
+	"flag"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"reflect"
+	"strings"
+	"testing"
+	"time"
+)
+
+var update = flag.Bool("update", false, "rewrite testdata/bad/*.err from what Load returns")
+
+// comparable strips what legitimately differs between a YAML file and its
+// HCL twin: the file name, positions, instances and options (compared
+// through Map).
+func comparable(c *Config) (*Config, []map[string]any) {
+	out := *c
+	out.File = ""
+	out.Listeners = append([]Listener(nil), c.Listeners...)
+	var opts []map[string]any
+	for i := range out.Listeners {
+		opts = append(opts, out.Listeners[i].Options.Map())
+		out.Listeners[i].Pos = Pos{}
+		out.Listeners[i].Instance = nil
+		out.Listeners[i].Options = nil
+	}
+	return &out, opts
+}
+
+func TestGoodTwins(t *testing.T) {
+	yamls, _ := filepath.Glob("testdata/good/*.yaml")
+	if len(yamls) == 0 {
+		t.Fatal("no testdata/good/*.yaml")
+	}
+	for _, yp := range yamls {
+		hp := strings.TrimSuffix(yp, ".yaml") + ".hcl"
+		t.Run(filepath.Base(yp), func(t *testing.T) {
+			yc, err := Load(yp, nil)
+			if err != nil {
+				t.Fatalf("Load(%s): %v", yp, err)
+			}
+			hc, err := Load(hp, nil)
+			if err != nil {
+				t.Fatalf("Load(%s): %v", hp, err)
+			}
+			if yc.File != yp || hc.File != hp {
+				t.Errorf("File = %q, %q", yc.File, hc.File)
+			}
+			for _, c := range []*Config{yc, hc} {
+				for _, l := range c.Listeners {
+					if l.Instance == nil || l.Options == nil || l.Pos.Line == 0 {
+						t.Errorf("%s: listener %q: Instance %v, Options %v, Pos %v", c.File, l.Name, l.Instance, l.Options, l.Pos)
+					}
+				}
+			}
+			y, yo := comparable(yc)
+			h, ho := comparable(hc)
+			if !reflect.DeepEqual(y, h) {
+				t.Errorf("YAML and HCL differ:\nyaml %+v\nhcl  %+v", y, h)
+			}
+			if !reflect.DeepEqual(yo, ho) {
+				t.Errorf("options differ:\nyaml %#v\nhcl  %#v", yo, ho)
+			}
+		})
+	}
+}
+
+func TestFull(t *testing.T) {
+	for _, path := range []string{"testdata/good/full.yaml", "testdata/good/full.hcl"} {
+		t.Run(path, func(t *testing.T) {
+			c, err := Load(path, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			got, opts := comparable(c)
+			want := &Config{
+				Log:             Log{Level: "debug", Format: "json"},
+				Loops:           4,
+				ShutdownTimeout: 30 * time.Second,
+				MaxConnections:  50000,
+				User:            "netd",
+				Group:           "netd",
+				Admin:           &Admin{Address: "127.0.0.1:9900", Pprof: true},
+				Listeners: []Listener{
+					{Name: "echo", Address: "tcp://127.0.0.1:8888", Module: "test-echo",
+						Addr: Address{Scheme: "tcp", Host: "127.0.0.1:8888"}, MaxConnections: 10000, IdleTimeout: 5 * time.Minute},
+					{Name: "echo6", Address: "tcp6://[::1]:8888", Module: "test-echo",
+						Addr: Address{Scheme: "tcp6", Host: "[::1]:8888"}},
+					{Name: "echo-udp", Address: "udp://:7", Module: "test-echo",
+						Addr: Address{Scheme: "udp", Host: ":7"}},
+					{Name: "local", Address: "unix:///run/netd/stream.sock", Module: "test-stream",
+						Addr: Address{Scheme: "unix", Path: "/run/netd/stream.sock"}},
+					{Name: "activated", Address: "fd://web", Module: "test-stream",
+						Addr: Address{Scheme: "fd", Path: "web"}},
+					{Name: "packets", Address: "udp4://0.0.0.0:0", Module: "test-packet",
+						Addr: Address{Scheme: "udp4", Host: "0.0.0.0:0"}},
+				},
+			}
+			if !reflect.DeepEqual(got, want) {
+				t.Errorf("got  %+v\nwant %+v", got, want)
+			}
+			wantOpts := []map[string]any{
+				{"mode": "line", "max_line_bytes": int64(65536)},
+				{},
+				{"mode": "raw"},
+				{"name": "local socket", "count": int64(-3), "small": int64(127), "port": int64(65535),
+					"ratio": 0.25, "timeout": "1m30s", "enabled": false, "list": []any{"a", "b c", ""},
+					"env": map[string]any{"PATH": "/usr/bin", "LANG": "C.UTF-8"}, "ptr": int64(7)},
+				{},
+				{},
+			}
+			if !reflect.DeepEqual(opts, wantOpts) {
+				t.Errorf("options\ngot  %#v\nwant %#v", opts, wantOpts)
+			}
+
+			// What the modules saw.
+			echo := c.Listeners[0].Instance.(*testEcho)
+			if echo.opts != (echoOptions{Mode: "line", MaxLineBytes: 65536}) || echo.setup.Listener != "echo" ||
+				echo.setup.Network != "tcp" || echo.setup.Logger == nil || echo.setup.Options != c.Listeners[0].Options {
+				t.Errorf("echo module got %+v, setup %+v", echo.opts, echo.setup)
+			}
+			if n := c.Listeners[2].Instance.(*testEcho).setup.Network; n != "udp" {
+				t.Errorf("echo-udp Network = %q", n)
+			}
+			seven := 7
+			wantStream := streamOptions{Name: "local socket", Count: -3, Small: 127, Port: 65535, Ratio: 0.25,
+				Timeout: 90 * time.Second, List: []string{"a", "b c", ""},
+				Env: map[string]string{"PATH": "/usr/bin", "LANG": "C.UTF-8"}, Ptr: &seven}
+			if s := c.Listeners[3].Instance.(*testStream).opts; !reflect.DeepEqual(s, wantStream) {
+				t.Errorf("stream module got %+v\nwant %+v", s, wantStream)
+			}
+		})
+	}
+}
+
+func TestDefaults(t *testing.T) {
+	c, err := Load("testdata/good/minimal.yaml", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.ShutdownTimeout != DefaultShutdownTimeout || c.Admin != nil || c.Log != (Log{}) || c.Loops != 0 {
+		t.Errorf("defaults: %+v", c)
+	}
+	l := c.Listeners[0]
+	if l.Options == nil || len(l.Options.Map()) != 0 || l.Pos != (Pos{2, 5}) {
+		t.Errorf("listener: %+v", l)
+	}
+}
+
+// TestBad loads each file in testdata/bad and compares the error with the
+// file's .err twin. Run with -update to rewrite them, then read the diff.
+func TestBad(t *testing.T) {
+	paths, _ := filepath.Glob("testdata/bad/*.*")
+	n := 0
+	for _, path := range paths {
+		if strings.HasSuffix(path, ".err") {
+			continue
+		}
+		n++
+		t.Run(filepath.Base(path), func(t *testing.T) {
+			c, err := Load(path, nil)
+			if err == nil {
+				t.Fatalf("Load succeeded: %+v", c)
+			}
+			if c != nil {
+				t.Errorf("Load returned a Config with its error")
+			}
+			got := err.Error()
+			if *update {
+				if err := os.WriteFile(path+".err", []byte(got+"\n"), 0o644); err != nil {
+					t.Fatal(err)
+				}
+				return
+			}
+			want, rerr := os.ReadFile(path + ".err")
+			if rerr != nil {
+				t.Fatalf("%v (got:\n%s)", rerr, got)
+			}
+			if got != strings.TrimRight(string(want), "\n") {
+				t.Errorf("got:\n%s\nwant:\n%s", got, want)
+			}
+			var es Errors
+			if !errors.As(err, &es) {
+				t.Fatalf("error is %T, not Errors", err)
+			}
+			for i := 1; i < len(es); i++ {
+				if es[i].Pos.before(es[i-1].Pos) {
+					t.Errorf("errors not sorted: %v before %v", es[i-1].Pos, es[i].Pos)
+				}
+			}
+			for _, e := range es {
+				if e.File != path || e.Pos.Line < 1 || e.Pos.Column < 1 || strings.Contains(e.Msg, "\n") {
+					t.Errorf("badly formed error %q", e.Error())
+				}
+			}
+		})
+	}
+	if n == 0 {
+		t.Fatal("no testdata/bad files")
+	}
+}
+
+func TestLoadFileErrors(t *testing.T) {
+	_, err := Load("testdata/nonexistent.yaml", nil)
+	if err == nil || err.Error() != "open testdata/nonexistent.yaml: no such file or directory" || !errors.Is(err, fs.ErrNotExist) {
+		t.Errorf("missing file: %v", err)
+	}
+	_, err = Load("netd.toml", nil)
+	if err == nil || err.Error() != `netd.toml: unknown config format ".toml": want .yaml, .yml or .hcl` {
+		t.Errorf("unknown extension: %v", err)
+	}
+	_, err = Parse("netd", nil, nil)
+	if err == nil || err.Error() != `netd: unknown config format "": want .yaml, .yml or .hcl` {
+		t.Errorf("no extension: %v", err)
+	}
+	// .yml and upper case extensions are YAML too.
+	src, _ := os.ReadFile("testdata/good/minimal.yaml")
+	for _, name := range []string{"x.yml", "X.YAML"} {
+		if _, err := Parse(name, src, nil); err != nil {
+			t.Errorf("Parse(%s): %v", name, err)
+		}
+	}
+}
+
+// TestModuleErrorWrapping checks that an error a module wraps with %w
+// stays reachable, and that errors.As finds every *Error.
+func TestModuleErrorWrapping(t *testing.T) {
+	_, err := Parse("x.yaml", []byte("listeners:\n  - {name: a, address: 'tcp://:1', module: test-fail}\n"), nil)
+	var e *Error
+	if !errors.As(err, &e) || e.Pos != (Pos{2, 5}) || e.Msg != `listener "a": module test-fail: backend unreachable` {
+		t.Fatalf("got %v", err)
+	}
+	if e.Unwrap() == nil || e.Unwrap().Error() != "backend unreachable" {
+		t.Errorf("Unwrap = %v", e.Unwrap())
+	}
+}

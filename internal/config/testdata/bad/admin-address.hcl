@@ -1,0 +1,7 @@
+admin {
+  address = "tcp://127.0.0.1:9900"
+}
+listener "a" {
+  address = "tcp://:1"
+  module  = "test-echo"
+}

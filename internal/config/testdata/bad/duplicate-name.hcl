@@ -1,0 +1,9 @@
+listener "echo" {
+  address = "tcp://127.0.0.1:8888"
+  module  = "test-echo"
+}
+
+listener "echo" {
+  address = "tcp://127.0.0.1:8889"
+  module  = "test-echo"
+}

@@ -1,0 +1,6 @@
+shutdown_timeout = "5 minutes"
+listener "a" {
+  address      = "tcp://:1"
+  module       = "test-echo"
+  idle_timeout = 300
+}

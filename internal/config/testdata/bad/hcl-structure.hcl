@@ -1,0 +1,8 @@
+log = "debug"
+listener "a" "b" {
+  address = "tcp://:1"
+  module  = "test-echo"
+}
+admin "x" {
+  address = "127.0.0.1:1"
+}

@@ -1,0 +1,2 @@
+loops = 4 4
+listener "echo" {

@@ -1,0 +1,8 @@
+listener "echo" {
+  address = "tcp://127.0.0.1:8888"
+  module  = "test-echo"
+  options {
+    moed           = "raw"
+    max_line_bytes = 10
+  }
+}
