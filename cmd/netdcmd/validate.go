@@ -1,0 +1,42 @@
+package netdcmd
+
+import (
+	"fmt"
+	"strings"
+
+	"github.com/hashicorp/go-hclog"
+	"github.com/spf13/cobra"
+)
+
+func newValidateCmd(g *globals) *cobra.Command {
+	var file string
+	cmd := &cobra.Command{
+		Use:   "validate -c FILE",
+		Short: "Check a config file without binding anything",
+		Long:  "validate parses and checks a config, the options of every module included, without opening a socket. It prints one summary line and exits 0, or prints FILE:LINE:COL: message for each problem and exits 1.",
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if file == "" {
+				return usageError{fmt.Errorf("validate needs -c FILE")}
+			}
+			cfg, err := configSource{path: file}.load(hclog.NewNullLogger())
+			if err != nil {
+				return printConfigError(cmd.ErrOrStderr(), err)
+			}
+			names := make([]string, 0, len(cfg.Listeners))
+			for _, l := range cfg.Listeners {
+				names = append(names, fmt.Sprintf("%s (%s, %s)", l.Name, l.Addr.String(), l.Module))
+			}
+			fmt.Fprintf(cmd.OutOrStdout(), "%s: ok, %d listener%s: %s\n", file, len(names), plural(len(names)), strings.Join(names, ", "))
+			return nil
+		},
+	}
+	cmd.Flags().StringVarP(&file, "config", "c", "", "config file to check (.yaml, .yml or .hcl)")
+	return cmd
+}
+
+func plural(n int) string {
+	if n == 1 {
+		return ""
+	}
+	return "s"
+}

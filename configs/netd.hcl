@@ -1,0 +1,45 @@
+# netd example: four echo listeners on one event loop set.
+# Run it:   netd serve -c configs/netd.hcl
+# Check it: netd validate -c configs/netd.hcl
+# Its twin, netd.yaml, describes the same daemon.
+log {
+  level  = "info"
+  format = "text"
+}
+loops            = 0
+shutdown_timeout = "10s"
+max_connections  = 20000
+
+# Line echo, as the original Python server: whole lines come back.
+listener "echo-line" {
+  address         = "tcp://127.0.0.1:7007"
+  module          = "echo"
+  max_connections = 10000
+  idle_timeout    = "5m"
+  options {
+    mode           = "line"
+    max_line_bytes = 65536
+  }
+}
+
+# RFC 862 echo: every byte back as soon as it arrives.
+listener "echo-raw" {
+  address = "tcp://127.0.0.1:7008"
+  module  = "echo"
+  options {
+    mode = "raw"
+  }
+}
+
+# Line echo on a unix socket, for local clients.
+listener "echo-unix" {
+  address      = "unix:///tmp/netd-echo.sock"
+  module       = "echo"
+  idle_timeout = "1m"
+}
+
+# RFC 862 over UDP: each datagram back to its sender.
+listener "echo-udp" {
+  address = "udp://127.0.0.1:7007"
+  module  = "echo"
+}
