@@ -96,6 +96,38 @@ func (e *Engine) ActiveConnections() int64 { return e.active.Load() }
 // Listen binds a listener's socket. Before Start nothing is accepted; after
 // Start the listener serves at once.
 func (e *Engine) Listen(spec ListenerSpec) (*Listener, error) {
+	return e.listen(spec, nil)
+}
+
+// Replace puts a listener with new settings in old's place, for a reload:
+// the new one takes new connections, old stops accepting, and old's open
+// connections finish under old's settings. When the network and address
+// are unchanged the socket itself is handed over, so no connect is refused
+// in between and nothing is rebound.
+func (e *Engine) Replace(old *Listener, spec ListenerSpec) (*Listener, error) {
+	if spec.File == nil && old.spec.File == nil && spec.Network == old.spec.Network && spec.Address == old.spec.Address {
+		f, err := old.File()
+		if err != nil {
+			return nil, err
+		}
+		defer f.Close()
+		spec.File = f
+	}
+	l, err := e.listen(spec, old)
+	if err != nil {
+		return nil, err
+	}
+	if spec.File != nil && old.spec.Network == "unix" {
+		// The socket file now belongs to the new listener.
+		e.mu.Lock()
+		l.path, old.path = old.path, ""
+		e.mu.Unlock()
+	}
+	old.Close()
+	return l, nil
+}
+
+func (e *Engine) listen(spec ListenerSpec, replacing *Listener) (*Listener, error) {
 	l, err := newListener(e, spec)
 	if err != nil {
 		return nil, err
@@ -106,14 +138,19 @@ func (e *Engine) Listen(spec ListenerSpec) (*Listener, error) {
 		l.closeSocket()
 		return nil, ErrEngineClosed
 	}
+	kept := e.listeners[:0]
 	for _, other := range e.listeners {
-		if other.spec.Name == spec.Name && !other.closed.Load() {
+		if other.closed.Load() && other.active.Load() == 0 {
+			continue // fully retired: nothing refers to it any more
+		}
+		kept = append(kept, other)
+		if other != replacing && other.spec.Name == spec.Name && !other.closed.Load() {
 			e.mu.Unlock()
 			l.closeSocket()
 			return nil, fmt.Errorf("listener %q: already running", spec.Name)
 		}
 	}
-	e.listeners = append(e.listeners, l)
+	e.listeners = append(kept, l)
 	started := e.started
 	e.mu.Unlock()
 	if started {

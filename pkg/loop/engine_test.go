@@ -234,3 +234,74 @@ func roundTrip(t *testing.T, c net.Conn, line string) {
 		t.Fatalf("round trip: got %q, %v; want %q", got, err, line)
 	}
 }
+
+// TestReplaceKeepsSocket: replacing a listener on the same address hands
+// the socket over: no connect is refused, old connections keep the old
+// module, new ones get the new.
+func TestReplaceKeepsSocket(t *testing.T) {
+	for _, network := range []string{"tcp", "unix"} {
+		t.Run(network, func(t *testing.T) {
+			addr := "127.0.0.1:0"
+			if network == "unix" {
+				addr = unixPath(t)
+			}
+			e, old := startEngine(t, Config{Loops: 2}, ListenerSpec{Name: "t", Network: network, Address: addr, Module: &lineEcho{}})
+			before := dial(t, old)
+			roundTrip(t, before, "old\n")
+			stop := make(chan struct{})
+			refused := make(chan error, 1)
+			go func() { // connect in a tight loop across the swap
+				defer close(refused)
+				n, a := splitAddr(old.Addr())
+				for {
+					select {
+					case <-stop:
+						return
+					default:
+					}
+					c, err := net.DialTimeout(n, a, time.Second)
+					if err != nil {
+						refused <- err
+						return
+					}
+					c.Close()
+				}
+			}()
+			time.Sleep(20 * time.Millisecond)
+			spec := old.Spec()
+			spec.Module = &upperEcho{}
+			nl, err := e.Replace(old, spec)
+			if err != nil {
+				t.Fatal(err)
+			}
+			time.Sleep(20 * time.Millisecond)
+			close(stop)
+			if err := <-refused; err != nil {
+				t.Fatalf("a connect failed across the swap: %v", err)
+			}
+			if nl.Addr() != old.Addr() {
+				t.Fatalf("address changed: %s -> %s", old.Addr(), nl.Addr())
+			}
+			roundTrip(t, before, "still old\n")
+			after := dial(t, nl)
+			if _, err := after.Write([]byte("new\n")); err != nil {
+				t.Fatal(err)
+			}
+			got := make([]byte, 4)
+			if _, err := io.ReadFull(after, got); err != nil || string(got) != "NEW\n" {
+				t.Fatalf("new connection got %q, %v; want the new module's answer", got, err)
+			}
+		})
+	}
+}
+
+// upperEcho answers lines upper-cased, to tell it from lineEcho.
+type upperEcho struct{ lineEcho }
+
+func (m *upperEcho) OnReadable(c api.Conn) {
+	in := c.Inbound()
+	if i := bytes.LastIndexByte(in, '\n'); i >= 0 {
+		_, _ = c.Write(bytes.ToUpper(in[:i+1]))
+		c.Consume(i + 1)
+	}
+}

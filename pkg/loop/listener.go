@@ -204,14 +204,25 @@ func (l *Listener) Close() {
 	}
 }
 
+// Disown makes Close leave the unix socket file in place: another process
+// (an upgrade) serves it now. Other sockets have no file to keep.
+func (l *Listener) Disown() {
+	l.engine.mu.Lock()
+	l.path = ""
+	l.engine.mu.Unlock()
+}
+
 func (l *Listener) closeSocket() {
 	if l.fd >= 0 {
 		_ = unix.Close(l.fd)
 		l.fd = -1
 	}
-	if l.path != "" {
-		_ = os.Remove(l.path)
-		l.path = ""
+	l.engine.mu.Lock()
+	path := l.path
+	l.path = ""
+	l.engine.mu.Unlock()
+	if path != "" {
+		_ = os.Remove(path)
 	}
 }
 
