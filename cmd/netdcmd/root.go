@@ -119,6 +119,7 @@ func newRootCmd(stdout, stderr io.Writer) *cobra.Command {
 		newModulesCmd(),
 		newVersionCmd(),
 		newBenchCmd(),
+		newReloadCmd(),
 	)
 	for _, c := range root.Commands() {
 		wrapArgs(c)

@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"os"
 	"os/signal"
+	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -42,6 +44,37 @@ type daemon struct {
 	log    hclog.Logger
 	cfg    *config.Config
 	engine *loop.Engine
+
+	// reloadMu serializes reloads (SIGHUP and the admin endpoint) and
+	// guards listeners and retired.
+	reloadMu  sync.Mutex
+	listeners []*runningListener
+	// retired are listeners a reload replaced or removed; their
+	// connections may still run, and their counts still belong to their
+	// name.
+	retired       []*runningListener
+	reloadsOK     atomic.Uint64
+	reloadsFailed atomic.Uint64
+}
+
+// runningListener pairs a config listener with the socket serving it.
+type runningListener struct {
+	cfg config.Listener
+	lis *loop.Listener
+}
+
+// retire keeps a replaced or removed listener's counts. Caller holds
+// reloadMu.
+func (d *daemon) retire(r *runningListener) {
+	d.retired = append(d.retired, &runningListener{cfg: r.cfg, lis: r.lis})
+}
+
+func (d *daemon) recordReload(err error) {
+	if err != nil {
+		d.reloadsFailed.Add(1)
+	} else {
+		d.reloadsOK.Add(1)
+	}
 }
 
 func (d *daemon) run() error {
@@ -95,9 +128,11 @@ func (d *daemon) start() error {
 		if err != nil {
 			return abort(err)
 		}
-		if _, err := engine.Listen(spec); err != nil {
+		l, err := engine.Listen(spec)
+		if err != nil {
 			return abort(err)
 		}
+		d.listeners = append(d.listeners, &runningListener{cfg: d.cfg.Listeners[i], lis: l})
 	}
 	if err := dropPrivileges(d.cfg.User, d.cfg.Group); err != nil {
 		return abort(err)
@@ -145,7 +180,8 @@ func (d *daemon) wait(signals <-chan os.Signal) error {
 	for sig := range signals {
 		switch sig {
 		case syscall.SIGHUP:
-			d.log.Warn("SIGHUP: reload is not supported yet; the config is unchanged")
+			d.log.Info("SIGHUP: reloading", "config", d.src.name())
+			_ = d.reload()
 		default:
 			return d.shutdown(sig, signals)
 		}

@@ -34,8 +34,12 @@ type ListenerSpec struct {
 	// Address is host:port for tcp and udp, a path for unix.
 	Address string
 	// File, when set, is an already bound socket to serve instead of
-	// binding Address (systemd activation, upgrades). Listen dups it.
+	// binding Address (systemd activation, upgrades, Bind). Listen dups it.
 	File *os.File
+	// OwnSocketFile, with File on a unix listener, makes the listener
+	// remove the socket file at Address when it closes, as if it had bound
+	// it.
+	OwnSocketFile bool
 	// Module serves the listener. It must implement api.StreamHandler for
 	// stream networks and api.PacketHandler for udp.
 	Module api.Module
@@ -125,6 +129,9 @@ func newListener(e *Engine, spec ListenerSpec) (*Listener, error) {
 	}
 	if spec.File != nil {
 		l.fd, err = adoptSocket(spec.File, l.family)
+		if spec.OwnSocketFile && spec.Network == "unix" {
+			l.path = spec.Address
+		}
 	} else {
 		l.fd, l.path, err = bindSocket(spec.Network, spec.Address)
 	}
@@ -314,6 +321,17 @@ func bindSocket(network, address string) (fd int, path string, err error) {
 		}
 	}
 	return fd, path, nil
+}
+
+// Bind creates and binds a listening socket for network and address, as
+// Listen would, and returns it as a file for ListenerSpec.File: a reload
+// binds every new address before it changes anything.
+func Bind(network, address string) (*os.File, error) {
+	fd, _, err := bindSocket(network, address)
+	if err != nil {
+		return nil, err
+	}
+	return os.NewFile(uintptr(fd), network+"://"+address), nil
 }
 
 // adoptSocket takes over an inherited socket: dup it (the caller keeps its

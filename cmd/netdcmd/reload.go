@@ -1,0 +1,230 @@
+package netdcmd
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"reflect"
+	"strings"
+	"time"
+
+	"github.com/hashicorp/go-hclog"
+	"github.com/spf13/cobra"
+
+	"github.com/netd/netd/internal/config"
+	"github.com/netd/netd/pkg/loop"
+)
+
+// reload re-reads the config file and applies it: listeners are matched by
+// name; added ones start, removed ones stop accepting and let their
+// connections finish, changed ones are replaced (their connections finish
+// under the old settings), unchanged ones are not touched. The new config
+// is loaded and validated whole, and every new socket bound, before
+// anything changes; on any failure the daemon runs on unchanged.
+func (d *daemon) reload() error {
+	d.reloadMu.Lock()
+	defer d.reloadMu.Unlock()
+	err := d.applyReload()
+	d.recordReload(err)
+	return err
+}
+
+func (d *daemon) applyReload() error {
+	if d.src.embedded {
+		return errors.New("the embedded default config cannot be reloaded; run with -c FILE")
+	}
+	cfg, err := d.src.load(d.log)
+	if err != nil {
+		d.logConfigError("reload failed; running config unchanged", err)
+		return err
+	}
+
+	old := map[string]*runningListener{}
+	for _, r := range d.listeners {
+		old[r.cfg.Name] = r
+	}
+	type change struct {
+		r    *runningListener // nil: added
+		next config.Listener
+	}
+	var changes []change
+	next := map[string]bool{}
+	for _, l := range cfg.Listeners {
+		next[l.Name] = true
+		r := old[l.Name]
+		if r != nil && sameListener(r.cfg, l) {
+			continue
+		}
+		changes = append(changes, change{r: r, next: l})
+	}
+
+	// Bind every listener that needs a new socket first, so that an
+	// address in use fails the reload before anything changed.
+	bound := map[string]*os.File{}
+	defer func() {
+		for _, f := range bound {
+			f.Close()
+		}
+	}()
+	for _, ch := range changes {
+		if ch.r != nil && ch.r.cfg.Addr == ch.next.Addr {
+			continue // the socket is handed over, not bound again
+		}
+		spec, err := d.listenerSpec(&ch.next)
+		if err == nil {
+			bound[ch.next.Name], err = loop.Bind(spec.Network, spec.Address)
+		}
+		if err != nil {
+			err = fmt.Errorf("listener %q: %w", ch.next.Name, err)
+			d.log.Error("reload failed; running config unchanged", "config", d.src.name(), "error", err)
+			return err
+		}
+	}
+
+	for _, ch := range changes {
+		name := ch.next.Name
+		spec, _ := d.listenerSpec(&ch.next)
+		if f := bound[name]; f != nil {
+			spec.File, spec.OwnSocketFile = f, true
+		}
+		if ch.r == nil {
+			l, err := d.engine.Listen(spec)
+			if err != nil {
+				d.log.Error("reload: cannot start listener", "listener", name, "error", err)
+				continue
+			}
+			d.listeners = append(d.listeners, &runningListener{cfg: ch.next, lis: l})
+			d.log.Info("reload: listener added", "listener", name, "address", l.Addr(), "module", ch.next.Module)
+			continue
+		}
+		prev := ch.r.lis
+		l, err := d.engine.Replace(prev, spec)
+		if err != nil {
+			d.log.Error("reload: cannot replace listener; it keeps its old settings", "listener", name, "error", err)
+			continue
+		}
+		d.retire(ch.r)
+		ch.r.cfg, ch.r.lis = ch.next, l
+		if prev.Addr() == l.Addr() {
+			d.log.Info("reload: listener replaced on its socket", "listener", name, "address", l.Addr(), "module", ch.next.Module)
+		} else {
+			d.log.Info("reload: listener moved", "listener", name, "from", prev.Addr(), "to", l.Addr(), "module", ch.next.Module)
+		}
+	}
+	kept := d.listeners[:0]
+	for _, r := range d.listeners {
+		if !next[r.cfg.Name] {
+			r.lis.Close()
+			d.retire(r)
+			d.log.Info("reload: listener removed; its connections finish", "listener", r.cfg.Name, "connections", r.lis.ActiveConnections())
+			continue
+		}
+		kept = append(kept, r)
+	}
+	d.listeners = kept
+	d.warnUnappliable(cfg)
+	d.applyLogLevel(cfg)
+	d.cfg.ShutdownTimeout = cfg.ShutdownTimeout
+	d.cfg.Listeners = cfg.Listeners
+	d.log.Info("reload: done", "config", d.src.name(), "listeners", len(d.listeners), "changed", len(changes))
+	return nil
+}
+
+// sameListener reports whether a reload leaves a listener alone.
+func sameListener(a, b config.Listener) bool {
+	return a.Addr == b.Addr && a.Module == b.Module &&
+		a.MaxConnections == b.MaxConnections && a.IdleTimeout == b.IdleTimeout &&
+		reflect.DeepEqual(a.Options.Map(), b.Options.Map())
+}
+
+// warnUnappliable names the settings a reload cannot change in a running
+// process.
+func (d *daemon) warnUnappliable(cfg *config.Config) {
+	check := func(name string, changed bool) {
+		if changed {
+			d.log.Warn("reload: setting changed but needs a restart or an upgrade (SIGUSR2) to apply", "setting", name)
+		}
+	}
+	check("loops", cfg.Loops != d.cfg.Loops)
+	check("max_connections", cfg.MaxConnections != d.cfg.MaxConnections)
+	check("user", cfg.User != d.cfg.User)
+	check("group", cfg.Group != d.cfg.Group)
+	check("log.format", cfg.Log.Format != d.cfg.Log.Format)
+	check("admin", !reflect.DeepEqual(cfg.Admin, d.cfg.Admin))
+}
+
+// applyLogLevel applies a changed log.level unless a flag or the
+// environment set the level.
+func (d *daemon) applyLogLevel(cfg *config.Config) {
+	if cfg.Log.Level == d.cfg.Log.Level {
+		return
+	}
+	d.g.applyFile(cfg.Log.Level, "")
+	d.log.SetLevel(hclog.LevelFromString(d.g.level()))
+	d.cfg.Log.Level = cfg.Log.Level
+}
+
+// logConfigError logs each problem of a config error on a line of its own.
+func (d *daemon) logConfigError(msg string, err error) {
+	var errs config.Errors
+	var one *config.Error
+	switch {
+	case errors.As(err, &errs):
+		for _, e := range errs {
+			d.log.Error(msg, "problem", e.Error())
+		}
+	case errors.As(err, &one):
+		d.log.Error(msg, "problem", one.Error())
+	default:
+		d.log.Error(msg, "config", d.src.name(), "error", err)
+	}
+}
+
+func newReloadCmd() *cobra.Command {
+	var file string
+	cmd := &cobra.Command{
+		Use:   "reload -c FILE",
+		Short: "Make the daemon that runs FILE reload it, as SIGHUP does",
+		Long:  "reload asks the daemon running FILE to re-read it, through the admin endpoint FILE names (admin.address). It exits 1 when FILE has no admin endpoint, when no daemon answers there, or when the daemon rejects the new config.",
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if file == "" {
+				return usageError{fmt.Errorf("reload needs -c FILE")}
+			}
+			cfg, err := configSource{path: file}.load(hclog.NewNullLogger())
+			if err != nil {
+				return printConfigError(cmd.ErrOrStderr(), err)
+			}
+			if cfg.Admin == nil || cfg.Admin.Address == "" {
+				return fmt.Errorf("%s has no admin address; send SIGHUP to the daemon instead", file)
+			}
+			return postReload(cmd.OutOrStdout(), cfg.Admin.Address)
+		},
+	}
+	cmd.Flags().StringVarP(&file, "config", "c", "", "the config file the daemon runs")
+	return cmd
+}
+
+func postReload(out io.Writer, address string) error {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	url := "http://" + address + "/-/reload"
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, url, nil)
+	if err != nil {
+		return err
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return fmt.Errorf("no daemon answers at %s: %w", address, err)
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
+	msg := strings.TrimSpace(string(body))
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("reload rejected by the daemon at %s: %s", address, msg)
+	}
+	fmt.Fprintf(out, "%s: %s\n", address, msg)
+	return nil
+}
