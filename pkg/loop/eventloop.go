@@ -52,6 +52,11 @@ type eventLoop struct {
 	done     chan struct{}
 
 	ctl unix.EpollEvent // scratch for epoll_ctl, so it does not escape
+
+	// Counters for metrics; only the loop writes them.
+	handled atomic.Uint64 // readiness events dispatched
+	wakeups atomic.Uint64 // epoll_wait returns
+	busy    atomic.Int64  // nanoseconds spent handling events
 }
 
 // wakeHandler drains the eventfd.
@@ -228,6 +233,9 @@ func (l *eventLoop) run() {
 			}
 		}
 		l.expireTimers()
+		l.wakeups.Add(1)
+		l.handled.Add(uint64(max(n, 0)))
+		l.busy.Add(int64(time.Since(l.now)))
 	}
 }
 

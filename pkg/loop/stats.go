@@ -2,6 +2,7 @@ package loop
 
 import (
 	"sync"
+	"time"
 	"sync/atomic"
 
 	"github.com/netd/netd/pkg/modules/api"
@@ -89,4 +90,23 @@ func (l *Listener) Stats() Stats {
 		c.otherMu.Unlock()
 	}
 	return s
+}
+
+// LoopStats is a snapshot of one event loop's counters.
+type LoopStats struct {
+	// Events counts readiness events handled.
+	Events uint64
+	// Wakeups counts returns from epoll_wait.
+	Wakeups uint64
+	// Busy is the time spent handling events, as opposed to waiting.
+	Busy time.Duration
+}
+
+// LoopStats returns each loop's counters. Any goroutine.
+func (e *Engine) LoopStats() []LoopStats {
+	out := make([]LoopStats, len(e.loops))
+	for i, l := range e.loops {
+		out[i] = LoopStats{Events: l.handled.Load(), Wakeups: l.wakeups.Load(), Busy: time.Duration(l.busy.Load())}
+	}
+	return out
 }
