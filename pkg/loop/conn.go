@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"net/netip"
 	"time"
 
 	"golang.org/x/sys/unix"
@@ -45,24 +46,36 @@ type conn struct {
 
 	out    outQueue
 	ctx    any
-	remote unix.Sockaddr
+	// remote is the peer's address; zero for unix sockets. Kept inline
+	// rather than as the unix.Sockaddr accept returned: one allocation
+	// less per idle connection.
+	remote netip.AddrPort
 
 	// Intrusive list links for the idle or lingering list; last is the
-	// time of the last activity, in the loop clock's Unix nanoseconds, and
-	// closingSince that of the graceful close.
-	prev, next   *conn
-	list         *connList
-	last         int64
-	closingSince int64
+	// time of the last activity, in the loop clock's Unix nanoseconds.
+	prev, next *conn
+	list       *connList
+	last       int64
 
-	closeReason api.Reason
-	closeErr    error
+	// closing is set by a graceful close; few connections need it, so it
+	// lives outside the struct.
+	closing *closeState
+}
+
+// closeState is what a graceful close remembers until the descriptor is
+// closed.
+type closeState struct {
+	reason api.Reason
+	err    error
+	since  int64 // loop clock, Unix nanoseconds
 }
 
 var _ api.Conn = (*conn)(nil)
 
 func newConn(l *eventLoop, lis *Listener, h api.StreamHandler, fd int, remote unix.Sockaddr) *conn {
-	return &conn{fd: fd, loop: l, lis: lis, h: h, remote: remote}
+	c := &conn{fd: fd, loop: l, lis: lis, h: h}
+	c.remote, _ = sockaddrToAddrPort(remote)
+	return c
 }
 
 // wantEvents computes the interest set from the state bits.
@@ -399,8 +412,7 @@ func (c *conn) CloseFor(reason api.Reason, err error) {
 		return
 	}
 	c.flags |= flagClosing
-	c.closingSince = c.loop.now.UnixNano()
-	c.closeReason, c.closeErr = reason, err
+	c.closing = &closeState{reason: reason, err: err, since: c.loop.now.UnixNano()}
 	c.flags &^= flagPaused | flagWatermark | flagWantWritable
 	c.setList(&c.loop.lingering)
 	if c.out.n == 0 {
@@ -416,7 +428,7 @@ func (c *conn) CloseFor(reason api.Reason, err error) {
 // finished sending, else half-close and linger for its EOF.
 func (c *conn) finishClose() {
 	if c.flags&flagInputClosed != 0 {
-		c.closeNow(c.closeReason, c.closeErr)
+		c.closeNow(c.closing.reason, c.closing.err)
 		return
 	}
 	c.shutWrite()
@@ -431,22 +443,22 @@ func (c *conn) discardInput() {
 	switch {
 	case n > 0:
 		c.lis.stats[c.loop.index].bytesIn.Add(uint64(n))
-		if c.loop.now.UnixNano()-c.closingSince > int64(c.loop.engine.cfg.LingerTimeout) {
+		if c.loop.now.UnixNano()-c.closing.since > int64(c.loop.engine.cfg.LingerTimeout) {
 			// A peer that keeps sending cannot hold a closing socket open.
-			c.closeNow(c.closeReason, c.closeErr)
+			c.closeNow(c.closing.reason, c.closing.err)
 			return
 		}
 		c.touch()
 	case n == 0 && err == nil:
 		c.flags |= flagInputClosed
 		if c.out.n == 0 {
-			c.closeNow(c.closeReason, c.closeErr)
+			c.closeNow(c.closing.reason, c.closing.err)
 		} else {
 			c.updateEvents()
 		}
 	case err == unix.EAGAIN || err == unix.EINTR:
 	default:
-		c.closeNow(c.closeReason, c.closeErr)
+		c.closeNow(c.closing.reason, c.closing.err)
 	}
 }
 
@@ -553,13 +565,18 @@ func (c *conn) LocalAddr() net.Addr {
 }
 
 // RemoteAddr implements api.Conn.
-func (c *conn) RemoteAddr() net.Addr { return sockaddrToNet(c.remote) }
+func (c *conn) RemoteAddr() net.Addr {
+	if !c.remote.IsValid() {
+		return &net.UnixAddr{Net: "unix"}
+	}
+	return net.TCPAddrFromAddrPort(c.remote)
+}
 
 func (c *conn) remoteString() string {
-	if a := c.RemoteAddr(); a != nil {
-		return a.String()
+	if !c.remote.IsValid() {
+		return "unix"
 	}
-	return "unix"
+	return c.remote.String()
 }
 
 // Context implements api.Conn.

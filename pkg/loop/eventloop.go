@@ -312,7 +312,7 @@ func (l *eventLoop) expireTimers() {
 		}
 	}
 	for c := l.lingering.head; c != nil && !now.Before(c.deadline(l.lingering.timeout)); c = l.lingering.head {
-		c.closeNow(c.closeReason, c.closeErr)
+		c.closeNow(c.closing.reason, c.closing.err)
 	}
 	if len(l.backoff) > 0 {
 		kept := l.backoff[:0]
