@@ -44,8 +44,8 @@ type conn struct {
 	cur      []byte
 	consumed int
 
-	out    outQueue
-	ctx    any
+	out outQueue
+	ctx any
 	// remote is the peer's address; zero for unix sockets. Kept inline
 	// rather than as the unix.Sockaddr accept returned: one allocation
 	// less per idle connection.

@@ -2,8 +2,8 @@ package loop
 
 import (
 	"sync"
-	"time"
 	"sync/atomic"
+	"time"
 
 	"github.com/netd/netd/pkg/modules/api"
 )
