@@ -3,5 +3,9 @@
 package standard
 
 import (
-	_ "github.com/netd/netd/pkg/modules/echo" // echo: RFC 862, line and raw
+	_ "github.com/netd/netd/pkg/modules/chargen" // chargen: RFC 864
+	_ "github.com/netd/netd/pkg/modules/daytime" // daytime: RFC 867
+	_ "github.com/netd/netd/pkg/modules/discard" // discard: RFC 863
+	_ "github.com/netd/netd/pkg/modules/echo"    // echo: RFC 862, line and raw
+	_ "github.com/netd/netd/pkg/modules/time"    // time: RFC 868
 )
