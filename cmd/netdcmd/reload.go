@@ -86,7 +86,17 @@ func (d *daemon) applyReload() error {
 
 	for _, ch := range changes {
 		name := ch.next.Name
-		spec, _ := d.listenerSpec(&ch.next)
+		var spec loop.ListenerSpec
+		if ch.r != nil && ch.r.cfg.Addr == ch.next.Addr {
+			// Same socket, handed over: fd:// listeners included, whose
+			// socket systemd passed only once.
+			prev := ch.r.lis.Spec()
+			spec = d.moduleSpec(&ch.next)
+			spec.Network, spec.Address = prev.Network, prev.Address
+		} else if spec, err = d.listenerSpec(&ch.next); err != nil {
+			d.log.Error("reload: cannot start listener", "listener", name, "error", err)
+			continue
+		}
 		if f := bound[name]; f != nil {
 			spec.File, spec.OwnSocketFile = f, true
 		}

@@ -11,10 +11,13 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/cloudflare/tableflip"
 	"github.com/hashicorp/go-hclog"
 	"github.com/spf13/cobra"
 
+	"github.com/netd/netd/internal/admin"
 	"github.com/netd/netd/internal/config"
+	"github.com/netd/netd/internal/systemd"
 	"github.com/netd/netd/pkg/loop"
 	"github.com/netd/netd/pkg/modules/api"
 )
@@ -52,9 +55,15 @@ type daemon struct {
 	// retired are listeners a reload replaced or removed; their
 	// connections may still run, and their counts still belong to their
 	// name.
-	retired       []*runningListener
-	reloadsOK     atomic.Uint64
-	reloadsFailed atomic.Uint64
+	retired []*runningListener
+	// totals keeps the final counts of retired listeners by name.
+	totals map[string]admin.ListenerSnapshot
+
+	ready     atomic.Bool
+	admin     *admin.Server
+	metrics   *admin.Metrics
+	upg       *tableflip.Upgrader
+	activated map[string][]*os.File // sockets systemd passed, by name
 }
 
 // runningListener pairs a config listener with the socket serving it.
@@ -70,11 +79,7 @@ func (d *daemon) retire(r *runningListener) {
 }
 
 func (d *daemon) recordReload(err error) {
-	if err != nil {
-		d.reloadsFailed.Add(1)
-	} else {
-		d.reloadsOK.Add(1)
-	}
+	d.metrics.Reloaded(d.configHash(), time.Now(), err)
 }
 
 func (d *daemon) run() error {
@@ -98,12 +103,24 @@ func (d *daemon) run() error {
 	// Signals are caught before the first socket opens, so that an early
 	// SIGTERM still gets a clean shutdown.
 	signals := make(chan os.Signal, 4)
-	signal.Notify(signals, syscall.SIGINT, syscall.SIGTERM, syscall.SIGHUP)
+	signal.Notify(signals, syscall.SIGINT, syscall.SIGTERM, syscall.SIGHUP, syscall.SIGUSR2)
 	defer signal.Stop(signals)
 
-	if err := d.start(); err != nil {
+	if err := d.systemdSockets(); err != nil {
 		return fmt.Errorf("%s: %w", d.src.name(), err)
 	}
+	if d.upg, err = newUpgrader(); err != nil {
+		return fmt.Errorf("%s: %w", d.src.name(), err)
+	}
+	defer d.upg.Stop()
+	d.totals = map[string]admin.ListenerSnapshot{}
+	d.metrics = admin.NewMetrics(daemonSource{d}, Version, Commit)
+	if err := d.start(); err != nil {
+		d.closeActivated()
+		return fmt.Errorf("%s: %w", d.src.name(), err)
+	}
+	d.closeActivated()
+	defer d.stopAdmin()
 	return d.wait(signals)
 }
 
@@ -124,17 +141,31 @@ func (d *daemon) start() error {
 		return err
 	}
 	for i := range d.cfg.Listeners {
-		spec, err := d.listenerSpec(&d.cfg.Listeners[i])
+		cl := &d.cfg.Listeners[i]
+		inherited, err := d.inheritedFile(cl)
 		if err != nil {
+			return abort(err)
+		}
+		var spec loop.ListenerSpec
+		if inherited != nil {
+			spec = d.adoptedSpec(cl, inherited)
+		} else if spec, err = d.listenerSpec(cl); err != nil {
 			return abort(err)
 		}
 		l, err := engine.Listen(spec)
+		if inherited != nil {
+			inherited.Close() // the listener holds its own dup
+		}
 		if err != nil {
 			return abort(err)
 		}
-		d.listeners = append(d.listeners, &runningListener{cfg: d.cfg.Listeners[i], lis: l})
+		d.listeners = append(d.listeners, &runningListener{cfg: *cl, lis: l})
+	}
+	if err := d.startAdmin(); err != nil {
+		return abort(err)
 	}
 	if err := dropPrivileges(d.cfg.User, d.cfg.Group); err != nil {
+		d.stopAdmin()
 		return abort(err)
 	}
 	for _, l := range d.cfg.Listeners {
@@ -145,60 +176,122 @@ func (d *daemon) start() error {
 		}
 	}
 	if err := engine.Start(); err != nil {
+		d.stopAdmin()
 		return abort(err)
 	}
+	d.ready.Store(true)
 	kv := []any{"loops", engine.Loops()}
 	for _, l := range engine.Listeners() {
 		kv = append(kv, l.Name(), l.Addr())
 	}
+	if d.admin != nil {
+		kv = append(kv, "admin", "http://"+d.admin.Addr().String())
+	}
 	d.log.Info("listening", kv...)
+	d.metrics.ConfigLoaded(d.configHash(), time.Now())
+	if err := d.upg.Ready(); err != nil {
+		d.log.Warn("upgrade: cannot tell the old process we are ready", "error", err)
+	}
+	if d.upg.HasParent() {
+		d.notify(systemd.ReadyAsMain)
+	} else {
+		d.notify(systemd.Ready)
+	}
 	return nil
 }
 
-// listenerSpec turns a config listener into what the loop binds.
+// socketNetwork tells a passed socket's network from its type: the loop
+// checks it against what the module serves.
+func socketNetwork(f *os.File) string {
+	if typ, _ := syscall.GetsockoptInt(int(f.Fd()), syscall.SOL_SOCKET, syscall.SO_TYPE); typ == syscall.SOCK_DGRAM {
+		return "udp"
+	}
+	return "tcp"
+}
+
+// listenerSpec turns a config listener into what the loop binds: its
+// address, or for fd://NAME the socket systemd passed.
 func (d *daemon) listenerSpec(l *config.Listener) (loop.ListenerSpec, error) {
-	spec := loop.ListenerSpec{
+	spec := d.moduleSpec(l)
+	switch l.Addr.Scheme {
+	case "unix":
+		spec.Network, spec.Address = "unix", l.Addr.Path
+	case "fd":
+		f, err := d.activatedFile(l)
+		if err != nil {
+			return spec, err
+		}
+		spec.File, spec.Network = f, socketNetwork(f)
+	default:
+		spec.Network, spec.Address = l.Addr.Scheme, l.Addr.Host
+	}
+	return spec, nil
+}
+
+// adoptedSpec is the spec of a listener that serves a socket it was handed
+// (by an upgrade, or by its predecessor on reload) rather than one it binds.
+func (d *daemon) adoptedSpec(l *config.Listener, f *os.File) loop.ListenerSpec {
+	spec := d.moduleSpec(l)
+	switch l.Addr.Scheme {
+	case "unix":
+		spec.Network, spec.Address = "unix", l.Addr.Path
+	case "fd":
+		spec.Network = socketNetwork(f)
+	default:
+		spec.Network, spec.Address = l.Addr.Scheme, l.Addr.Host
+	}
+	spec.File, spec.OwnSocketFile = f, true
+	return spec
+}
+
+// moduleSpec is the part of a listener's spec that is not its socket.
+func (d *daemon) moduleSpec(l *config.Listener) loop.ListenerSpec {
+	return loop.ListenerSpec{
 		Name:           l.Name,
-		Network:        l.Addr.Scheme,
-		Address:        l.Addr.Host,
 		Module:         l.Instance,
 		MaxConnections: l.MaxConnections,
 		IdleTimeout:    l.IdleTimeout,
 		Logger:         d.log.Named("listener." + l.Name),
 	}
-	switch l.Addr.Scheme {
-	case "unix":
-		spec.Address = l.Addr.Path
-	case "fd":
-		return spec, fmt.Errorf("listener %q: %s: socket activation is not supported yet", l.Name, l.Addr.String())
-	}
-	return spec, nil
 }
 
-// wait serves until SIGINT or SIGTERM, then drains.
+// wait serves until SIGINT or SIGTERM, or until an upgrade's new process
+// is ready, then drains.
 func (d *daemon) wait(signals <-chan os.Signal) error {
-	for sig := range signals {
-		switch sig {
-		case syscall.SIGHUP:
-			d.log.Info("SIGHUP: reloading", "config", d.src.name())
-			_ = d.reload()
-		default:
-			return d.shutdown(sig, signals)
+	for {
+		select {
+		case sig := <-signals:
+			switch sig {
+			case syscall.SIGHUP:
+				d.log.Info("SIGHUP: reloading", "config", d.src.name())
+				d.notify(systemd.Reloading)
+				_ = d.reload()
+				d.notify(systemd.Ready)
+			case syscall.SIGUSR2:
+				go d.upgrade()
+			default:
+				d.notify(systemd.Stopping)
+				return d.shutdown(sig.String(), signals)
+			}
+		case <-d.upg.Exit():
+			// The new process serves now; systemd follows its MAINPID, so
+			// this one does not report STOPPING.
+			d.disownSockets()
+			return d.shutdown("upgrade", signals)
 		}
 	}
-	return nil
 }
 
 // shutdown drains, bounded by shutdown_timeout; a second SIGINT or SIGTERM
 // cuts the drain short.
-func (d *daemon) shutdown(sig os.Signal, signals <-chan os.Signal) error {
+func (d *daemon) shutdown(why string, signals <-chan os.Signal) error {
 	timeout := d.cfg.ShutdownTimeout
-	d.log.Info("draining", "signal", sig.String(), "connections", d.engine.ActiveConnections(), "timeout", timeout)
+	d.log.Info("draining", "cause", why, "connections", d.engine.ActiveConnections(), "timeout", timeout)
 	ctx, cancel := context.WithTimeout(context.Background(), timeout)
 	defer cancel()
 	go func() {
 		for s := range signals {
-			if s != syscall.SIGHUP {
+			if s == syscall.SIGINT || s == syscall.SIGTERM {
 				d.log.Warn("second signal: closing every connection now", "signal", s.String())
 				cancel()
 				return

@@ -1,0 +1,173 @@
+package netdcmd
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"time"
+
+	"github.com/netd/netd/internal/admin"
+	"github.com/netd/netd/internal/config"
+	"github.com/netd/netd/internal/systemd"
+)
+
+// daemonSource is what the admin endpoint reads: the daemon's listeners,
+// with the counts of the ones a reload replaced or removed kept under
+// their name, so that a reload never resets a counter.
+type daemonSource struct{ d *daemon }
+
+var _ admin.Source = daemonSource{}
+
+// Listeners implements admin.Source. Any goroutine.
+func (s daemonSource) Listeners() []admin.ListenerSnapshot {
+	d := s.d
+	d.reloadMu.Lock()
+	defer d.reloadMu.Unlock()
+	var out []admin.ListenerSnapshot
+	for _, r := range d.listeners {
+		out = append(out, admin.FromStats(r.cfg.Name, r.lis.Stats()))
+	}
+	// A retired listener whose last connection has closed counts no more:
+	// fold it into the totals and let it go.
+	kept := d.retired[:0]
+	for _, r := range d.retired {
+		snap := admin.FromStats(r.cfg.Name, r.lis.Stats())
+		if snap.Active == 0 {
+			d.totals[r.cfg.Name] = d.totals[r.cfg.Name].Add(snap)
+			continue
+		}
+		out = append(out, snap)
+		kept = append(kept, r)
+	}
+	clear(d.retired[len(kept):])
+	d.retired = kept
+	for name, t := range d.totals {
+		t.Name = name
+		out = append(out, t)
+	}
+	return out
+}
+
+// Ready implements admin.Source.
+func (s daemonSource) Ready() bool { return s.d.ready.Load() }
+
+// Draining implements admin.Source.
+func (s daemonSource) Draining() bool { return s.d.engine.Draining() }
+
+// Loops implements admin.Source.
+func (s daemonSource) Loops() []admin.LoopSnapshot {
+	stats := s.d.engine.LoopStats()
+	out := make([]admin.LoopSnapshot, len(stats))
+	for i, st := range stats {
+		out[i] = admin.LoopSnapshot{ID: i, Events: st.Events, Busy: st.Busy}
+	}
+	return out
+}
+
+// startAdmin binds the admin endpoint, when the config has one. A taken
+// admin port is a start-up error like a taken listener port.
+func (d *daemon) startAdmin() error {
+	if d.cfg.Admin == nil || d.cfg.Admin.Address == "" {
+		return nil
+	}
+	srv, err := admin.New(admin.Config{
+		Address: d.cfg.Admin.Address,
+		Pprof:   d.cfg.Admin.Pprof,
+		Logger:  d.log.Named("admin"),
+		Reload:  d.reloadFromAdmin,
+		Source:  daemonSource{d},
+		Version: Version,
+		Commit:  Commit,
+		Metrics: d.metrics,
+	})
+	if err != nil {
+		return err
+	}
+	d.admin = srv
+	go func() {
+		if err := srv.Serve(); err != nil {
+			d.log.Error("admin endpoint stopped", "error", err)
+		}
+	}()
+	return nil
+}
+
+// reloadFromAdmin is the admin endpoint's POST /-/reload.
+func (d *daemon) reloadFromAdmin() error {
+	if d.engine.Draining() {
+		return fmt.Errorf("shutting down: %w", admin.ErrReloadConflict)
+	}
+	d.log.Info("reload requested through the admin endpoint", "config", d.src.name())
+	return d.reload()
+}
+
+func (d *daemon) stopAdmin() {
+	if d.admin == nil {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	_ = d.admin.Shutdown(ctx)
+}
+
+// configHash identifies the config's bytes in netd_config_info.
+func (d *daemon) configHash() string {
+	if d.src.embedded {
+		return admin.HashConfig(defaultConfig)
+	}
+	b, err := os.ReadFile(d.src.path)
+	if err != nil {
+		return ""
+	}
+	return admin.HashConfig(b)
+}
+
+// systemdSockets takes the sockets systemd passed (socket activation),
+// once, before anything else opens a descriptor.
+func (d *daemon) systemdSockets() error {
+	files, err := systemd.Listeners()
+	if err != nil {
+		return fmt.Errorf("socket activation: %w", err)
+	}
+	d.activated = files
+	return nil
+}
+
+// activatedFile returns the socket systemd passed for fd://NAME.
+func (d *daemon) activatedFile(l *config.Listener) (*os.File, error) {
+	files := d.activated[l.Addr.Path]
+	switch len(files) {
+	case 0:
+		names := make([]string, 0, len(d.activated))
+		for n := range d.activated {
+			names = append(names, n)
+		}
+		if len(names) == 0 {
+			return nil, fmt.Errorf("listener %q: %s: no socket was passed by systemd (socket activation: LISTEN_FDS is not set for this process)", l.Name, l.Addr.String())
+		}
+		return nil, fmt.Errorf("listener %q: %s: systemd passed no socket named %q (it passed %v)", l.Name, l.Addr.String(), l.Addr.Path, names)
+	case 1:
+		return files[0], nil
+	default:
+		return nil, fmt.Errorf("listener %q: %s: systemd passed %d sockets named %q; give each its own FileDescriptorName and its own listener", l.Name, l.Addr.String(), len(files), l.Addr.Path)
+	}
+}
+
+// closeUnusedActivated closes the sockets systemd passed that no listener
+// took (the listeners hold dups of the ones they took).
+func (d *daemon) closeActivated() {
+	for _, files := range d.activated {
+		for _, f := range files {
+			f.Close()
+		}
+	}
+	d.activated = nil
+}
+
+// notify tells systemd (Type=notify) about a state change; without
+// NOTIFY_SOCKET it does nothing.
+func (d *daemon) notify(send func() (bool, error)) {
+	if _, err := send(); err != nil {
+		d.log.Warn("systemd notify failed", "error", err)
+	}
+}
