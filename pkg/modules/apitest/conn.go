@@ -4,6 +4,9 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"net"
+	"syscall"
+
+	"golang.org/x/sys/unix"
 
 	"github.com/netd/netd/pkg/modules/api"
 )
@@ -70,6 +73,12 @@ type Conn struct {
 	ctx        any
 	rng        *rand.Rand
 	violations []string
+
+	// connecting is set on a connection from Loop.Dial until the test
+	// calls Connect or Fail; fd is the descriptor handed to Loop.Attach,
+	// closed with the connection (-1: none).
+	connecting bool
+	fd         int
 }
 
 var _ api.Conn = (*Conn)(nil)
@@ -78,21 +87,20 @@ var _ api.Conn = (*Conn)(nil)
 // h.OnAccept on it.
 func NewConn(h api.StreamHandler, opts ...Option) *Conn {
 	s := newSettings(opts)
-	c := &Conn{h: h, s: s, loop: s.loop, room: s.room}
-	if c.loop == nil {
-		c.loop = NewLoop(opts...)
+	l := s.loop
+	if l == nil {
+		l = NewLoop(opts...)
 	}
-	c.rng = rand.New(rand.NewPCG(s.seed, s.seed^0x9e3779b97f4a7c15))
-	// Closed connections need no settling; dropping them keeps a loop that
-	// serves many short connections cheap to settle.
-	live := c.loop.conns[:0]
-	for _, o := range c.loop.conns {
-		if !o.closed {
-			live = append(live, o)
-		}
-	}
-	c.loop.conns = append(live, c)
+	c := newConn(h, s, l)
 	c.call(cbAccept)
+	return c
+}
+
+// newConn makes a connection on l without running OnAccept.
+func newConn(h api.StreamHandler, s settings, l *Loop) *Conn {
+	c := &Conn{h: h, s: s, loop: l, room: s.room, fd: -1}
+	c.rng = rand.New(rand.NewPCG(s.seed, s.seed^0x9e3779b97f4a7c15))
+	l.track(c)
 	return c
 }
 
@@ -108,6 +116,10 @@ func (c *Conn) Feed(p []byte) {
 	}
 	if c.eofFed {
 		c.violation("Feed after FeedEOF: the client cannot send after half-closing")
+		return
+	}
+	if c.connecting {
+		c.violation("Feed before Connect: nothing arrives on a connection still connecting")
 		return
 	}
 	if len(p) == 0 || c.closing || c.closed {
@@ -173,6 +185,10 @@ func (c *Conn) FeedEOF() {
 		c.violation("FeedEOF twice")
 		return
 	}
+	if c.connecting {
+		c.violation("FeedEOF before Connect: nothing arrives on a connection still connecting")
+		return
+	}
 	c.eofFed = true
 	if c.closing || c.closed {
 		return
@@ -203,7 +219,7 @@ func (c *Conn) SetWritable(n int) {
 // queued and the kernel has room. Drain(0) is the socket turning writable
 // without the client reading. It returns the bytes the kernel took.
 func (c *Conn) Drain(n int) int {
-	if !c.testSide("Drain") || c.closed {
+	if !c.testSide("Drain") || c.closed || c.connecting {
 		return 0
 	}
 	switch {
@@ -249,6 +265,61 @@ func (c *Conn) Terminate(reason api.Reason, err error) {
 		c.loop.settle()
 	}
 }
+
+// Connect completes the connect of a connection from Loop.Dial: OnAccept
+// runs, then what the module wrote while connecting goes out (as far as
+// the kernel has room), and OnWritable runs once it has, as the loop does.
+// A connection the module closed while connecting gets no OnAccept: it
+// only delivers what it had queued, then closes. On a connection that is
+// closed already, Connect does nothing.
+func (c *Conn) Connect() {
+	if !c.testSide("Connect") || c.closed {
+		return
+	}
+	if !c.connecting {
+		c.violation("Connect on a connection that is not connecting (only Loop.Dial's are)")
+		return
+	}
+	c.connecting = false
+	if !c.closing {
+		c.call(cbAccept)
+	}
+	if !c.closed && len(c.queue) > 0 {
+		c.flush()
+		switch {
+		case len(c.queue) > 0:
+		case c.closing:
+			c.closeNow(c.reason, c.err)
+		case c.owed:
+			c.owed = false
+			c.call(cbWritable)
+		}
+	}
+	c.loop.settle()
+}
+
+// Fail fails the connect of a connection from Loop.Dial, as a refused or
+// timed-out connect does: OnClose runs with api.ReasonError and err (nil
+// means connection refused; api.ErrConnectTimeout is what a timeout
+// gives). On a connection that is closed already, Fail does nothing.
+func (c *Conn) Fail(err error) {
+	if !c.testSide("Fail") || c.closed {
+		return
+	}
+	if !c.connecting {
+		c.violation("Fail on a connection that is not connecting (only Loop.Dial's are)")
+		return
+	}
+	if err == nil {
+		err = fmt.Errorf("connect: %w", syscall.ECONNREFUSED)
+	}
+	c.closeNow(api.ReasonError, err)
+	c.loop.settle()
+}
+
+// Connecting reports whether the connection is from Loop.Dial and neither
+// Connect nor Fail has been called yet.
+func (c *Conn) Connecting() bool { return c.connecting }
 
 // RunPending runs the functions submitted to the connection's loop; see
 // Loop.RunPending.
@@ -350,7 +421,7 @@ func (c *Conn) Write(p []byte) (int, error) {
 		return 0, api.ErrClosed
 	}
 	total := len(p)
-	if len(c.queue) == 0 {
+	if len(c.queue) == 0 && !c.connecting {
 		take := len(p)
 		if c.room >= 0 {
 			take = min(take, c.room)
@@ -562,8 +633,12 @@ func (c *Conn) closeNow(reason api.Reason, err error) {
 	if !c.closing || len(c.queue) > 0 {
 		c.aborted = true
 	}
-	c.closed, c.closing = true, false
+	c.closed, c.closing, c.connecting = true, false, false
 	c.reason, c.err = reason, err
+	if c.fd >= 0 {
+		_ = unix.Close(c.fd) // Attach handed it over: the loop closes it
+		c.fd = -1
+	}
 	c.discarded += len(c.queue)
 	c.queue, c.buf, c.spare, c.held = nil, nil, nil, nil
 	c.consumed = 0

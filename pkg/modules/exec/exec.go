@@ -1,0 +1,611 @@
+// Package execmod is netd's exec module, registered as "exec": inetd's
+// "server =". For each connection it starts a program whose stdin and
+// stdout are one end of a socketpair; the loop serves the other end as a
+// connection of its own and relays bytes between it and the client, with
+// backpressure both ways and half-close carried. The child is reaped
+// through a pidfd watched by the loop: no goroutine per connection.
+package execmod
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"net/netip"
+	"os"
+	"os/exec"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	"github.com/hashicorp/go-hclog"
+	"golang.org/x/sys/unix"
+
+	"github.com/netd/netd/pkg/modules/api"
+)
+
+// HighWater bounds what one side holds for the other: past it, the side
+// that sends is no longer read until the other has drained (OnWritable).
+const HighWater = 256 << 10
+
+// KillGrace is how long a child whose client has gone gets between
+// SIGTERM and SIGKILL.
+var KillGrace = time.Second
+
+// ErrOverInstances is the error a connection over the instances cap is
+// closed with.
+var ErrOverInstances = errors.New("netd: exec: instances limit reached")
+
+// Options are the exec module's options.
+type Options struct {
+	Command   string            `option:"command"`
+	Args      []string          `option:"args"`
+	Env       map[string]string `option:"env"`
+	Instances int               `option:"instances"`
+}
+
+// inheritedDrop are variables of netd's own environment that children do
+// not inherit: they describe netd's service manager and sockets, and a
+// child that believed them could talk to systemd as if it were netd.
+var inheritedDrop = map[string]bool{
+	"LISTEN_FDS": true, "LISTEN_PID": true, "LISTEN_FDNAMES": true,
+	"NOTIFY_SOCKET": true, "WATCHDOG_PID": true, "WATCHDOG_USEC": true,
+}
+
+// Exec is one exec instance, serving one listener.
+type Exec struct {
+	path      string
+	argv      []string
+	env       []string // netd's environment, less inheritedDrop, plus the env option
+	instances int64
+	unix      bool // serves a unix:// listener
+	listener  string
+	log       hclog.Logger
+
+	live       atomic.Int64 // children started and not yet reaped
+	overLog    atomic.Int64 // rate limit of the "instances" warning
+	spawnLog   atomic.Int64 // rate limit of the "cannot start" error
+	mu         sync.Mutex
+	sessions   map[*session]struct{} // children not yet reaped, for Stop
+	spawned    atomic.Uint64
+	spawnNanos atomic.Uint64 // total time spent starting children
+}
+
+var (
+	_ api.Module        = (*Exec)(nil)
+	_ api.StreamHandler = (*Exec)(nil)
+	_ api.Stopper       = (*Exec)(nil)
+	_ api.StreamHandler = (*session)(nil)
+)
+
+func init() {
+	api.Register(api.Info{
+		Name:        "exec",
+		Description: "runs a program per connection with its stdin and stdout joined to the connection (inetd's server =)",
+		New:         func() api.Module { return new(Exec) },
+	})
+}
+
+// Provision implements api.Module. The command must be an absolute path to
+// an executable file now, not at the first connection.
+func (e *Exec) Provision(s api.Setup) error {
+	var opts Options
+	if err := s.Options.Decode(&opts); err != nil {
+		return err
+	}
+	switch {
+	case opts.Command == "":
+		return s.Options.Errorf("command", "exec needs a command: the absolute path of the program to run")
+	case !strings.HasPrefix(opts.Command, "/"):
+		return s.Options.Errorf("command", "command must be an absolute path, not %q", opts.Command)
+	}
+	fi, err := os.Stat(opts.Command)
+	switch {
+	case err != nil:
+		return s.Options.Errorf("command", "%v", err)
+	case !fi.Mode().IsRegular():
+		return s.Options.Errorf("command", "%s is not a regular file", opts.Command)
+	case unix.Access(opts.Command, unix.X_OK) != nil:
+		return s.Options.Errorf("command", "%s is not executable", opts.Command)
+	}
+	if opts.Instances < 0 {
+		return s.Options.Errorf("instances", "instances must be 0 (unlimited) or more, not %d", opts.Instances)
+	}
+	for k := range opts.Env {
+		if k == "" || strings.ContainsAny(k, "=\x00") {
+			return s.Options.Errorf("env", "bad variable name %q", k)
+		}
+	}
+	if err := checkPidfd(); err != nil {
+		return s.Options.Errorf("command", "exec needs pidfd_open (Linux 5.3 or later): %v", err)
+	}
+	e.path = opts.Command
+	e.argv = append([]string{opts.Command}, opts.Args...)
+	e.env = e.env[:0]
+	for _, kv := range os.Environ() {
+		k, _, _ := strings.Cut(kv, "=")
+		if _, set := opts.Env[k]; !inheritedDrop[k] && !set {
+			e.env = append(e.env, kv)
+		}
+	}
+	keys := make([]string, 0, len(opts.Env))
+	for k := range opts.Env {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	for _, k := range keys {
+		e.env = append(e.env, k+"="+opts.Env[k])
+	}
+	e.instances = int64(opts.Instances)
+	e.unix = s.Network == "unix"
+	e.listener = s.Listener
+	e.log = s.Logger
+	if e.log == nil {
+		e.log = hclog.NewNullLogger()
+	}
+	e.sessions = map[*session]struct{}{}
+	return nil
+}
+
+// checkPidfd makes sure the kernel has pidfd_open, on netd's own pid.
+func checkPidfd() error {
+	fd, err := unix.PidfdOpen(os.Getpid(), 0)
+	if err != nil {
+		return err
+	}
+	return unix.Close(fd)
+}
+
+// Live returns the children started and not yet reaped. Any goroutine.
+func (e *Exec) Live() int64 { return e.live.Load() }
+
+// SpawnStats returns how many children were started and the mean time
+// starting one took on the loop. Any goroutine.
+func (e *Exec) SpawnStats() (n uint64, mean time.Duration) {
+	n = e.spawned.Load()
+	if n == 0 {
+		return 0, 0
+	}
+	return n, time.Duration(e.spawnNanos.Load() / n)
+}
+
+// OnAccept implements api.StreamHandler: it starts the child, or closes
+// the client at once when the instances cap is reached.
+func (e *Exec) OnAccept(c api.Conn) {
+	if n := e.live.Add(1); e.instances > 0 && n > e.instances {
+		e.live.Add(-1)
+		if !rateLimited(&e.overLog, c.Loop().Now()) {
+			e.log.Warn("instances limit reached; closing new connections", "instances", e.instances, "remote", remote(c))
+		}
+		c.CloseFor(api.ReasonOverLimit, ErrOverInstances)
+		return
+	}
+	if s, err := e.start(c); err != nil {
+		if s == nil {
+			e.live.Add(-1) // else the session frees it when its child is reaped
+		}
+		if !rateLimited(&e.spawnLog, c.Loop().Now()) {
+			e.log.Error("cannot start the command; closing the connection", "command", e.path, "remote", remote(c), "error", err)
+		}
+		c.CloseFor(api.ReasonError, err)
+	}
+}
+
+// start runs the child for client c and joins it to the loop. When it
+// fails without a session, nothing is left behind: no descriptor, no
+// child. When it fails with one, the child is being killed and the
+// session's watch reaps it.
+func (e *Exec) start(c api.Conn) (*session, error) {
+	fds, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
+	if err != nil {
+		return nil, fmt.Errorf("socketpair: %w", err)
+	}
+	ours := fds[0]
+	theirs := os.NewFile(uintptr(fds[1]), "exec-stdio")
+	cmd := &exec.Cmd{
+		Path: e.path,
+		Args: e.argv,
+		Env:  e.environ(c),
+		// *os.File for all three: os/exec passes them to the child as
+		// they are and starts no copying goroutine.
+		Stdin:  theirs,
+		Stdout: theirs,
+		Stderr: os.Stderr,
+		// A process group of its own, so that a kill reaches what the
+		// child started too, and a terminal's ^C reaches only netd,
+		// which drains.
+		SysProcAttr: &syscall.SysProcAttr{Setpgid: true},
+	}
+	t0 := time.Now()
+	err = cmd.Start()
+	e.spawnNanos.Add(uint64(time.Since(t0)))
+	e.spawned.Add(1)
+	_ = theirs.Close() // the child has its copy
+	if err != nil {
+		_ = unix.Close(ours)
+		return nil, err
+	}
+	s := &session{e: e, client: c, cmd: cmd, pidfd: -1}
+	// From here on the child runs: every error path kills and reaps it.
+	pidfd, err := unix.PidfdOpen(cmd.Process.Pid, 0)
+	if err != nil {
+		_ = unix.Close(ours)
+		s.killAndWait()
+		return nil, fmt.Errorf("pidfd_open: %w", err)
+	}
+	s.pidfd = pidfd
+	loop := c.Loop()
+	s.stopWatch, err = loop.Watch(pidfd, s.exited)
+	if err != nil {
+		_ = unix.Close(ours)
+		s.killAndWait()
+		return nil, err
+	}
+	e.track(s)
+	c.SetContext(s)
+	if _, err := loop.Attach(ours, s); err != nil {
+		// The client's close kills the child (s.child is nil, so its
+		// output cannot have ended), and the watch reaps it.
+		_ = unix.Close(ours)
+		return s, err
+	}
+	return s, nil
+}
+
+// environ is the child's environment: netd's (less inheritedDrop), the env
+// option, then the peer's address as UCSPI's tcpserver gives it.
+func (e *Exec) environ(c api.Conn) []string {
+	env := make([]string, len(e.env), len(e.env)+5)
+	copy(env, e.env)
+	if e.unix {
+		env = append(env, "PROTO=UNIX")
+		if a, ok := c.LocalAddr().(*net.UnixAddr); ok && a != nil && a.Name != "" {
+			env = append(env, "UNIXLOCALPATH="+a.Name)
+		}
+		return env
+	}
+	env = append(env, "PROTO=TCP")
+	if ap, ok := addrPort(c.RemoteAddr()); ok {
+		env = append(env, "TCPREMOTEIP="+ap.Addr().String(), "TCPREMOTEPORT="+strconv.Itoa(int(ap.Port())))
+	}
+	if ap, ok := addrPort(c.LocalAddr()); ok {
+		env = append(env, "TCPLOCALIP="+ap.Addr().String(), "TCPLOCALPORT="+strconv.Itoa(int(ap.Port())))
+	}
+	return env
+}
+
+func addrPort(a net.Addr) (netip.AddrPort, bool) {
+	t, ok := a.(*net.TCPAddr)
+	if !ok || t == nil {
+		return netip.AddrPort{}, false
+	}
+	ap := t.AddrPort()
+	return netip.AddrPortFrom(ap.Addr().Unmap(), ap.Port()), ap.IsValid()
+}
+
+func (e *Exec) track(s *session) {
+	e.mu.Lock()
+	e.sessions[s] = struct{}{}
+	e.mu.Unlock()
+}
+
+func (e *Exec) untrack(s *session) {
+	e.mu.Lock()
+	delete(e.sessions, s)
+	e.mu.Unlock()
+}
+
+// OnReadable implements api.StreamHandler for the client side.
+func (e *Exec) OnReadable(c api.Conn) {
+	if s, ok := c.Context().(*session); ok {
+		s.fromClient()
+		return
+	}
+	c.Consume(len(c.Inbound())) // closing: over the cap, or no child
+}
+
+// OnWritable implements api.StreamHandler: the client took what was queued
+// for it, so the child's output may be read again.
+func (e *Exec) OnWritable(c api.Conn) {
+	if s, ok := c.Context().(*session); ok {
+		s.clientDrained()
+	}
+}
+
+// OnClose implements api.StreamHandler for the client side.
+func (e *Exec) OnClose(c api.Conn, reason api.Reason, err error) {
+	if s, ok := c.Context().(*session); ok {
+		s.clientClosed(reason)
+	}
+}
+
+// Stop implements api.Stopper: children still running once the listener's
+// last connection has closed (those whose client left cleanly after they
+// closed their output, and those in their kill grace) are killed and
+// reaped here, so that none outlives the listener. Stop may run on a loop
+// or after the loops have stopped; it waits only for children already sent
+// SIGKILL.
+func (e *Exec) Stop() error {
+	e.mu.Lock()
+	left := make([]*session, 0, len(e.sessions))
+	for s := range e.sessions {
+		left = append(left, s)
+	}
+	e.mu.Unlock()
+	for _, s := range left {
+		if s.killAndWait() {
+			e.untrack(s)
+			e.live.Add(-1)
+		}
+	}
+	return nil
+}
+
+// session is one connection and its child, on one loop. It is the child
+// side's handler; the Exec, through the client's Context, is the client
+// side's.
+type session struct {
+	e      *Exec
+	client api.Conn
+	child  api.Conn // the loop's end of the socketpair
+	cmd    *exec.Cmd
+
+	// mu guards pidfd and reaped, which Stop and the kill timer use from
+	// other goroutines. pidfd is -1 once the child is reaped.
+	mu        sync.Mutex
+	pidfd     int
+	reaped    bool
+	killTimer *time.Timer
+	stopWatch func()
+
+	exitedSeen  bool // the child has exited (the watch fired)
+	clientGone  bool
+	childGone   bool // the child's connection closed
+	clientEOF   bool // the client half-closed; the child's stdin was told
+	childEOF    bool // the child's stdout ended; the client was told
+	clientPause bool // client not read: the child's stdin holds too much
+	childPause  bool // child not read: the client holds too much
+}
+
+// OnAccept implements api.StreamHandler for the child's connection; it
+// runs inside Attach.
+func (s *session) OnAccept(c api.Conn) { s.child = c }
+
+// OnReadable implements api.StreamHandler: the child wrote, or closed its
+// stdout.
+func (s *session) OnReadable(c api.Conn) {
+	if s.clientGone {
+		c.Consume(len(c.Inbound()))
+		return
+	}
+	if forward(c, s.client) {
+		s.childPause = true
+	}
+	if c.InputClosed() && !s.childEOF {
+		s.childEOF = true
+		_ = s.client.CloseWrite()
+		s.finishIfDone()
+	}
+}
+
+// OnWritable implements api.StreamHandler: the child took its stdin.
+func (s *session) OnWritable(api.Conn) {
+	if s.clientPause && !s.clientGone {
+		s.clientPause = false
+		s.client.ResumeReading()
+	}
+}
+
+// OnClose implements api.StreamHandler for the child's connection.
+func (s *session) OnClose(_ api.Conn, reason api.Reason, _ error) {
+	s.childGone = true
+	if s.clientGone {
+		return
+	}
+	if reason == api.ReasonError || reason == api.ReasonIdleTimeout {
+		// No way left to talk to the child: the client is closed, with
+		// what it was sent, and clientClosed ends the child.
+		_ = s.client.Close()
+		return
+	}
+	if !s.childEOF {
+		s.childEOF = true
+		_ = s.client.CloseWrite()
+	}
+	s.finishIfDone()
+}
+
+// fromClient forwards what the client sent, and its half-close, to the
+// child's stdin.
+func (s *session) fromClient() {
+	c := s.client
+	if s.childGone || s.child == nil {
+		c.Consume(len(c.Inbound()))
+		return
+	}
+	if forward(c, s.child) {
+		s.clientPause = true
+	}
+	if c.InputClosed() && !s.clientEOF {
+		s.clientEOF = true
+		_ = s.child.CloseWrite() // the child reads end-of-file
+		s.finishIfDone()
+	}
+}
+
+func (s *session) clientDrained() {
+	if s.childPause && !s.childGone && s.child != nil {
+		s.childPause = false
+		s.child.ResumeReading()
+	}
+}
+
+// finishIfDone closes the client once the child's output has ended and
+// either the child has exited or the client has finished too. A child
+// that closed its stdout but goes on running is left to finish, and is
+// reaped when it exits.
+func (s *session) finishIfDone() {
+	if !s.childEOF || !(s.exitedSeen || s.clientEOF) {
+		return
+	}
+	if s.child != nil && !s.childGone {
+		_ = s.child.Close()
+	}
+	_ = s.client.Close()
+}
+
+// exited runs on the loop when the pidfd turns readable: the child has
+// exited. It reaps it, then closes the client once the child's output is
+// all read (at once if nothing else holds the child's stdout).
+func (s *session) exited() {
+	if !s.reap() {
+		return
+	}
+	s.exitedSeen = true
+	if !s.clientGone {
+		s.finishIfDone()
+	}
+}
+
+// reap waits for the exited child (at once: it has exited), stops the
+// watch and frees the instance. It reports whether this call reaped it.
+func (s *session) reap() bool {
+	s.mu.Lock()
+	if s.reaped {
+		s.mu.Unlock()
+		if s.stopWatch != nil {
+			s.stopWatch()
+			s.stopWatch = nil
+		}
+		return false
+	}
+	err := s.cmd.Wait()
+	s.reaped = true
+	if s.killTimer != nil {
+		s.killTimer.Stop()
+	}
+	if s.stopWatch != nil {
+		s.stopWatch()
+		s.stopWatch = nil
+	}
+	_ = unix.Close(s.pidfd)
+	s.pidfd = -1
+	s.mu.Unlock()
+	s.e.untrack(s)
+	s.e.live.Add(-1)
+	if st := s.cmd.ProcessState; st != nil {
+		s.e.log.Debug("child exited", "pid", st.Pid(), "status", st.String(), "remote", remote(s.client))
+	} else {
+		s.e.log.Warn("wait for child failed", "error", err)
+	}
+	return true
+}
+
+// clientClosed ends the child's part when the client's connection is gone.
+func (s *session) clientClosed(reason api.Reason) {
+	s.clientGone = true
+	if s.child != nil && !s.childGone {
+		s.child.Abort(api.ReasonDone, nil)
+	}
+	s.mu.Lock()
+	running := !s.reaped
+	s.mu.Unlock()
+	switch {
+	case !running:
+	case reason == api.ReasonError:
+		// A reset: no grace.
+		s.kill(unix.SIGKILL)
+	case !s.childEOF:
+		// The child may still write, and nobody will read it. When the
+		// daemon stops, Stop ends the grace early.
+		s.kill(unix.SIGTERM)
+		s.mu.Lock()
+		if !s.reaped {
+			s.killTimer = time.AfterFunc(KillGrace, func() { s.kill(unix.SIGKILL) })
+		}
+		s.mu.Unlock()
+	}
+}
+
+// kill signals the child's process group, and the child through its pidfd
+// (which cannot hit a recycled pid), unless it has been reaped. Any
+// goroutine.
+func (s *session) kill(sig unix.Signal) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.reaped {
+		return
+	}
+	if s.pidfd >= 0 {
+		_ = unix.PidfdSendSignal(s.pidfd, sig, nil, 0)
+	}
+	// The group keeps its id while its leader is unreaped, so this cannot
+	// reach a stranger either.
+	_ = unix.Kill(-s.cmd.Process.Pid, sig)
+}
+
+// killAndWait kills the child and waits for it, off the loop's normal
+// path: for error paths and Stop. It reports whether this call reaped it.
+// Any goroutine.
+func (s *session) killAndWait() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.reaped {
+		return false
+	}
+	if s.pidfd >= 0 {
+		_ = unix.PidfdSendSignal(s.pidfd, unix.SIGKILL, nil, 0)
+	}
+	_ = unix.Kill(-s.cmd.Process.Pid, unix.SIGKILL)
+	_ = s.cmd.Wait()
+	s.reaped = true
+	if s.killTimer != nil {
+		s.killTimer.Stop()
+	}
+	if s.pidfd >= 0 {
+		// The watch, if any, dies with the descriptor: epoll forgets a
+		// closed one.
+		_ = unix.Close(s.pidfd)
+		s.pidfd = -1
+	}
+	return true
+}
+
+// forward writes what from holds to to and reports whether from was paused
+// because to holds too much. A write to a closing side fails: the bytes
+// are dropped, as nobody is left to read them.
+func forward(from, to api.Conn) (paused bool) {
+	in := from.Inbound()
+	if len(in) == 0 {
+		return false
+	}
+	_, _ = to.Write(in)
+	from.Consume(len(in))
+	if to.Buffered() > HighWater {
+		from.PauseReading()
+		return true
+	}
+	return false
+}
+
+// rateLimited reports whether a message was let through in the second
+// before now; if not, it lets this one through.
+func rateLimited(last *atomic.Int64, now time.Time) bool {
+	n := now.UnixNano()
+	prev := last.Load()
+	if prev != 0 && n-prev < int64(time.Second) {
+		return true
+	}
+	return !last.CompareAndSwap(prev, n)
+}
+
+// remote names the peer for the log.
+func remote(c api.Conn) string {
+	if a := c.RemoteAddr(); a != nil {
+		return a.String()
+	}
+	return "unknown"
+}
