@@ -122,7 +122,7 @@ func startDaemon(t *testing.T, env []string, args ...string) *daemon {
 	for {
 		select {
 		case line := <-d.lines:
-			if strings.Contains(line, "listening") {
+			if strings.Contains(line, "netd: listening:") || strings.Contains(line, `"@message":"listening"`) {
 				var obj map[string]any
 				if json.Unmarshal([]byte(line), &obj) == nil {
 					for k, v := range obj {

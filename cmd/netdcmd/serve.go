@@ -180,7 +180,7 @@ func (d *daemon) start() error {
 		return abort(err)
 	}
 	d.ready.Store(true)
-	kv := []any{"loops", engine.Loops()}
+	kv := []any{"pid", os.Getpid(), "loops", engine.Loops()}
 	for _, l := range engine.Listeners() {
 		kv = append(kv, l.Name(), l.Addr())
 	}
@@ -285,7 +285,9 @@ func (d *daemon) wait(signals <-chan os.Signal) error {
 // shutdown drains, bounded by shutdown_timeout; a second SIGINT or SIGTERM
 // cuts the drain short.
 func (d *daemon) shutdown(why string, signals <-chan os.Signal) error {
-	timeout := d.cfg.ShutdownTimeout
+	d.reloadMu.Lock()
+	timeout := d.cfg.ShutdownTimeout // a reload may have changed it
+	d.reloadMu.Unlock()
 	d.log.Info("draining", "cause", why, "connections", d.engine.ActiveConnections(), "timeout", timeout)
 	ctx, cancel := context.WithTimeout(context.Background(), timeout)
 	defer cancel()

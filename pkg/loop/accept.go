@@ -88,12 +88,13 @@ func (a *acceptor) admit(fd int, sa unix.Sockaddr) {
 	if lis.spec.IdleTimeout > 0 {
 		c.setList(l.idleList(lis.spec.IdleTimeout))
 	}
-	if e.draining.Load() {
-		// Shutdown began while this one waited in the backlog.
-		c.closeNow(api.ReasonShutdown, nil)
-		return
-	}
 	c.callback(lis.stream.OnAccept)
+	if e.draining.Load() && !c.closed {
+		// Shutdown began while this one waited in the backlog (or, in an
+		// upgrade, the new process shares the socket): serve it until it
+		// is quiet, like every other connection.
+		c.drain()
+	}
 }
 
 // pause stops accepting on this loop for a backoff delay. The listener is

@@ -499,20 +499,21 @@ func (c *conn) closeNow(reason api.Reason, err error) {
 	c.lis.engine.checkDrained()
 }
 
-// drain is the connection's part of Shutdown: read what the peer already
-// sent, then let the module finish (OnDrain) or close gracefully.
+// drain is the connection's part of Shutdown. The connection goes on
+// being served, so that whatever its client sends, even in the moment the
+// drain begins, is answered; once it has been quiet for LingerQuiet with
+// nothing queued, finishDrain closes it.
 func (c *conn) drain() {
-	if c.flags&flagClosing == 0 && c.flags&(flagInputClosed|flagPaused|flagWatermark) == 0 {
-		// One read picks up what had arrived; more is read while
-		// lingering, but no longer answered.
-		c.handleReadable()
-		if c.closed {
-			return
-		}
-	}
-	if c.flags&flagClosing != 0 {
+	if c.closed || c.flags&flagClosing != 0 {
 		return
 	}
+	c.setList(&c.loop.draining)
+}
+
+// finishDrain ends a quiet draining connection: its module has the last
+// word (OnDrain), else it closes gracefully.
+func (c *conn) finishDrain() {
+	c.setList(nil)
 	if d, ok := c.h.(api.Drainer); ok {
 		c.callback(d.OnDrain)
 		if c.closed || c.flags&flagClosing != 0 {

@@ -39,6 +39,7 @@ type eventLoop struct {
 	// activity; lingering holds connections closing gracefully.
 	idle      []*connList
 	lingering connList
+	draining  connList // connections being drained, by last activity
 
 	// backoff holds listeners paused after an accept error.
 	backoff []*acceptor
@@ -90,6 +91,7 @@ func newEventLoop(e *Engine, index int) (*eventLoop, error) {
 		done:   make(chan struct{}),
 	}
 	l.lingering.timeout = e.cfg.LingerQuiet
+	l.draining.timeout = e.cfg.LingerQuiet
 	if err := l.add(wakefd, wakeHandler{l}, unix.EPOLLIN); err != nil {
 		l.closeFDs()
 		return nil, err
@@ -287,6 +289,7 @@ func (l *eventLoop) waitTimeout() int {
 		consider(list.nextDeadline())
 	}
 	consider(l.lingering.nextDeadline())
+	consider(l.draining.nextDeadline())
 	for _, a := range l.backoff {
 		consider(a.resumeAt)
 	}
@@ -309,6 +312,12 @@ func (l *eventLoop) expireTimers() {
 		for c := list.head; c != nil && !now.Before(c.deadline(list.timeout)); c = list.head {
 			c.lis.log.Debug("timeout", "reason", list.reason, "remote", c.remoteString())
 			c.closeNow(list.reason, list.err)
+		}
+	}
+	for c := l.draining.head; c != nil && !now.Before(c.deadline(l.draining.timeout)); c = l.draining.head {
+		l.guard(c, c.finishDrain)
+		if c.list == &l.draining {
+			c.setList(nil) // a panic in OnDrain must not stall the loop here
 		}
 	}
 	for c := l.lingering.head; c != nil && !now.Before(c.deadline(l.lingering.timeout)); c = l.lingering.head {

@@ -1,0 +1,420 @@
+package main_test
+
+import (
+	"bufio"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"os/user"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// pickPort returns a TCP port on 127.0.0.1 that was free a moment ago, for
+// configs that must name a port up front (the admin address that
+// `netd reload -c FILE` reads).
+func pickPort(t *testing.T) int {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port
+}
+
+func httpGet(t *testing.T, url string) (int, string) {
+	t.Helper()
+	c := http.Client{Timeout: 10 * time.Second}
+	resp, err := c.Get(url)
+	if err != nil {
+		t.Fatalf("GET %s: %v", url, err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(b)
+}
+
+// metricValue finds one sample in Prometheus text.
+func metricValue(t *testing.T, text, series string) float64 {
+	t.Helper()
+	re := regexp.MustCompile(`(?m)^` + regexp.QuoteMeta(series) + ` (\S+)$`)
+	m := re.FindStringSubmatch(text)
+	if m == nil {
+		t.Fatalf("no sample %s in:\n%s", series, text)
+	}
+	v, err := strconv.ParseFloat(m[1], 64)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return v
+}
+
+// TestAdminEndpoint: counters move with known traffic, healthz and readyz
+// answer, `netd reload -c FILE` reloads through the endpoint and is
+// counted, and readyz turns 503 while the daemon drains.
+func TestAdminEndpoint(t *testing.T) {
+	port := pickPort(t)
+	cfg := fmt.Sprintf(`
+shutdown_timeout: 5s
+admin:
+  address: 127.0.0.1:%d
+listeners:
+  - name: e
+    address: tcp://127.0.0.1:0
+    module: echo
+`, port)
+	path := writeConfig(t, "netd.yaml", cfg)
+	d := startDaemon(t, nil, "-c", path)
+	base := fmt.Sprintf("http://127.0.0.1:%d", port)
+
+	for i := 0; i < 3; i++ {
+		c := d.dial("e")
+		roundTrip(t, c, "0123456789\n")
+		c.Close()
+	}
+	if code, body := httpGet(t, base+"/healthz"); code != 200 {
+		t.Fatalf("healthz: %d %s", code, body)
+	}
+	if code, body := httpGet(t, base+"/readyz"); code != 200 {
+		t.Fatalf("readyz: %d %s", code, body)
+	}
+	var text string
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		_, text = httpGet(t, base+"/metrics")
+		if metricValue(t, text, `netd_connections_closed_total{listener="e",reason="client"}`) == 3 || time.Now().After(deadline) {
+			break
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	if v := metricValue(t, text, `netd_connections_accepted_total{listener="e"}`); v != 3 {
+		t.Errorf("accepted = %v, want 3", v)
+	}
+	if v := metricValue(t, text, `netd_bytes_received_total{listener="e"}`); v != 33 {
+		t.Errorf("bytes received = %v, want 33", v)
+	}
+	if v := metricValue(t, text, `netd_bytes_sent_total{listener="e"}`); v != 33 {
+		t.Errorf("bytes sent = %v, want 33", v)
+	}
+	if v := metricValue(t, text, `netd_connections_closed_total{listener="e",reason="client"}`); v != 3 {
+		t.Errorf("closed by client = %v, want 3", v)
+	}
+	if code, _ := httpGet(t, base+"/debug/pprof/"); code != 404 {
+		t.Errorf("pprof without admin.pprof: %d, want 404", code)
+	}
+
+	r := runNetd(t, nil, "reload", "-c", path)
+	if r.code != 0 {
+		t.Fatalf("netd reload: exit %d\n%s%s", r.code, r.stdout, r.stderr)
+	}
+	_, text = httpGet(t, base+"/metrics")
+	if v := metricValue(t, text, `netd_reloads_total{result="ok"}`); v != 1 {
+		t.Errorf("reloads ok = %v, want 1", v)
+	}
+	// Counters survive the reload.
+	if v := metricValue(t, text, `netd_connections_accepted_total{listener="e"}`); v != 3 {
+		t.Errorf("accepted after reload = %v, want 3", v)
+	}
+
+	// A client that never reads keeps the drain going: readyz says 503.
+	hog := d.dial("e")
+	go func() { _, _ = hog.Write(make([]byte, 8<<20)) }()
+	time.Sleep(200 * time.Millisecond)
+	d.signal(syscall.SIGTERM)
+	deadline = time.Now().Add(4 * time.Second)
+	code := 0
+	for time.Now().Before(deadline) {
+		code, _ = httpGet(t, base+"/readyz")
+		if code == 503 {
+			break
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if code != 503 {
+		t.Fatalf("readyz while draining: %d, want 503", code)
+	}
+	hog.Close()
+	if c := d.wait(15 * time.Second); c != 0 {
+		t.Fatalf("exit %d\n%s", c, d.logText())
+	}
+
+	// With no daemon there, netd reload fails with a message.
+	r = runNetd(t, nil, "reload", "-c", path)
+	if r.code != 1 || !strings.Contains(r.stderr, "no daemon answers") {
+		t.Fatalf("reload with no daemon: exit %d, %q", r.code, r.stderr)
+	}
+}
+
+// notifyListener stands in for systemd's NOTIFY_SOCKET.
+func notifyListener(t *testing.T) (string, <-chan string) {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), "notify.sock")
+	conn, err := net.ListenUnixgram("unixgram", &net.UnixAddr{Name: path, Net: "unixgram"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { conn.Close() })
+	msgs := make(chan string, 64)
+	go func() {
+		buf := make([]byte, 4096)
+		for {
+			n, err := conn.Read(buf)
+			if err != nil {
+				return
+			}
+			msgs <- string(buf[:n])
+		}
+	}()
+	return path, msgs
+}
+
+func expectNotify(t *testing.T, msgs <-chan string, want string) {
+	t.Helper()
+	timeout := time.After(15 * time.Second)
+	for {
+		select {
+		case m := <-msgs:
+			if strings.Contains(m, want) {
+				return
+			}
+		case <-timeout:
+			t.Fatalf("no %q notification", want)
+		}
+	}
+}
+
+// TestSystemdNotify: READY=1 once listening, RELOADING=1 then READY=1
+// around a reload, STOPPING=1 on shutdown.
+func TestSystemdNotify(t *testing.T) {
+	sock, msgs := notifyListener(t)
+	path := writeConfig(t, "netd.yaml", "listeners:\n  - name: e\n    address: tcp://127.0.0.1:0\n    module: echo\n")
+	d := startDaemon(t, []string{"NOTIFY_SOCKET=" + sock}, "-c", path)
+	expectNotify(t, msgs, "READY=1")
+	d.signal(syscall.SIGHUP)
+	expectNotify(t, msgs, "RELOADING=1")
+	expectNotify(t, msgs, "READY=1")
+	d.signal(syscall.SIGTERM)
+	expectNotify(t, msgs, "STOPPING=1")
+	if c := d.wait(15 * time.Second); c != 0 {
+		t.Fatalf("exit %d", c)
+	}
+}
+
+// TestSocketActivation: systemd-socket-activate passes a listening socket
+// named echo; a listener on fd://echo serves it.
+func TestSocketActivation(t *testing.T) {
+	activate, err := exec.LookPath("systemd-socket-activate")
+	if err != nil {
+		t.Skip("systemd-socket-activate is not installed (Debian package systemd)")
+	}
+	port := pickPort(t)
+	path := writeConfig(t, "netd.yaml", "listeners:\n  - name: e\n    address: fd://echo\n    module: echo\n")
+	cmd := exec.Command(activate, "-l", fmt.Sprintf("127.0.0.1:%d", port), "--fdname=echo", netdBin, "serve", "-c", path)
+	var logs syncBuffer
+	cmd.Stdout, cmd.Stderr = &logs, &logs
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan struct{})
+	go func() { _ = cmd.Wait(); close(done) }()
+	defer func() {
+		_ = cmd.Process.Signal(syscall.SIGTERM)
+		select {
+		case <-done:
+		case <-time.After(15 * time.Second):
+			_ = cmd.Process.Kill()
+			<-done
+		}
+	}()
+	// systemd-socket-activate starts netd at the first connection.
+	var c net.Conn
+	for deadline := time.Now().Add(10 * time.Second); ; {
+		c, err = net.DialTimeout("tcp", fmt.Sprintf("127.0.0.1:%d", port), time.Second)
+		if err == nil || time.Now().After(deadline) {
+			break
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if err != nil {
+		t.Fatalf("connect: %v\n%s", err, logs.String())
+	}
+	defer c.Close()
+	_ = c.SetDeadline(time.Now().Add(20 * time.Second))
+	roundTrip(t, c, "activated\n")
+	if !strings.Contains(logs.String(), "fd://echo") && !strings.Contains(logs.String(), "e=tcp://127.0.0.1:"+strconv.Itoa(port)) {
+		t.Logf("log:\n%s", logs.String())
+	}
+}
+
+// TestPrivilegeDrop: as root, bind a port below 1024, then run as nobody.
+func TestPrivilegeDrop(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("needs root to bind a privileged port")
+	}
+	nobody, err := user.Lookup("nobody")
+	if err != nil {
+		t.Skip("no user nobody")
+	}
+	var port int
+	for p := 1000; p > 600; p-- {
+		if l, err := net.Listen("tcp", fmt.Sprintf("127.0.0.1:%d", p)); err == nil {
+			l.Close()
+			port = p
+			break
+		}
+	}
+	if port == 0 {
+		t.Skip("no free port below 1024")
+	}
+	cfg := fmt.Sprintf("user: nobody\nlisteners:\n  - name: low\n    address: tcp://127.0.0.1:%d\n    module: echo\n", port)
+	d := startDaemon(t, nil, "-c", writeConfig(t, "netd.yaml", cfg))
+	roundTrip(t, d.dial("low"), "dropped\n")
+	status, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", d.cmd.Process.Pid))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, key := range []string{"Uid", "Gid"} {
+		want := nobody.Uid
+		if key == "Gid" {
+			want = nobody.Gid
+		}
+		m := regexp.MustCompile(`(?m)^` + key + `:\s+(\d+)\s+(\d+)\s+(\d+)\s+(\d+)`).FindStringSubmatch(string(status))
+		if m == nil {
+			t.Fatalf("no %s line in /proc status", key)
+		}
+		for _, id := range m[1:] {
+			if id != want {
+				t.Fatalf("%s line %q: want every id %s", key, m[0], want)
+			}
+		}
+	}
+}
+
+// TestUpgrade: clients connect in a tight loop across SIGUSR2; none is
+// refused, no echo is lost, the old process exits 0 and the new serves.
+func TestUpgrade(t *testing.T) {
+	dir := t.TempDir()
+	sock := filepath.Join(dir, "u.sock")
+	port := pickPort(t)
+	cfg := fmt.Sprintf("shutdown_timeout: 5s\nlisteners:\n  - name: t\n    address: tcp://127.0.0.1:%d\n    module: echo\n  - name: u\n    address: unix://%s\n    module: echo\n", port, sock)
+	path := writeConfig(t, "netd.yaml", cfg)
+	logPath := filepath.Join(dir, "netd.log")
+	logFile, err := os.Create(logPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer logFile.Close()
+	old := exec.Command(netdBin, "serve", "-c", path)
+	old.Stdout, old.Stderr = logFile, logFile // a file, not a pipe: the new process inherits it
+	if err := old.Start(); err != nil {
+		t.Fatal(err)
+	}
+	oldDone := make(chan int, 1)
+	go func() { _ = old.Wait(); oldDone <- old.ProcessState.ExitCode() }()
+	newPID := 0
+	t.Cleanup(func() {
+		_ = old.Process.Signal(syscall.SIGTERM)
+		if newPID > 0 {
+			_ = syscall.Kill(newPID, syscall.SIGTERM)
+		}
+	})
+	listening := regexp.MustCompile(`listening: pid=(\d+)`)
+	waitListening := func(n int) []string {
+		deadline := time.Now().Add(30 * time.Second)
+		for time.Now().Before(deadline) {
+			b, _ := os.ReadFile(logPath)
+			if m := listening.FindAllStringSubmatch(string(b), -1); len(m) >= n {
+				return m[n-1]
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+		b, _ := os.ReadFile(logPath)
+		t.Fatalf("no listening line #%d:\n%s", n, b)
+		return nil
+	}
+	waitListening(1)
+
+	var refused, lost, ok atomic.Int64
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	for _, target := range [][2]string{{"tcp", fmt.Sprintf("127.0.0.1:%d", port)}, {"unix", sock}} {
+		wg.Add(1)
+		go func(network, address string) {
+			defer wg.Done()
+			for i := 0; ; i++ {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				c, err := net.DialTimeout(network, address, 2*time.Second)
+				if err != nil {
+					refused.Add(1)
+					continue
+				}
+				_ = c.SetDeadline(time.Now().Add(10 * time.Second))
+				line := fmt.Sprintf("%s line %d\n", network, i)
+				got := ""
+				if _, err := io.WriteString(c, line); err == nil {
+					got, _ = bufio.NewReader(c).ReadString('\n')
+				}
+				if got != line {
+					lost.Add(1)
+				} else {
+					ok.Add(1)
+				}
+				c.Close()
+			}
+		}(target[0], target[1])
+	}
+	time.Sleep(200 * time.Millisecond)
+	if err := old.Process.Signal(syscall.SIGUSR2); err != nil {
+		t.Fatal(err)
+	}
+	m := waitListening(2)
+	newPID, _ = strconv.Atoi(m[1])
+	if newPID == old.Process.Pid {
+		t.Fatalf("second listening line is from the old process")
+	}
+	select {
+	case code := <-oldDone:
+		if code != 0 {
+			t.Errorf("old process exit %d, want 0", code)
+		}
+	case <-time.After(20 * time.Second):
+		t.Fatal("old process did not exit after the upgrade")
+	}
+	time.Sleep(200 * time.Millisecond)
+	close(stop)
+	wg.Wait()
+	if refused.Load() != 0 || lost.Load() != 0 || ok.Load() == 0 {
+		b, _ := os.ReadFile(logPath)
+		t.Fatalf("across the upgrade: %d refused, %d lost, %d ok\n%s", refused.Load(), lost.Load(), ok.Load(), b)
+	}
+	if _, err := os.Stat(sock); err != nil {
+		t.Fatalf("unix socket file gone after the upgrade: %v", err)
+	}
+	// The new process serves and stops cleanly.
+	if err := syscall.Kill(newPID, syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	for deadline := time.Now().Add(15 * time.Second); syscall.Kill(newPID, 0) == nil; {
+		if time.Now().After(deadline) {
+			t.Fatal("new process still running after SIGTERM")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	newPID = 0
+	t.Logf("upgrade: %d echoes across it, 0 refused, 0 lost", ok.Load())
+}
