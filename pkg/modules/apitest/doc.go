@@ -7,8 +7,11 @@
 // (Drain), and inspects what the module did (Written, Unconsumed, Closed,
 // Reason, Paused). A PacketWriter does the same for datagrams, and a Loop
 // stands in for api.Loop, running submitted functions when the test calls
-// RunPending. Everything runs on the test's goroutine, synchronously, so a
-// test reads like the exchange it checks.
+// RunPending. The Loop also fakes the loop's outbound side: Dial returns a
+// Conn that connects when the test calls Connect (or fails with Fail),
+// Attach wraps a descriptor in a Conn, and Watch records a function the
+// test runs with Fire. Everything runs on the test's goroutine,
+// synchronously, so a test reads like the exchange it checks.
 //
 // The fakes follow the contract as netd's loop implements it, and are
 // stricter where the loop only copes: consuming more than Inbound holds, or
