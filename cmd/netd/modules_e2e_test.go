@@ -630,12 +630,9 @@ func TestProxyBalance(t *testing.T) {
 }
 
 // TestProxyDrainLetsTheExchangeFinish: a request in flight when SIGTERM
-// arrives gets its response. The committed loop closes every connection
-// right after one read when the drain starts (pkg/loop/conn.go drain), the
-// upstream side lingering and discarding the response; the drain that
-// serves each connection until it is quiet passes this test.
+// arrives gets its response: the drain serves both connections of the pair
+// until they are quiet.
 func TestProxyDrainLetsTheExchangeFinish(t *testing.T) {
-	knownIssue(t, "the drain closes a connection after one read, so a response in flight is lost")
 	up := startUpstream(t, "slow", func(_ *upstreamServer, c net.Conn) {
 		line := bufio.NewReader(c)
 		req, _ := line.ReadString('\n')
@@ -885,10 +882,8 @@ args: [-c, 'echo hello']`)
 }
 
 // TestExecDrainLetsTheChildFinish: a child still working on its answer
-// when SIGTERM arrives gets to send it. Like the proxy's, it needs the
-// drain to serve a connection until it is quiet.
+// when SIGTERM arrives gets to send it.
 func TestExecDrainLetsTheChildFinish(t *testing.T) {
-	knownIssue(t, "the drain closes a connection after one read, so the child's answer is lost")
 	d := execDaemon(t, `command: /bin/sh
 args: [-c, 'read line; sleep 0.3; echo "got $line"']`)
 	c := d.dial("x")

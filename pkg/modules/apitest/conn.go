@@ -241,9 +241,12 @@ func (c *Conn) Drain(n int) int {
 	return moved
 }
 
-// Shutdown drains the daemon for this connection, as SIGTERM does: OnDrain
-// runs when the module is an api.Drainer, and the connection then closes
-// gracefully with api.ReasonShutdown unless the module closed it itself.
+// Shutdown is the end of the daemon's drain (SIGTERM) for this
+// connection, as the loop does it once a draining connection has been
+// quiet: OnDrain runs when the module is an api.Drainer, and the
+// connection then closes gracefully with api.ReasonShutdown unless the
+// module closed it itself. (Until it is quiet, a draining connection is
+// served as usual: keep feeding it before calling Shutdown.)
 func (c *Conn) Shutdown() {
 	if !c.testSide("Shutdown") || c.closing || c.closed || c.draining {
 		return
