@@ -25,6 +25,8 @@ const (
 	flagDrained                         // OnWritable is owed: output was queued and has drained
 	flagConnecting                      // a Dial in progress
 	flagOutbound                        // dialed or attached, not accepted: outside the listener's limits
+	flagRedeliver                       // queued on the loop to show the module its kept input again
+	flagHungUp                          // the peer is gone both ways: out of epoll, finishing kept input
 )
 
 // conn is one stream connection. Only its loop touches it.
@@ -99,7 +101,7 @@ func (c *conn) wantEvents() uint32 {
 
 // updateEvents brings epoll's interest set in line with the state.
 func (c *conn) updateEvents() {
-	if c.closed {
+	if c.closed || c.flags&flagHungUp != 0 {
 		return
 	}
 	if want := c.wantEvents(); want != c.events {
@@ -141,21 +143,61 @@ func (c *conn) handleEvent(events uint32) {
 		return
 	}
 	if events&unix.EPOLLHUP != 0 {
-		// Both directions are shut (or a unix peer is gone): nothing more
-		// can be sent, so hand the module what is left to read and close.
-		// Level-triggered HUP would otherwise fire forever.
-		for i := 0; i < 64 && !c.closed && c.flags&flagInputClosed == 0; i++ {
-			if !c.readOnce() {
-				break
-			}
-		}
-		c.closeNow(api.ReasonClient, nil)
+		c.hungUp()
 	}
 }
 
 // handleReadable reads once into the loop's buffer and hands the bytes to
 // the module.
 func (c *conn) handleReadable() { c.readOnce() }
+
+// hungUp handles EPOLLHUP: both directions are shut (or a unix peer is
+// gone), so nothing more can be sent. Level-triggered, HUP would fire for
+// as long as the descriptor is in epoll, so the rest of the input is read
+// now, whatever the module's pause, and the descriptor leaves epoll. The
+// connection closes once the module has consumed what it was shown; input
+// it left (a proxy whose other side is slow, say) is shown again when it
+// resumes reading. Nothing the peer sent is dropped.
+func (c *conn) hungUp() {
+	for i := 0; i < 1024 && !c.closed && c.flags&flagInputClosed == 0; i++ {
+		if !c.readOnce() {
+			break
+		}
+	}
+	if c.closed {
+		return
+	}
+	if len(c.in) == 0 || c.flags&flagClosing != 0 {
+		c.closeNow(api.ReasonClient, nil)
+		return
+	}
+	c.flags |= flagHungUp | flagInputClosed
+	_ = unix.EpollCtl(c.loop.epfd, unix.EPOLL_CTL_DEL, c.fd, nil)
+	c.events = 0
+}
+
+// redeliver queues the connection to show its module the input it kept,
+// once the current event is done: after a pause ends, no new bytes may
+// ever come to trigger a read.
+func (c *conn) redeliver() {
+	if c.flags&flagRedeliver != 0 || len(c.in) == 0 || c.closed {
+		return
+	}
+	c.flags |= flagRedeliver
+	c.loop.redeliver = append(c.loop.redeliver, c)
+}
+
+// deliverKept shows the module its kept input again, if it reads now.
+func (c *conn) deliverKept() {
+	c.flags &^= flagRedeliver
+	if c.closed || c.flags&(flagPaused|flagWatermark|flagClosing) != 0 || len(c.in) == 0 {
+		return
+	}
+	c.deliver(nil)
+	if !c.closed && c.flags&flagHungUp != 0 && (len(c.in) == 0 || c.flags&flagClosing != 0) {
+		c.closeNow(api.ReasonClient, nil)
+	}
+}
 
 // readOnce reports whether the read returned bytes or EOF (as opposed to
 // nothing yet or an error).
@@ -272,6 +314,7 @@ func (c *conn) flush() bool {
 	}
 	if c.flags&flagWatermark != 0 && c.out.n <= c.lis.spec.LowWatermark {
 		c.flags &^= flagWatermark
+		c.redeliver()
 	}
 	if c.out.n == 0 {
 		c.flags |= flagDrained
@@ -362,6 +405,7 @@ func (c *conn) PauseReading() {
 // ResumeReading implements api.Conn.
 func (c *conn) ResumeReading() {
 	c.flags &^= flagPaused
+	c.redeliver()
 	if c.flags&flagInCallback == 0 {
 		c.updateEvents()
 	}

@@ -41,6 +41,10 @@ type eventLoop struct {
 	lingering connList
 	draining  connList // connections being drained, by last activity
 
+	// redeliver holds connections whose kept input must be shown to their
+	// module again (see conn.redeliver).
+	redeliver []*conn
+
 	// backoff holds listeners paused after an accept error.
 	backoff []*acceptor
 
@@ -204,6 +208,18 @@ func (l *eventLoop) runTasks() {
 		tasks[i] = nil
 	}
 	l.spare = tasks
+	l.runRedeliveries()
+}
+
+// runRedeliveries shows connections their kept input again; a delivery may
+// queue more, which run in the same pass.
+func (l *eventLoop) runRedeliveries() {
+	for i := 0; i < len(l.redeliver); i++ {
+		c := l.redeliver[i]
+		l.redeliver[i] = nil
+		l.guard(c, c.deliverKept)
+	}
+	l.redeliver = l.redeliver[:0]
 }
 
 // run is the loop's goroutine.
@@ -234,6 +250,7 @@ func (l *eventLoop) run() {
 				}
 			}
 		}
+		l.runRedeliveries()
 		l.expireTimers()
 		l.wakeups.Add(1)
 		l.handled.Add(uint64(max(n, 0)))
