@@ -71,4 +71,3 @@ func TestHangUpKeepsUnconsumedInput(t *testing.T) {
 		t.Fatalf("%d connections left open after the module consumed everything", n)
 	}
 }
-
