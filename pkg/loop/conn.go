@@ -455,11 +455,16 @@ func (c *conn) CloseFor(reason api.Reason, err error) {
 	if c.closed || c.flags&flagClosing != 0 {
 		return
 	}
+	if c.flags&flagConnecting != 0 && c.out.n == 0 {
+		// Nothing to flush and never connected: OnClose now, no OnAccept.
+		c.closeNow(reason, err)
+		return
+	}
 	c.flags |= flagClosing
 	c.closing = &closeState{reason: reason, err: err, since: c.loop.now.UnixNano()}
 	c.flags &^= flagPaused | flagWatermark | flagWantWritable
 	c.setList(&c.loop.lingering)
-	if c.out.n == 0 {
+	if c.out.n == 0 && c.flags&flagConnecting == 0 {
 		c.finishClose()
 		return
 	}

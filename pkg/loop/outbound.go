@@ -86,6 +86,12 @@ func (c *conn) connected() {
 		return
 	}
 	c.flags &^= flagConnecting
+	if c.flags&flagClosing != 0 {
+		// Closed while connecting, with output queued: deliver it, then
+		// close; the module said goodbye already, so no OnAccept.
+		c.handleWritable()
+		return
+	}
 	c.setList(nil)
 	if c.lis.spec.IdleTimeout > 0 {
 		c.setList(c.loop.idleList(c.lis.spec.IdleTimeout))

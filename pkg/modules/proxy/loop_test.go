@@ -3,7 +3,6 @@ package proxy_test
 import (
 	"context"
 	"net"
-	"os"
 	"sync"
 	"testing"
 	"time"
@@ -51,9 +50,6 @@ func (d *dialSide) OnClose(_ api.Conn, r api.Reason, _ error) { d.closed <- r }
 // would expect is OnClose, soon, and no OnAccept. The proxy itself uses
 // Abort on a dial it gives up, which closes at once.
 func TestLoopCloseWhileConnecting(t *testing.T) {
-	if os.Getenv("NETD_KNOWN_ISSUES") != "1" {
-		t.Skip("known issue, reported: Close on a connecting Dial runs OnAccept later, or never closes (NETD_KNOWN_ISSUES=1 runs it)")
-	}
 	srv, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
