@@ -16,6 +16,7 @@ import (
 
 	"github.com/netd/netd/internal/config"
 	"github.com/netd/netd/pkg/loop"
+	"github.com/netd/netd/pkg/modules/api"
 )
 
 // reload re-reads the config file and applies it: listeners are matched by
@@ -99,6 +100,12 @@ func (d *daemon) applyReload() error {
 		}
 		if f := bound[name]; f != nil {
 			spec.File, spec.OwnSocketFile = f, true
+		}
+		if st, ok := ch.next.Instance.(api.Starter); ok {
+			if err := st.Start(); err != nil {
+				d.log.Error("reload: module did not start; the listener keeps its old settings", "listener", name, "module", ch.next.Module, "error", err)
+				continue
+			}
 		}
 		if ch.r == nil {
 			l, err := d.engine.Listen(spec)
