@@ -206,7 +206,9 @@ type Loop interface {
 	// with a path) and returns the connection at once. h.OnAccept runs
 	// once it is connected; if the connect fails or takes longer than
 	// timeout (0: no limit), h.OnClose runs with ReasonError and the error.
-	// Until OnAccept, Write queues. Loop only.
+	// Until OnAccept, Write queues. Close before OnAccept closes at once
+	// (OnClose runs, OnAccept never does), or, with output queued, once
+	// it is delivered. Loop only.
 	Dial(network, address string, timeout time.Duration, h StreamHandler) (Conn, error)
 	// Attach takes ownership of fd, a connected stream socket (one end of a
 	// socketpair, say), and serves it like an accepted connection with h;
