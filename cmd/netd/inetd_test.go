@@ -385,6 +385,9 @@ func TestChargenSlowReader(t *testing.T) {
 	start := time.Now()
 	for i, c := range conns {
 		for want := offs[i] + 4<<20; offs[i] < want; {
+			// A stall, not a slow machine, is the failure: the deadline
+			// runs from the last read, not from the dial.
+			_ = c.SetReadDeadline(time.Now().Add(30 * time.Second))
 			n, err := c.Read(buf[:min(int64(len(buf)), want-offs[i])])
 			if err != nil {
 				t.Fatalf("client %d, fast: %v", i, err)
