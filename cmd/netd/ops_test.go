@@ -20,19 +20,6 @@ import (
 	"time"
 )
 
-// pickPort returns a TCP port on 127.0.0.1 that was free a moment ago, for
-// configs that must name a port up front (the admin address that
-// `netd reload -c FILE` reads).
-func pickPort(t *testing.T) int {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
-}
-
 func httpGet(t *testing.T, url string) (int, string) {
 	t.Helper()
 	c := http.Client{Timeout: 10 * time.Second}
@@ -64,7 +51,7 @@ func metricValue(t *testing.T, text, series string) float64 {
 // answer, `netd reload -c FILE` reloads through the endpoint and is
 // counted, and readyz turns 503 while the daemon drains.
 func TestAdminEndpoint(t *testing.T) {
-	port := pickPort(t)
+	port := freePort(t)
 	cfg := fmt.Sprintf(`
 shutdown_timeout: 5s
 admin:
@@ -218,7 +205,7 @@ func TestSocketActivation(t *testing.T) {
 	if err != nil {
 		t.Skip("systemd-socket-activate is not installed (Debian package systemd)")
 	}
-	port := pickPort(t)
+	port := freePort(t)
 	path := writeConfig(t, "netd.yaml", "listeners:\n  - name: e\n    address: fd://echo\n    module: echo\n")
 	cmd := exec.Command(activate, "-l", fmt.Sprintf("127.0.0.1:%d", port), "--fdname=echo", netdBin, "serve", "-c", path)
 	var logs syncBuffer
@@ -306,7 +293,7 @@ func TestPrivilegeDrop(t *testing.T) {
 func TestUpgrade(t *testing.T) {
 	dir := t.TempDir()
 	sock := filepath.Join(dir, "u.sock")
-	port := pickPort(t)
+	port := freePort(t)
 	cfg := fmt.Sprintf("shutdown_timeout: 5s\nlisteners:\n  - name: t\n    address: tcp://127.0.0.1:%d\n    module: echo\n  - name: u\n    address: unix://%s\n    module: echo\n", port, sock)
 	path := writeConfig(t, "netd.yaml", cfg)
 	logPath := filepath.Join(dir, "netd.log")
