@@ -208,7 +208,7 @@ func (p *Proxy) OnClose(c api.Conn, reason api.Reason, err error) {
 // the client. It returns -1 when every upstream has been tried.
 func (p *Proxy) pick(tried []bool, now int64) int {
 	n := len(p.upstreams)
-	start := int(p.next.Add(1)-1) % n
+	start := int((p.next.Add(1) - 1) % uint64(n))
 	best, bestDown := -1, -1
 	for k := 0; k < n; k++ {
 		i := (start + k) % n
