@@ -46,9 +46,9 @@ func (d *dialSide) OnWritable(api.Conn)                       {}
 func (d *dialSide) OnClose(_ api.Conn, r api.Reason, _ error) { d.closed <- r }
 
 // TestLoopCloseWhileConnecting is the real loop's Close of a connection
-// still connecting: the contract says nothing of it, and what a module
-// would expect is OnClose, soon, and no OnAccept. The proxy itself uses
-// Abort on a dial it gives up, which closes at once.
+// still connecting, as api.Loop.Dial documents it: OnClose runs, soon, and
+// OnAccept never does. (The proxy itself aborts a dial it gives up.) The
+// fake loop of apitest does the same; this keeps the two in step.
 func TestLoopCloseWhileConnecting(t *testing.T) {
 	srv, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
