@@ -20,6 +20,8 @@
 #   --idle-conns N          connections held for the memory case (10000)
 #   --live-conns N          live connections echoing on netd at the end; 0 skips (19000)
 #   --netd PATH             use this netd binary instead of building ./cmd/netd
+#   --netd-alt PATH         also run this netd binary, as server "netd-alt" (A/B a
+#                           loop change: build it from another work tree)
 #   --out DIR               results directory (${TMPDIR:-/tmp}/netd-compare-DATE-TIME)
 #   --server-cpu N          CPU for the server (1)
 #   --client-cpu N          CPU for the load tool (0)
@@ -33,7 +35,7 @@ DURATION=10 WARMUP=1 ROUNDS=5
 SERVERS="netd gnet evio stdlib c"
 CASES="pipe pp1 pp64 pp1000 idle"
 IDLE_CONNS=10000 LIVE_CONNS=19000
-NETD_BIN="" OUT="" SERVER_CPU=1 CLIENT_CPU=0 PRIORITY=1
+NETD_BIN="" NETD_ALT="" OUT="" SERVER_CPU=1 CLIENT_CPU=0 PRIORITY=1
 ARGS=("$@")
 
 usage() { sed -n '2,/^set -euo/p' "${BASH_SOURCE[0]}" | sed '$d; s/^# \{0,1\}//'; exit "${1:-0}"; }
@@ -47,6 +49,7 @@ while [ $# -gt 0 ]; do
 	--idle-conns) IDLE_CONNS=$2; shift ;;
 	--live-conns) LIVE_CONNS=$2; shift ;;
 	--netd) NETD_BIN=$2; shift ;;
+	--netd-alt) NETD_ALT=$2; shift ;;
 	--out) OUT=$2; shift ;;
 	--server-cpu) SERVER_CPU=$2; shift ;;
 	--client-cpu) CLIENT_CPU=$2; shift ;;
@@ -98,6 +101,10 @@ if [ -n "$NETD_BIN" ]; then
 else
 	(cd "$ROOT" && go build -o "$BIN/netd" ./cmd/netd)
 fi
+if [ -n "$NETD_ALT" ]; then
+	cp "$NETD_ALT" "$BIN/netd-alt"
+	case " $SERVERS " in *" netd-alt "*) ;; *) SERVERS="$SERVERS netd-alt" ;; esac
+fi
 for p in gnet evio stdlib; do
 	(cd "$ROOT/bench/peers/$p" && GOFLAGS=-mod=mod go build -o "$BIN/$p-echo" .)
 done
@@ -135,7 +142,7 @@ start_server() {
 	free_port
 	local cmd
 	case $name in
-	netd)
+	netd | netd-alt)
 		cat >"$OUT/netd.yaml" <<-EOF
 			log:
 			  level: warn
@@ -148,7 +155,7 @@ start_server() {
 			    options:
 			      mode: line
 		EOF
-		cmd=("$BIN/netd" serve -c "$OUT/netd.yaml")
+		cmd=("$BIN/$name" serve -c "$OUT/netd.yaml")
 		;;
 	gnet | evio) cmd=("$BIN/$name-echo" -addr "tcp://127.0.0.1:$PORT" -loops 1) ;;
 	stdlib) cmd=("$BIN/stdlib-echo" -addr "tcp://127.0.0.1:$PORT") ;;

@@ -37,22 +37,24 @@ var cases = []caseInfo{
 	{"pp1000", "ping-pong, 1000 conns", true},
 }
 
-var serverOrder = []string{"netd", "gnet", "evio", "stdlib", "c"}
+var serverOrder = []string{"netd", "netd-alt", "gnet", "evio", "stdlib", "c"}
 
 var serverTitle = map[string]string{
-	"netd":   "netd",
-	"gnet":   "gnet v2.9.7",
-	"evio":   "evio v1.0.8",
-	"stdlib": "Go stdlib, goroutine per conn",
-	"c":      "minimal C epoll",
+	"netd":     "netd",
+	"netd-alt": "netd-alt",
+	"gnet":     "gnet v2.9.7",
+	"evio":     "evio v1.0.8",
+	"stdlib":   "Go stdlib, goroutine per conn",
+	"c":        "minimal C epoll",
 }
 
 var serverColor = map[string]string{
-	"netd":   "#d62728",
-	"gnet":   "#1f77b4",
-	"evio":   "#2ca02c",
-	"stdlib": "#9467bd",
-	"c":      "#7f7f7f",
+	"netd":     "#d62728",
+	"netd-alt": "#ff9896",
+	"gnet":     "#1f77b4",
+	"evio":     "#2ca02c",
+	"stdlib":   "#9467bd",
+	"c":        "#7f7f7f",
 }
 
 // samples holds every value of one metric for one case and server.
@@ -136,6 +138,17 @@ func human(n float64) string {
 		return fmt.Sprintf("%.1fk", n/1e3)
 	}
 	return fmt.Sprintf("%.0f", n)
+}
+
+// tick formats an axis value exactly: 12.5k, not 12k.
+func tick(v float64) string {
+	switch {
+	case v >= 1e6:
+		return strconv.FormatFloat(v/1e6, 'f', -1, 64) + "M"
+	case v >= 1e3:
+		return strconv.FormatFloat(v/1e3, 'f', -1, 64) + "k"
+	}
+	return strconv.FormatFloat(v, 'f', -1, 64)
 }
 
 func micros(ns float64) string {
@@ -264,18 +277,31 @@ func main() {
 	}
 	row("memory per idle connection ("+held+")", "idle", "bytes_per_conn", bytesStr, 1)
 
-	// netd against gnet, with the issue's targets.
-	if slices.Contains(servers, "netd") && slices.Contains(servers, "gnet") {
+	// netd (and netd-alt, when there) against gnet, with the issue's targets.
+	for _, nd := range []string{"netd", "netd-alt"} {
+		if !slices.Contains(servers, nd) || !slices.Contains(servers, "gnet") {
+			continue
+		}
 		fmt.Fprintln(w)
-		fmt.Fprintln(w, "netd against gnet (ratio of medians; targets from issue 4):")
-		fmt.Fprintln(w)
-		fmt.Fprintln(w, "| case | lines/s netd÷gnet (target ≥ 1.0) | CPU/line netd÷gnet (target) | p99 netd÷gnet (target ≤ 1.0) | verdict |")
+		fmt.Fprintf(w, "%s against gnet: ratio of the medians, and in brackets the median of the per-round ratios (both ran in the same round, minutes apart at most, so this one is less exposed to the load on the machine drifting); targets from issue 4:\n\n", nd)
+		fmt.Fprintf(w, "| case | lines/s %s÷gnet (target ≥ 1.0) | CPU/line %s÷gnet (target) | p99 %s÷gnet (target ≤ 1.0) | verdict |\n", nd, nd, nd)
 		fmt.Fprintln(w, "|---|---|---|---|---|")
 		for _, c := range cases {
 			m := func(srv, key string) float64 { return median(s.get(c.id, srv, key)) }
-			lr := m("netd", "lines_per_s") / m("gnet", "lines_per_s")
-			cr := m("netd", "server_cpu_ns_per_line") / m("gnet", "server_cpu_ns_per_line")
-			pr := m("netd", "p99_us") / m("gnet", "p99_us")
+			paired := func(key string) string {
+				a, b := s.get(c.id, nd, key), s.get(c.id, "gnet", key)
+				if len(a) != len(b) || len(a) < 2 {
+					return ""
+				}
+				r := make([]float64, len(a))
+				for i := range a {
+					r[i] = a[i] / b[i]
+				}
+				return fmt.Sprintf(" (%.2f×)", median(r))
+			}
+			lr := m(nd, "lines_per_s") / m("gnet", "lines_per_s")
+			cr := m(nd, "server_cpu_ns_per_line") / m("gnet", "server_cpu_ns_per_line")
+			pr := m(nd, "p99_us") / m("gnet", "p99_us")
 			cpuTarget := 0.8
 			if c.pingPong {
 				cpuTarget = 0.9
@@ -284,18 +310,18 @@ func main() {
 				continue
 			}
 			ok := lr >= 1.0 && cr <= cpuTarget && (!c.pingPong || pr <= 1.0)
-			p99 := ratio(m("netd", "p99_us"), m("gnet", "p99_us"))
+			p99 := ratio(m(nd, "p99_us"), m("gnet", "p99_us")) + paired("p99_us")
 			if !c.pingPong {
 				p99 += " (no target)"
 			}
-			fmt.Fprintf(w, "| %s | %s | %s (≤ %.1f) | %s | %s |\n", c.title,
-				ratio(m("netd", "lines_per_s"), m("gnet", "lines_per_s")),
-				ratio(m("netd", "server_cpu_ns_per_line"), m("gnet", "server_cpu_ns_per_line")), cpuTarget,
+			fmt.Fprintf(w, "| %s | %s%s | %s%s (≤ %.1f) | %s | %s |\n", c.title,
+				ratio(m(nd, "lines_per_s"), m("gnet", "lines_per_s")), paired("lines_per_s"),
+				ratio(m(nd, "server_cpu_ns_per_line"), m("gnet", "server_cpu_ns_per_line")), paired("server_cpu_ns_per_line"), cpuTarget,
 				p99, mark(ok))
 		}
-		if b := median(s.get("idle", "netd", "bytes_per_conn")); !math.IsNaN(b) {
-			fmt.Fprintf(w, "| memory per idle connection | netd %s (gnet %s) | target ≤ 256 B | | %s |\n",
-				bytesStr(b), bytesStr(median(s.get("idle", "gnet", "bytes_per_conn"))), mark(b <= 256))
+		if b := median(s.get("idle", nd, "bytes_per_conn")); !math.IsNaN(b) {
+			fmt.Fprintf(w, "| memory per idle connection | %s %s (gnet %s) | target ≤ 256 B | | %s |\n",
+				nd, bytesStr(b), bytesStr(median(s.get("idle", "gnet", "bytes_per_conn"))), mark(b <= 256))
 		}
 	}
 	if v := s.get("live", "netd", "conns_active"); len(v) > 0 {
@@ -368,7 +394,7 @@ func svgChart(s samples, servers []string) string {
 		for k := 0; k <= 4; k++ {
 			y := y0 + panelH - panelH*k/4
 			fmt.Fprintf(&b, `<line x1="%d" y1="%d" x2="%d" y2="%d" stroke="#ddd"/>`+"\n", x0, y, x0+panelW, y)
-			fmt.Fprintf(&b, `<text x="%d" y="%d" text-anchor="end" fill="#555">%s</text>`+"\n", x0-4, y+4, human(scale*float64(k)/4))
+			fmt.Fprintf(&b, `<text x="%d" y="%d" text-anchor="end" fill="#555">%s</text>`+"\n", x0-4, y+4, tick(scale*float64(k)/4))
 		}
 		barW := panelW / (len(servers) + 1)
 		for j, srv := range servers {
