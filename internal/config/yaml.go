@@ -246,7 +246,7 @@ func (c *yamlConv) scalar(n *yaml.Node, pos Pos) *value {
 		}
 		v.kind = kindNumber
 	default:
-		c.errs.add(pos, "unsupported YAML tag %s", tag)
+		c.errs.add(pos, "unsupported YAML tag %q", tag)
 		v.kind = kindInvalid
 	}
 	return v
