@@ -573,12 +573,19 @@ func (c *conn) finishDrain() {
 }
 
 // touch records activity: it restarts the idle timeout, or, while
-// closing, the quiet period the linger waits for.
+// closing, the quiet period the linger waits for. Past LingerTimeout a
+// closing connection's activity no longer counts, so a peer that reads a
+// trickle, or keeps sending, cannot hold the close open for good.
 func (c *conn) touch() {
-	if c.list != nil {
-		c.last = c.loop.now.UnixNano()
-		c.list.moveToBack(c)
+	if c.list == nil {
+		return
 	}
+	now := c.loop.now.UnixNano()
+	if c.closing != nil && now-c.closing.since > int64(c.loop.engine.cfg.LingerTimeout) {
+		return
+	}
+	c.last = now
+	c.list.moveToBack(c)
 }
 
 // setList moves the connection to list (nil: none).

@@ -476,11 +476,6 @@ func (b *closeAfterBurst) OnAccept(c api.Conn) {
 // enough to keep making progress must not hold a closing connection (and
 // its queue) open past LingerTimeout.
 func TestHostileSlowReaderOfClosingConn(t *testing.T) {
-	if os.Getenv("NETD_KNOWN_BUGS") == "" {
-		t.Skip("BUG: LingerTimeout is not enforced while a closing connection flushes: conn.touch " +
-			"renews the linger's quiet period on every partial write and only discardInput checks " +
-			"closing.since; run with NETD_KNOWN_BUGS=1 once fixed, then drop this skip")
-	}
 	mod := &closeAfterBurst{lineEcho: lineEcho{closed: make(chan api.Reason, 1)}, size: 48 << 20}
 	_, l := startEngine(t, Config{Loops: 1, LingerQuiet: 500 * time.Millisecond, LingerTimeout: 1500 * time.Millisecond},
 		ListenerSpec{Name: "t", Network: "tcp", Address: "127.0.0.1:0", Module: mod})
