@@ -499,11 +499,9 @@ func TestProxyResetCarried(t *testing.T) {
 	}
 	t.Run("client resets", func(t *testing.T) { clientResets(t) })
 	t.Run("upstream resets", func(t *testing.T) { upstreamResets(t) })
-	// The other side should see a reset too, not an end-of-file that
-	// could pass for the end of a complete answer; Conn.Abort closes with
-	// a FIN.
+	// The other side sees a reset too, not an end-of-file that could pass
+	// for the end of a complete answer.
 	t.Run("as resets", func(t *testing.T) {
-		knownIssue(t, "Conn.Abort closes with a FIN: the peer cannot tell a reset from a clean end")
 		if err := clientResets(t); err == nil {
 			t.Error("the upstream saw a clean end-of-file for its client's reset")
 		}

@@ -511,8 +511,19 @@ func (c *conn) discardInput() {
 	}
 }
 
-// Abort implements api.Conn.
-func (c *conn) Abort(reason api.Reason, err error) { c.closeNow(reason, err) }
+// Abort implements api.Conn. A zero linger makes the close send a TCP
+// reset, so that the peer cannot take an aborted exchange for a complete
+// one; a unix socket's peer sees ECONNRESET on its next read anyway, or
+// end-of-file when nothing was in flight.
+func (c *conn) Abort(reason api.Reason, err error) {
+	if c.closed {
+		return
+	}
+	if c.flags&flagConnecting == 0 {
+		_ = unix.SetsockoptLinger(c.fd, unix.SOL_SOCKET, unix.SO_LINGER, &unix.Linger{Onoff: 1, Linger: 0})
+	}
+	c.closeNow(reason, err)
+}
 
 // closeNow closes the descriptor, discards queued output and tells the
 // module. Safe inside a callback: later calls see closed.

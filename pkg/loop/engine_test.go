@@ -3,11 +3,13 @@ package loop
 import (
 	"bufio"
 	"bytes"
+	"errors"
 	"fmt"
 	"io"
 	"math/rand"
 	"net"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -303,5 +305,48 @@ func (m *upperEcho) OnReadable(c api.Conn) {
 	if i := bytes.LastIndexByte(in, '\n'); i >= 0 {
 		_, _ = c.Write(bytes.ToUpper(in[:i+1]))
 		c.Consume(i + 1)
+	}
+}
+
+// abortOnLine aborts a connection on its first line, or closes it when
+// the line is "close".
+type abortOnLine struct{ lineEcho }
+
+func (m *abortOnLine) OnReadable(c api.Conn) {
+	in := c.Inbound()
+	if bytes.IndexByte(in, '\n') < 0 {
+		return
+	}
+	_, _ = c.Write([]byte("bye\n")) // queued output an abort discards
+	if string(in) == "close\n" {
+		_ = c.Close()
+		return
+	}
+	c.Abort(api.ReasonError, errors.New("test abort"))
+}
+
+// TestAbortResets: Abort reaches a TCP peer as a reset, Close as the end
+// of a complete exchange.
+func TestAbortResets(t *testing.T) {
+	_, l := startEngine(t, Config{Loops: 1}, ListenerSpec{Name: "t", Network: "tcp", Address: "127.0.0.1:0", Module: &abortOnLine{}})
+	for _, tc := range []struct {
+		line      string
+		wantReset bool
+	}{{"close\n", false}, {"abort\n", true}} {
+		c := dial(t, l)
+		if _, err := c.Write([]byte(tc.line)); err != nil {
+			t.Fatal(err)
+		}
+		b, err := io.ReadAll(c)
+		reset := errors.Is(err, syscall.ECONNRESET)
+		if err != nil && !reset {
+			t.Fatalf("%q: read: %v", tc.line, err)
+		}
+		if reset != tc.wantReset {
+			t.Errorf("%q: reset=%v (read %q), want reset=%v", tc.line, reset, b, tc.wantReset)
+		}
+		if !tc.wantReset && string(b) != "bye\n" {
+			t.Errorf("%q: read %q, want the queued bye", tc.line, b)
+		}
 	}
 }

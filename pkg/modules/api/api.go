@@ -160,7 +160,9 @@ type Conn interface {
 	Close() error
 	// CloseFor is Close with an explicit reason, for metrics and logs.
 	CloseFor(reason Reason, err error)
-	// Abort closes at once; queued output is discarded.
+	// Abort closes at once; queued output and unread input are discarded,
+	// and a TCP peer gets a reset rather than an end-of-file, so that it
+	// cannot mistake the abort for the end of a complete exchange.
 	//
 	// Close, CloseFor and Abort may be called more than once; only the
 	// first counts. OnClose may run inside any of them, before it returns.
