@@ -27,7 +27,12 @@ const (
 	flagOutbound                        // dialed or attached, not accepted: outside the listener's limits
 	flagRedeliver                       // queued on the loop to show the module its kept input again
 	flagHungUp                          // the peer is gone both ways: out of epoll, finishing kept input
+	flagWriteFailed                     // a write failed (EPIPE, ECONNRESET): output is dropped, input is still read
 )
+
+// errWriteFailed is the close error of a connection whose writes failed
+// and whose remaining input was then delivered.
+var errWriteFailed = errors.New("write failed: the peer stopped reading")
 
 // conn is one stream connection. Only its loop touches it.
 type conn struct {
@@ -93,7 +98,7 @@ func (c *conn) wantEvents() uint32 {
 		// Lingering: read and discard until the peer's EOF.
 		ev |= unix.EPOLLIN
 	}
-	if c.out.n > 0 || (c.flags&flagWantWritable != 0 && c.flags&flagClosing == 0) {
+	if c.out.n > 0 || (c.flags&flagWantWritable != 0 && c.flags&(flagClosing|flagWriteShut) == 0) {
 		ev |= unix.EPOLLOUT
 	}
 	return ev
@@ -119,12 +124,22 @@ func (c *conn) handleEvent(events uint32) {
 		return
 	}
 	if events&unix.EPOLLERR != 0 {
-		err := errors.New("socket error")
-		if soerr, gerr := unix.GetsockoptInt(c.fd, unix.SOL_SOCKET, unix.SO_ERROR); gerr == nil && soerr != 0 {
-			err = unix.Errno(soerr)
+		// A reset, or a unix peer that closed with our bytes unread. What
+		// the peer sent before it is still in the receive queue, readable
+		// ahead of the error: it is delivered, as after a failed write.
+		// Reading SO_ERROR clears the error, so EPOLLERR does not fire
+		// again.
+		soerr, gerr := unix.GetsockoptInt(c.fd, unix.SOL_SOCKET, unix.SO_ERROR)
+		if gerr != nil || soerr == 0 {
+			c.closeNow(api.ReasonError, errors.New("socket error"))
+			return
 		}
-		c.closeNow(api.ReasonError, err)
-		return
+		c.writeFailed(unix.Errno(soerr))
+		if c.closed {
+			return
+		}
+		events &^= unix.EPOLLOUT
+		c.updateEvents()
 	}
 	if events&unix.EPOLLOUT != 0 {
 		c.handleWritable()
@@ -196,6 +211,39 @@ func (c *conn) deliverKept() {
 	c.deliver(nil)
 	if !c.closed && c.flags&flagHungUp != 0 && (len(c.in) == 0 || c.flags&flagClosing != 0) {
 		c.closeNow(api.ReasonClient, nil)
+		return
+	}
+	c.closeIfSpent()
+}
+
+// closeIfSpent closes a connection whose writes failed after its module
+// was shown end-of-file, once the module has consumed the rest: nothing
+// can go either way any more.
+func (c *conn) closeIfSpent() {
+	if !c.closed && c.flags&(flagWriteFailed|flagInputClosed) == flagWriteFailed|flagInputClosed && len(c.in) == 0 {
+		c.closeNow(api.ReasonError, errWriteFailed)
+	}
+}
+
+// writeFailed handles a write error or a socket error (EPOLLERR). A
+// closing connection closes at once. Otherwise its output is dropped, but
+// not its input: a peer that sent a request and went away without reading
+// (a child process that answered and exited, say) may have left bytes the
+// module has yet to see. Reading goes on to the peer's end, and the
+// connection closes, ReasonError, once the module has consumed the rest.
+func (c *conn) writeFailed(err error) {
+	if c.flags&flagClosing != 0 {
+		c.closeNow(api.ReasonError, err)
+		return
+	}
+	c.lis.log.Debug("write failed; delivering the peer's remaining input", "remote", c.remoteString(), "error", err)
+	c.flags |= flagWriteFailed | flagWriteShut
+	c.flags &^= flagWatermark | flagWantWritable
+	c.out.release(&c.loop.pool)
+	c.redeliver()
+	c.closeIfSpent()
+	if !c.closed && c.flags&flagInCallback == 0 {
+		c.updateEvents()
 	}
 }
 
@@ -210,6 +258,13 @@ func (c *conn) readOnce() bool {
 		c.deliver(c.loop.buf[:n])
 		return true
 	case n == 0 && err == nil:
+		if c.flags&flagWriteFailed != 0 {
+			// The peer went without reading what it was sent: an abort,
+			// not a clean end, so the module is not shown end-of-file.
+			// It has been shown every byte that came before.
+			c.closeNow(api.ReasonError, errWriteFailed)
+			return false
+		}
 		c.flags |= flagInputClosed
 		c.deliver(nil)
 		c.updateEvents()
@@ -302,8 +357,8 @@ func (c *conn) flush() bool {
 			if err == unix.EAGAIN {
 				break
 			}
-			c.closeNow(api.ReasonError, err)
-			return false
+			c.writeFailed(err)
+			return !c.closed
 		}
 		c.lis.stats[c.loop.index].bytesOut.Add(uint64(n))
 		c.out.advance(n, &c.loop.pool)
@@ -350,14 +405,14 @@ func (c *conn) InputClosed() bool { return c.flags&flagInputClosed != 0 }
 // Write implements api.Conn: straight to the kernel when nothing is
 // queued, and only the rest is copied.
 func (c *conn) Write(p []byte) (int, error) {
-	if c.closed || c.flags&(flagClosing|flagCloseWrite) != 0 {
+	if c.closed || c.flags&(flagClosing|flagCloseWrite|flagWriteShut) != 0 {
 		return 0, api.ErrClosed
 	}
 	total := len(p)
 	if c.out.n == 0 && len(p) > 0 && c.flags&flagConnecting == 0 {
 		n, err := unix.Write(c.fd, p)
 		if err != nil && err != unix.EAGAIN && err != unix.EINTR {
-			c.closeNow(api.ReasonError, err)
+			c.writeFailed(err)
 			return 0, err
 		}
 		if n > 0 {
@@ -438,14 +493,16 @@ func (c *conn) Close() error {
 	if c.closed || c.flags&flagClosing != 0 {
 		return nil
 	}
-	reason := api.ReasonDone
+	reason, err := api.ReasonDone, error(nil)
 	switch {
+	case c.flags&flagWriteFailed != 0:
+		reason, err = api.ReasonError, errWriteFailed
 	case c.loop.engine.draining.Load():
 		reason = api.ReasonShutdown
 	case c.flags&flagInputClosed != 0:
 		reason = api.ReasonClient
 	}
-	c.CloseFor(reason, nil)
+	c.CloseFor(reason, err)
 	return nil
 }
 

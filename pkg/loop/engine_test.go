@@ -350,3 +350,64 @@ func TestAbortResets(t *testing.T) {
 		}
 	}
 }
+
+// floodAndRecord writes more than a peer's buffers hold as it accepts,
+// and records every byte it is shown.
+type floodAndRecord struct {
+	lineEcho
+	mu   sync.Mutex
+	seen []byte
+}
+
+func (m *floodAndRecord) OnAccept(c api.Conn) {
+	_, _ = c.Write(bytes.Repeat([]byte("flood\n"), 4<<20/6))
+}
+
+func (m *floodAndRecord) OnReadable(c api.Conn) {
+	m.mu.Lock()
+	m.seen = append(m.seen, c.Inbound()...)
+	m.mu.Unlock()
+	c.Consume(len(c.Inbound()))
+	if c.InputClosed() {
+		_ = c.Close()
+	}
+}
+
+// TestInputSurvivesAFailedWrite: a peer that sends a request and closes
+// without reading what it was sent makes the loop's writes fail (EPIPE, or
+// a reset: EPOLLERR); the request it sent first still reaches the module,
+// and the connection then closes with the error reason.
+func TestInputSurvivesAFailedWrite(t *testing.T) {
+	for _, network := range []string{"tcp", "unix"} {
+		t.Run(network, func(t *testing.T) {
+			addr := "127.0.0.1:0"
+			if network == "unix" {
+				addr = unixPath(t)
+			}
+			m := &floodAndRecord{lineEcho: lineEcho{closed: make(chan api.Reason, 1)}}
+			_, l := startEngine(t, Config{Loops: 1}, ListenerSpec{Name: "t", Network: network, Address: addr, Module: m})
+			c := dial(t, l)
+			// Wait for the flood to fill the client's receive buffer, so
+			// that its close leaves bytes unread.
+			time.Sleep(50 * time.Millisecond)
+			if _, err := c.Write([]byte("request\n")); err != nil {
+				t.Fatal(err)
+			}
+			time.Sleep(50 * time.Millisecond)
+			c.Close()
+			select {
+			case r := <-m.closed:
+				if r != api.ReasonError {
+					t.Errorf("closed for %q, want %q", r, api.ReasonError)
+				}
+			case <-time.After(5 * time.Second):
+				t.Fatal("the connection was not closed")
+			}
+			m.mu.Lock()
+			defer m.mu.Unlock()
+			if string(m.seen) != "request\n" {
+				t.Errorf("the module saw %q, want the request", m.seen)
+			}
+		})
+	}
+}

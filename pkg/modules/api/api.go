@@ -135,7 +135,11 @@ type Conn interface {
 	// Write sends p, or queues the part the kernel did not take, and
 	// returns len(p), nil: queued bytes count as written. It never blocks
 	// and never keeps p. It fails with ErrClosed once the connection is
-	// closing or half-closed.
+	// closing or half-closed. When the kernel refuses a write (the peer
+	// reset, or stopped reading for good), Write returns that error and
+	// queued output is dropped, but reading goes on: what the peer sent
+	// before it went is still delivered, and once its end-of-file has been
+	// delivered and consumed the loop closes the connection (ReasonError).
 	Write(p []byte) (int, error)
 	// Buffered returns the number of bytes queued and not yet taken by the
 	// kernel.
@@ -155,7 +159,8 @@ type Conn interface {
 	// end-of-file. Reading goes on.
 	CloseWrite() error
 	// Close flushes queued output (within a deadline), then closes. The
-	// reason is ReasonClient when the peer had half-closed, ReasonDone
+	// reason is ReasonError after a failed write, ReasonShutdown during a
+	// drain, ReasonClient when the peer had half-closed, ReasonDone
 	// otherwise.
 	Close() error
 	// CloseFor is Close with an explicit reason, for metrics and logs.
