@@ -589,7 +589,16 @@ func (c *conn) closeNow(reason api.Reason, err error) {
 		return
 	}
 	c.closed = true
-	c.loop.forget(c.fd)
+	// Closing a descriptor takes it out of epoll only when no other
+	// descriptor shares its file, and any fork (an upgrade, an exec
+	// module's child) shares every descriptor until the child execs. A
+	// registration left behind would report events for this connection
+	// under the number the next accept reuses.
+	if c.flags&flagHungUp == 0 {
+		c.loop.removeFD(c.fd)
+	} else {
+		c.loop.fds[c.fd] = nil
+	}
 	_ = unix.Close(c.fd)
 	c.out.release(&c.loop.pool)
 	c.in = nil

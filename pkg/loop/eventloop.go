@@ -137,13 +137,6 @@ func (l *eventLoop) removeFD(fd int) {
 	l.fds[fd] = nil
 }
 
-// forget drops fd from the table without epoll_ctl: closing a descriptor
-// that was never duplicated removes it from epoll by itself. Loop only.
-func (l *eventLoop) forget(fd int) {
-	if fd >= 0 && fd < len(l.fds) {
-		l.fds[fd] = nil
-	}
-}
 
 // Submit runs f on the loop. Any goroutine.
 func (l *eventLoop) Submit(f func()) error {
