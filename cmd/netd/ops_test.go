@@ -333,6 +333,8 @@ func TestUpgrade(t *testing.T) {
 	waitListening(1)
 
 	var refused, lost, ok atomic.Int64
+	var lossMu sync.Mutex
+	var losses []string
 	stop := make(chan struct{})
 	var wg sync.WaitGroup
 	for _, target := range [][2]string{{"tcp", fmt.Sprintf("127.0.0.1:%d", port)}, {"unix", sock}} {
@@ -353,11 +355,15 @@ func TestUpgrade(t *testing.T) {
 				_ = c.SetDeadline(time.Now().Add(10 * time.Second))
 				line := fmt.Sprintf("%s line %d\n", network, i)
 				got := ""
-				if _, err := io.WriteString(c, line); err == nil {
-					got, _ = bufio.NewReader(c).ReadString('\n')
+				_, err = io.WriteString(c, line)
+				if err == nil {
+					got, err = bufio.NewReader(c).ReadString('\n')
 				}
 				if got != line {
 					lost.Add(1)
+					lossMu.Lock()
+					losses = append(losses, fmt.Sprintf("%s %s: %q, %v", time.Now().Format("15:04:05.000"), network, got, err))
+					lossMu.Unlock()
 				} else {
 					ok.Add(1)
 				}
@@ -387,7 +393,7 @@ func TestUpgrade(t *testing.T) {
 	wg.Wait()
 	if refused.Load() != 0 || lost.Load() != 0 || ok.Load() == 0 {
 		b, _ := os.ReadFile(logPath)
-		t.Fatalf("across the upgrade: %d refused, %d lost, %d ok\n%s", refused.Load(), lost.Load(), ok.Load(), b)
+		t.Fatalf("across the upgrade: %d refused, %d lost %q, %d ok\n%s", refused.Load(), lost.Load(), losses, ok.Load(), b)
 	}
 	if _, err := os.Stat(sock); err != nil {
 		t.Fatalf("unix socket file gone after the upgrade: %v", err)

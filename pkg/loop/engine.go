@@ -50,10 +50,14 @@ type Engine struct {
 	listeners []*Listener
 	started   bool
 	draining  atomic.Bool
-	stopped   bool
-	wg        sync.WaitGroup
-	drained   chan struct{} // closed when draining and the last connection closed
-	drainOnce sync.Once
+	// closedForAccept is set once Shutdown has taken every listener out
+	// of every loop: until then a loop may still accept, and a count of
+	// zero connections does not mean drained.
+	closedForAccept atomic.Bool
+	stopped         bool
+	wg              sync.WaitGroup
+	drained         chan struct{} // closed when draining and the last connection closed
+	drainOnce       sync.Once
 }
 
 // New creates an engine and its loops. Nothing runs until Start.
@@ -220,6 +224,7 @@ func (e *Engine) Shutdown(ctx context.Context) error {
 	for _, l := range listeners {
 		l.Close()
 	}
+	e.closedForAccept.Store(true)
 	var err error
 	if started {
 		for _, l := range e.loops {
@@ -254,10 +259,10 @@ func (e *Engine) Shutdown(ctx context.Context) error {
 // Draining reports whether Shutdown has begun.
 func (e *Engine) Draining() bool { return e.draining.Load() }
 
-// checkDrained closes e.drained once draining and no connection is left.
-// Any goroutine.
+// checkDrained closes e.drained once no listener accepts any more and no
+// connection is left. Any goroutine.
 func (e *Engine) checkDrained() {
-	if !e.draining.Load() || e.active.Load() != 0 || e.outbound.Load() != 0 {
+	if !e.closedForAccept.Load() || e.active.Load() != 0 || e.outbound.Load() != 0 {
 		return
 	}
 	e.drainOnce.Do(func() { close(e.drained) })
