@@ -52,6 +52,7 @@ func metricValue(t *testing.T, text, series string) float64 {
 // counted, and readyz turns 503 while the daemon drains.
 func TestAdminEndpoint(t *testing.T) {
 	port := freePort(t)
+	sock := filepath.Join(t.TempDir(), "eu.sock")
 	cfg := fmt.Sprintf(`
 shutdown_timeout: 5s
 admin:
@@ -60,10 +61,27 @@ listeners:
   - name: e
     address: tcp://127.0.0.1:0
     module: echo
-`, port)
+  - name: eu
+    address: unix://%s
+    module: echo
+  - name: p
+    address: tcp://127.0.0.1:0
+    module: proxy
+    options: {upstreams: ["unix://%[2]s"]}
+`, port, sock)
+	// A module's own metric, under its module and listener labels.
+	proxyConnects := fmt.Sprintf(`netd_proxy_upstream_connects_total{listener="p",module="proxy",result="ok",upstream="unix://%s"}`, sock)
+
 	path := writeConfig(t, "netd.yaml", cfg)
 	d := startDaemon(t, nil, "-c", path)
 	base := fmt.Sprintf("http://127.0.0.1:%d", port)
+	proxied := func() {
+		t.Helper()
+		c := d.dial("p")
+		roundTrip(t, c, "through the proxy\n")
+		c.Close()
+	}
+	proxied()
 
 	for i := 0; i < 3; i++ {
 		c := d.dial("e")
@@ -97,6 +115,9 @@ listeners:
 	if v := metricValue(t, text, `netd_connections_closed_total{listener="e",reason="client"}`); v != 3 {
 		t.Errorf("closed by client = %v, want 3", v)
 	}
+	if v := metricValue(t, text, proxyConnects); v != 1 {
+		t.Errorf("%s = %v, want 1", proxyConnects, v)
+	}
 	if code, _ := httpGet(t, base+"/debug/pprof/"); code != 404 {
 		t.Errorf("pprof without admin.pprof: %d, want 404", code)
 	}
@@ -109,9 +130,14 @@ listeners:
 	if v := metricValue(t, text, `netd_reloads_total{result="ok"}`); v != 1 {
 		t.Errorf("reloads ok = %v, want 1", v)
 	}
-	// Counters survive the reload.
+	// Counters survive the reload, the modules' own too.
 	if v := metricValue(t, text, `netd_connections_accepted_total{listener="e"}`); v != 3 {
 		t.Errorf("accepted after reload = %v, want 3", v)
+	}
+	proxied()
+	_, text = httpGet(t, base+"/metrics")
+	if v := metricValue(t, text, proxyConnects); v != 2 {
+		t.Errorf("after a reload and one more client: %s = %v, want 2", proxyConnects, v)
 	}
 
 	// A client that never reads keeps the drain going: readyz says 503.

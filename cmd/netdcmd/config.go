@@ -7,8 +7,6 @@ import (
 	"io"
 	"os"
 
-	"github.com/hashicorp/go-hclog"
-
 	"github.com/netd/netd/internal/config"
 )
 
@@ -43,11 +41,11 @@ func (s configSource) name() string {
 }
 
 // load reads, decodes, validates and provisions the config.
-func (s configSource) load(logger hclog.Logger) (*config.Config, error) {
+func (s configSource) load(env config.Env) (*config.Config, error) {
 	if s.embedded {
-		return config.Parse(defaultConfigName, defaultConfig, logger)
+		return config.ParseEnv(defaultConfigName, defaultConfig, env)
 	}
-	return config.Load(s.path, logger)
+	return config.LoadEnv(s.path, env)
 }
 
 // printConfigError writes a config error as one line per problem and

@@ -37,7 +37,7 @@ func (d *daemon) applyReload() error {
 	if d.src.embedded {
 		return errors.New("the embedded default config cannot be reloaded; run with -c FILE")
 	}
-	cfg, err := d.src.load(d.log)
+	cfg, err := d.src.load(config.Env{Logger: d.log, Metrics: d.metrics.Registry()})
 	if err != nil {
 		d.logConfigError("reload failed; running config unchanged", err)
 		return err
@@ -210,7 +210,7 @@ func newReloadCmd() *cobra.Command {
 			if file == "" {
 				return usageError{fmt.Errorf("reload needs -c FILE")}
 			}
-			cfg, err := configSource{path: file}.load(hclog.NewNullLogger())
+			cfg, err := configSource{path: file}.load(config.Env{})
 			if err != nil {
 				return printConfigError(cmd.ErrOrStderr(), err)
 			}

@@ -86,7 +86,7 @@ func (d *daemon) run() error {
 	// The file's log settings rank below flags and environment, and the
 	// modules get their loggers at provisioning: read the file once to
 	// learn its log settings, then load it for real with the right logger.
-	first, err := d.src.load(hclog.NewNullLogger())
+	first, err := d.src.load(config.Env{})
 	if err != nil {
 		return printConfigError(d.stderr, err)
 	}
@@ -95,7 +95,9 @@ func (d *daemon) run() error {
 		return fmt.Errorf("%s: %w", d.src.name(), err)
 	}
 	d.log = newLogger(d.stderr, d.g.level(), d.g.format())
-	d.cfg, err = d.src.load(d.log)
+	// The metrics exist before the modules, which register their own.
+	d.metrics = admin.NewMetrics(daemonSource{d}, Version, Commit)
+	d.cfg, err = d.src.load(config.Env{Logger: d.log, Metrics: d.metrics.Registry()})
 	if err != nil {
 		return printConfigError(d.stderr, err)
 	}
@@ -114,7 +116,6 @@ func (d *daemon) run() error {
 	}
 	defer d.upg.Stop()
 	d.totals = map[string]admin.ListenerSnapshot{}
-	d.metrics = admin.NewMetrics(daemonSource{d}, Version, Commit)
 	if err := d.start(); err != nil {
 		d.closeActivated()
 		return fmt.Errorf("%s: %w", d.src.name(), err)

@@ -4,8 +4,9 @@ import (
 	"fmt"
 	"strings"
 
-	"github.com/hashicorp/go-hclog"
 	"github.com/spf13/cobra"
+
+	"github.com/netd/netd/internal/config"
 )
 
 func newValidateCmd(g *globals) *cobra.Command {
@@ -18,7 +19,7 @@ func newValidateCmd(g *globals) *cobra.Command {
 			if file == "" {
 				return usageError{fmt.Errorf("validate needs -c FILE")}
 			}
-			cfg, err := configSource{path: file}.load(hclog.NewNullLogger())
+			cfg, err := configSource{path: file}.load(config.Env{})
 			if err != nil {
 				return printConfigError(cmd.ErrOrStderr(), err)
 			}

@@ -16,7 +16,6 @@ import (
 	"time"
 
 	"github.com/hashicorp/go-hclog"
-	"github.com/prometheus/client_golang/prometheus"
 	dto "github.com/prometheus/client_model/go"
 	"github.com/prometheus/common/expfmt"
 	"github.com/prometheus/common/model"
@@ -251,22 +250,6 @@ func TestMetrics(t *testing.T) {
 	expect(t, fams, "netd_config_last_reload_successful", nil, 0)
 	if n := len(fams["netd_connections_accepted_total"].GetMetric()); n != 3 {
 		t.Errorf("netd_connections_accepted_total has %d series, want 3 (echo, udp, raw)", n)
-	}
-}
-
-func TestModuleRegisterer(t *testing.T) {
-	s := start(t, Config{Source: &fakeSource{}})
-	c := prometheus.NewCounter(prometheus.CounterOpts{Name: "netd_proxy_upstream_failures_total", Help: "test"})
-	if err := s.Registerer("proxy").Register(c); err != nil {
-		t.Fatal(err)
-	}
-	c.Add(4)
-	expect(t, scrape(t, s), "netd_proxy_upstream_failures_total", map[string]string{"module": "proxy"}, 4)
-	if !s.Registerer("proxy").Unregister(c) {
-		t.Error("Unregister through the module Registerer failed")
-	}
-	if _, ok := scrape(t, s)["netd_proxy_upstream_failures_total"]; ok {
-		t.Error("metric still served after Unregister")
 	}
 }
 

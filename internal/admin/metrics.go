@@ -63,18 +63,9 @@ func NewMetrics(src Source, version, commit string) *Metrics {
 	return m
 }
 
-// Registry is the private registry the Server's /metrics serves.
+// Registry is the private registry the Server's /metrics serves. Module
+// instances register their own collectors in it (api.Setup.Metrics).
 func (m *Metrics) Registry() *prometheus.Registry { return m.reg }
-
-// Registerer returns a Registerer for one module's own collectors: every
-// metric they emit carries module="<module>". Metric names should still
-// start with netd_<module>_. Registering the same metric twice fails (two
-// listeners running one module, or a reload re-provisioning it): a module
-// that can run more than once adds its own listener label, or unregisters
-// in Stop, or treats prometheus.AlreadyRegisteredError as success.
-func (m *Metrics) Registerer(module string) prometheus.Registerer {
-	return prometheus.WrapRegistererWith(prometheus.Labels{"module": module}, m.reg)
-}
 
 // ConfigLoaded records the config the daemon runs at start-up: its hash
 // (see HashConfig) and when it was loaded. It counts no reload.

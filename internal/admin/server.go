@@ -20,7 +20,6 @@ import (
 	"time"
 
 	"github.com/hashicorp/go-hclog"
-	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 )
 
@@ -193,11 +192,6 @@ func (s *Server) Handler() http.Handler { return s.handler }
 
 // Metrics is the registry the server serves.
 func (s *Server) Metrics() *Metrics { return s.metrics }
-
-// Registerer is s.Metrics().Registerer(module).
-func (s *Server) Registerer(module string) prometheus.Registerer {
-	return s.metrics.Registerer(module)
-}
 
 // Serve serves until Shutdown; it returns nil after Shutdown and the
 // error otherwise. Run it on a goroutine of its own.

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/hashicorp/go-hclog"
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/netd/netd/pkg/modules/api"
 )
@@ -60,6 +61,21 @@ type Listener struct {
 // file come back as Errors, one FILE:LINE:COL line each; a file that cannot
 // be read gives the *fs.PathError, which names path as given.
 func Load(path string, logger hclog.Logger) (*Config, error) {
+	return LoadEnv(path, Env{Logger: logger})
+}
+
+// Env is what the module instances of a config get beside their options.
+type Env struct {
+	// Logger is the parent of every listener's logger; nil discards.
+	Logger hclog.Logger
+	// Metrics receives the instances' own collectors, each wrapped with
+	// its module and listener labels; nil keeps them in a registry of
+	// their own that nobody serves (netd validate, tests).
+	Metrics prometheus.Registerer
+}
+
+// LoadEnv is Load with the instances' environment.
+func LoadEnv(path string, env Env) (*Config, error) {
 	if _, err := formatOf(path); err != nil {
 		return nil, err
 	}
@@ -67,18 +83,26 @@ func Load(path string, logger hclog.Logger) (*Config, error) {
 	if err != nil {
 		return nil, err
 	}
-	return Parse(path, src, logger)
+	return ParseEnv(path, src, env)
 }
 
 // Parse is Load for a file already read: filename names it in errors and
 // chooses the format by its extension.
 func Parse(filename string, src []byte, logger hclog.Logger) (*Config, error) {
+	return ParseEnv(filename, src, Env{Logger: logger})
+}
+
+// ParseEnv is Parse with the instances' environment.
+func ParseEnv(filename string, src []byte, env Env) (*Config, error) {
 	format, err := formatOf(filename)
 	if err != nil {
 		return nil, err
 	}
-	if logger == nil {
-		logger = hclog.NewNullLogger()
+	if env.Logger == nil {
+		env.Logger = hclog.NewNullLogger()
+	}
+	if env.Metrics == nil {
+		env.Metrics = prometheus.NewRegistry()
 	}
 	errs := &errList{file: filename}
 	var root *value
@@ -96,7 +120,7 @@ func Parse(filename string, src []byte, logger hclog.Logger) (*Config, error) {
 	}
 	d := decoder{errs: errs}
 	cfg, metas := d.config(filename, root)
-	provision(cfg, metas, errs, logger)
+	provision(cfg, metas, errs, env)
 	if err := errs.result(); err != nil {
 		return nil, err
 	}
@@ -117,7 +141,7 @@ func formatOf(filename string) (string, error) {
 // provision builds each listener's module instance and lets it check its
 // options. Listeners whose module or address is already known to be bad are
 // skipped: their options would be checked against the wrong network.
-func provision(cfg *Config, metas []listenerMeta, errs *errList, logger hclog.Logger) {
+func provision(cfg *Config, metas []listenerMeta, errs *errList, env Env) {
 	for i := range cfg.Listeners {
 		l, m := &cfg.Listeners[i], metas[i]
 		if l.Module == "" {
@@ -137,7 +161,8 @@ func provision(cfg *Config, metas []listenerMeta, errs *errList, logger hclog.Lo
 			Listener: l.Name,
 			Network:  l.Addr.Network(),
 			Options:  l.Options,
-			Logger:   logger.Named("listener." + l.Name),
+			Logger:   env.Logger.Named("listener." + l.Name),
+			Metrics:  prometheus.WrapRegistererWith(prometheus.Labels{"module": l.Module, "listener": l.Name}, env.Metrics),
 		})
 		if err != nil {
 			errs.merge(err, l.Pos, prefix)

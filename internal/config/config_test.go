@@ -10,6 +10,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
 )
 
 var update = flag.Bool("update", false, "rewrite testdata/bad/*.err from what Load returns")
@@ -236,5 +238,50 @@ func TestModuleErrorWrapping(t *testing.T) {
 	}
 	if e.Unwrap() == nil || e.Unwrap().Error() != "backend unreachable" {
 		t.Errorf("Unwrap = %v", e.Unwrap())
+	}
+}
+
+// TestModuleMetrics: an instance's collectors carry its module and
+// listener labels, and the instance a reload makes for the same listener
+// goes on counting in the same counter.
+func TestModuleMetrics(t *testing.T) {
+	reg := prometheus.NewRegistry()
+	src := []byte("listeners:\n  - {name: a, address: tcp://127.0.0.1:1, module: test-metrics}\n  - {name: b, address: tcp://127.0.0.1:2, module: test-metrics}\n")
+	load := func() *Config {
+		t.Helper()
+		c, err := ParseEnv("m.yaml", src, Env{Metrics: reg})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return c
+	}
+	first := load()
+	first.Listeners[0].Instance.(*testMetrics).served.Add(2)
+	first.Listeners[1].Instance.(*testMetrics).served.Add(5)
+	reloaded := load()
+	reloaded.Listeners[0].Instance.(*testMetrics).served.Inc()
+
+	fams, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := map[string]float64{}
+	for _, f := range fams {
+		if f.GetName() != "netd_test_served_total" {
+			continue
+		}
+		for _, m := range f.GetMetric() {
+			labels := map[string]string{}
+			for _, lp := range m.GetLabel() {
+				labels[lp.GetName()] = lp.GetValue()
+			}
+			if labels["module"] != "test-metrics" {
+				t.Errorf("series without module label: %v", labels)
+			}
+			got[labels["listener"]] = m.GetCounter().GetValue()
+		}
+	}
+	if got["a"] != 3 || got["b"] != 5 || len(got) != 2 {
+		t.Errorf("netd_test_served_total by listener = %v, want a=3 b=5", got)
 	}
 }

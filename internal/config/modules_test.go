@@ -5,6 +5,8 @@ import (
 	"net/netip"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/netd/netd/pkg/modules/api"
 )
 
@@ -15,6 +17,21 @@ func init() {
 	api.Register(api.Info{Name: "test-packet", Description: "packet only, no options", New: func() api.Module { return &testPacket{} }})
 	api.Register(api.Info{Name: "test-fail", Description: "Provision fails with a plain error", New: func() api.Module { return &testFail{} }})
 	api.Register(api.Info{Name: "test-panic", Description: "Provision panics", New: func() api.Module { return &testPanic{} }})
+	api.Register(api.Info{Name: "test-metrics", Description: "registers a counter", New: func() api.Module { return &testMetrics{} }})
+}
+
+// testMetrics registers a counter of its own, as a module with metrics does.
+type testMetrics struct {
+	streamBase
+	served prometheus.Counter
+}
+
+func (m *testMetrics) Provision(s api.Setup) error {
+	var err error
+	m.served, err = api.RegisterMetric(s.Metrics, prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "netd_test_served_total", Help: "Connections served.",
+	}))
+	return err
 }
 
 type streamBase struct{}

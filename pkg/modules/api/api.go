@@ -27,11 +27,13 @@ package api
 
 import (
 	"errors"
+	"fmt"
 	"net"
 	"net/netip"
 	"time"
 
 	"github.com/hashicorp/go-hclog"
+	"github.com/prometheus/client_golang/prometheus"
 )
 
 // Module is one configured instance of a module, serving one listener.
@@ -54,6 +56,36 @@ type Setup struct {
 	Options Options
 	// Logger is a sub-logger named after the listener.
 	Logger hclog.Logger
+	// Metrics registers the instance's own Prometheus collectors, served
+	// on the admin endpoint's /metrics. Every series it registers carries
+	// the labels module="<module>" and listener="<listener>"; name metrics
+	// netd_<module>_<what>. Register through RegisterMetric, so that the
+	// instance that replaces this one on a reload carries on the same
+	// counters. Never nil: without an admin endpoint the collectors are
+	// kept but not served.
+	Metrics prometheus.Registerer
+}
+
+// RegisterMetric registers c with r and returns it, or returns the
+// collector already registered under the same name and labels: that of the
+// instance a reload is replacing, which the new instance then goes on
+// counting in, so that a reload neither resets nor double-counts. Call it
+// in Provision. With a nil r (a bare Setup in a test) c works unregistered.
+func RegisterMetric[C prometheus.Collector](r prometheus.Registerer, c C) (C, error) {
+	if r == nil {
+		return c, nil
+	}
+	err := r.Register(c)
+	if err == nil {
+		return c, nil
+	}
+	var are prometheus.AlreadyRegisteredError
+	if errors.As(err, &are) {
+		if existing, ok := are.ExistingCollector.(C); ok {
+			return existing, nil
+		}
+	}
+	return c, fmt.Errorf("register metric: %w", err)
 }
 
 // Options is a listener's options block, with the position of every key

@@ -3,6 +3,8 @@ package apitest
 import (
 	"testing"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/netd/netd/internal/config"
 	"github.com/netd/netd/pkg/modules/api"
 )
@@ -25,8 +27,9 @@ func Options(tb testing.TB, yamlOptions string) api.Options {
 
 // Provision provisions m as netd does for a listener named DefaultListener
 // on network ("tcp", "udp" or "unix") whose options block is yamlOptions,
-// with a Logger writing to tb. It returns Provision's error, so that a test
-// can check that a bad option is refused, with its position.
+// with a Logger writing to tb and a registry of its own for Metrics (see
+// NewSetup to read it). It returns Provision's error, so that a test can
+// check that a bad option is refused, with its position.
 func Provision(tb testing.TB, m api.Module, network, yamlOptions string) error {
 	tb.Helper()
 	o, err := config.OptionsFromYAML(OptionsFile, []byte(yamlOptions))
@@ -38,5 +41,6 @@ func Provision(tb testing.TB, m api.Module, network, yamlOptions string) error {
 		Network:  network,
 		Options:  o,
 		Logger:   NewLogger(tb),
+		Metrics:  prometheus.NewRegistry(),
 	})
 }

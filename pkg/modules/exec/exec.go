@@ -22,6 +22,7 @@ import (
 	"time"
 
 	"github.com/hashicorp/go-hclog"
+	"github.com/prometheus/client_golang/prometheus"
 	"golang.org/x/sys/unix"
 
 	"github.com/netd/netd/pkg/modules/api"
@@ -72,6 +73,66 @@ type Exec struct {
 	sessions   map[*session]struct{} // children not yet reaped, for Stop
 	spawned    atomic.Uint64
 	spawnNanos atomic.Uint64 // total time spent starting children
+	metrics    execMetrics
+}
+
+// Metric names, for the README and the tests.
+const (
+	MetricStarted       = "netd_exec_children_started_total"
+	MetricRunning       = "netd_exec_children_running"
+	MetricExited        = "netd_exec_children_exited_total"
+	MetricStartFailures = "netd_exec_start_failures_total"
+	MetricOverInstances = "netd_exec_over_instances_total"
+	MetricStartSeconds  = "netd_exec_start_seconds"
+)
+
+// execMetrics are an instance's own collectors.
+type execMetrics struct {
+	started, startFailures, overInstances prometheus.Counter
+	running                               prometheus.Gauge
+	exited                                *prometheus.CounterVec
+	startSeconds                          prometheus.Histogram
+}
+
+func (m *execMetrics) register(r prometheus.Registerer) error {
+	var err error
+	counter := func(name, help string) prometheus.Counter {
+		c, rerr := api.RegisterMetric(r, prometheus.NewCounter(prometheus.CounterOpts{Name: name, Help: help}))
+		err = errors.Join(err, rerr)
+		return c
+	}
+	m.started = counter(MetricStarted, "Children started, one per connection.")
+	m.startFailures = counter(MetricStartFailures, "Connections closed because their child could not be started.")
+	m.overInstances = counter(MetricOverInstances, "Connections closed at once because instances children were running.")
+	var rerr error
+	m.running, rerr = api.RegisterMetric(r, prometheus.NewGauge(prometheus.GaugeOpts{
+		Name: MetricRunning, Help: "Children started and not yet reaped.",
+	}))
+	err = errors.Join(err, rerr)
+	m.exited, rerr = api.RegisterMetric(r, prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: MetricExited, Help: "Children reaped, by result: success (exit 0), failure (another exit code) or signal (killed).",
+	}, []string{"result"}))
+	err = errors.Join(err, rerr)
+	m.startSeconds, rerr = api.RegisterMetric(r, prometheus.NewHistogram(prometheus.HistogramOpts{
+		Name:    MetricStartSeconds,
+		Help:    "Time the loop spent starting a child (fork and exec).",
+		Buckets: prometheus.ExponentialBuckets(50e-6, 2, 12), // 50 µs to 100 ms
+	}))
+	return errors.Join(err, rerr)
+}
+
+// reaped counts a child that was waited for.
+func (m *execMetrics) reaped(st *os.ProcessState) {
+	m.running.Dec()
+	result := "failure"
+	if st != nil {
+		if st.Success() {
+			result = "success"
+		} else if ws, ok := st.Sys().(syscall.WaitStatus); ok && ws.Signaled() {
+			result = "signal"
+		}
+	}
+	m.exited.WithLabelValues(result).Inc()
 }
 
 var (
@@ -147,7 +208,7 @@ func (e *Exec) Provision(s api.Setup) error {
 		e.log = hclog.NewNullLogger()
 	}
 	e.sessions = map[*session]struct{}{}
-	return nil
+	return e.metrics.register(s.Metrics)
 }
 
 // checkPidfd makes sure the kernel has pidfd_open, on netd's own pid.
@@ -177,6 +238,7 @@ func (e *Exec) SpawnStats() (n uint64, mean time.Duration) {
 func (e *Exec) OnAccept(c api.Conn) {
 	if n := e.live.Add(1); e.instances > 0 && n > e.instances {
 		e.live.Add(-1)
+		e.metrics.overInstances.Inc()
 		if !rateLimited(&e.overLog, c.Loop().Now()) {
 			e.log.Warn("instances limit reached; closing new connections", "instances", e.instances, "remote", remote(c))
 		}
@@ -187,6 +249,7 @@ func (e *Exec) OnAccept(c api.Conn) {
 		if s == nil {
 			e.live.Add(-1) // else the session frees it when its child is reaped
 		}
+		e.metrics.startFailures.Inc()
 		if !rateLimited(&e.spawnLog, c.Loop().Now()) {
 			e.log.Error("cannot start the command; closing the connection", "command", e.path, "remote", remote(c), "error", err)
 		}
@@ -221,19 +284,24 @@ func (e *Exec) start(c api.Conn) (*session, error) {
 	}
 	t0 := time.Now()
 	err = cmd.Start()
-	e.spawnNanos.Add(uint64(time.Since(t0)))
+	took := time.Since(t0)
+	e.spawnNanos.Add(uint64(took))
 	e.spawned.Add(1)
 	_ = theirs.Close() // the child has its copy
 	if err != nil {
 		_ = unix.Close(ours)
 		return nil, err
 	}
+	e.metrics.startSeconds.Observe(took.Seconds())
+	e.metrics.started.Inc()
+	e.metrics.running.Inc()
 	s := &session{e: e, client: c, cmd: cmd, pidfd: -1}
 	// From here on the child runs: every error path kills and reaps it.
 	pidfd, err := unix.PidfdOpen(cmd.Process.Pid, 0)
 	if err != nil {
 		_ = unix.Close(ours)
 		s.killAndWait()
+		e.metrics.reaped(cmd.ProcessState)
 		return nil, fmt.Errorf("pidfd_open: %w", err)
 	}
 	s.pidfd = pidfd
@@ -242,6 +310,7 @@ func (e *Exec) start(c api.Conn) (*session, error) {
 	if err != nil {
 		_ = unix.Close(ours)
 		s.killAndWait()
+		e.metrics.reaped(cmd.ProcessState)
 		return nil, err
 	}
 	e.track(s)
@@ -339,6 +408,7 @@ func (e *Exec) Stop() error {
 		if s.killAndWait() {
 			e.untrack(s)
 			e.live.Add(-1)
+			e.metrics.reaped(s.cmd.ProcessState)
 		}
 	}
 	return nil
@@ -496,6 +566,7 @@ func (s *session) reap() bool {
 	s.mu.Unlock()
 	s.e.untrack(s)
 	s.e.live.Add(-1)
+	s.e.metrics.reaped(s.cmd.ProcessState)
 	if st := s.cmd.ProcessState; st != nil {
 		s.e.log.Debug("child exited", "pid", st.Pid(), "status", st.String(), "remote", remote(s.client))
 	} else {

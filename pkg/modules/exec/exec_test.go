@@ -512,3 +512,40 @@ func BenchmarkSpawn(b *testing.B) {
 	_, mean := e.SpawnStats()
 	b.ReportMetric(float64(mean.Nanoseconds())/1e3, "loop-µs/spawn")
 }
+
+// TestMetrics: children started, running, exited by result, refused over
+// instances, and start failures.
+func TestMetrics(t *testing.T) {
+	setup, reg := apitest.NewSetup(t, "tcp", "command: /bin/cat\ninstances: 2")
+	e := new(execmod.Exec)
+	if err := e.Provision(setup); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = e.Stop() })
+	metric := func(name string, labels ...string) float64 {
+		t.Helper()
+		return apitest.Metric(t, reg, name, labels...)
+	}
+	l := apitest.NewLoop(apitest.WithT(t))
+	ok, failing := accept(t, e, l), accept(t, e, l)
+	apitest.NewConn(e, apitest.WithT(t), apitest.WithLoop(l)) // over instances
+	if metric(execmod.MetricStarted) != 2 || metric(execmod.MetricRunning) != 2 || metric(execmod.MetricOverInstances) != 1 {
+		t.Fatalf("started %v running %v over %v, want 2 2 1", metric(execmod.MetricStarted), metric(execmod.MetricRunning), metric(execmod.MetricOverInstances))
+	}
+	if n := metric(execmod.MetricStartSeconds); n != 2 {
+		t.Errorf("start time observed %v times, want 2", n)
+	}
+	// cat exits 0 once its socket closes, which the client's clean end
+	// brings about (see TestRelay).
+	ok.client.FeedEOF()
+	ok.child.FeedEOF()
+	ok.reap(t, l)
+	failing.client.Terminate(api.ReasonError, nil) // a reset: SIGKILL
+	failing.reap(t, l)
+	if got := metric(execmod.MetricRunning); got != 0 {
+		t.Errorf("running %v after both were reaped", got)
+	}
+	if s, k := metric(execmod.MetricExited, "result", "success"), metric(execmod.MetricExited, "result", "signal"); s != 1 || k != 1 {
+		t.Errorf("exited success=%v signal=%v, want 1 and 1", s, k)
+	}
+}

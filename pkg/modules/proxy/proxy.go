@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/hashicorp/go-hclog"
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/netd/netd/pkg/modules/api"
 )
@@ -53,6 +54,9 @@ type upstream struct {
 	address string // host:port or a path
 	name    string // as the config spells it, for logs
 	active  atomic.Int64
+	// The upstream's series of the instance's metrics.
+	connectsOK, connectsFailed prometheus.Counter
+	connections                prometheus.Gauge
 	// downUntil is when a failed upstream may be tried again, in Unix
 	// nanoseconds of the loop clock; 0 while healthy.
 	downUntil atomic.Int64
@@ -71,6 +75,45 @@ type Proxy struct {
 	next           atomic.Uint64 // round-robin cursor
 	allDownLog     atomic.Int64  // rate limit of the "no upstream" warning
 	failedConnects atomic.Uint64
+	noUpstream     prometheus.Counter
+}
+
+// Metric names, for the README and the tests.
+const (
+	MetricConnects    = "netd_proxy_upstream_connects_total"
+	MetricConnections = "netd_proxy_upstream_connections"
+	MetricNoUpstream  = "netd_proxy_no_upstream_total"
+)
+
+// provisionMetrics registers the instance's collectors and gives each
+// upstream its series.
+func (p *Proxy) provisionMetrics(r prometheus.Registerer) error {
+	connects, err := api.RegisterMetric(r, prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: MetricConnects,
+		Help: "Connects to each upstream, by result: ok, or failed (refused, unreachable, timed out).",
+	}, []string{"upstream", "result"}))
+	if err != nil {
+		return err
+	}
+	connections, err := api.RegisterMetric(r, prometheus.NewGaugeVec(prometheus.GaugeOpts{
+		Name: MetricConnections,
+		Help: "Connections open or being opened to each upstream.",
+	}, []string{"upstream"}))
+	if err != nil {
+		return err
+	}
+	if p.noUpstream, err = api.RegisterMetric(r, prometheus.NewCounter(prometheus.CounterOpts{
+		Name: MetricNoUpstream,
+		Help: "Clients closed because no upstream could be reached.",
+	})); err != nil {
+		return err
+	}
+	for _, u := range p.upstreams {
+		u.connectsOK = connects.WithLabelValues(u.name, "ok")
+		u.connectsFailed = connects.WithLabelValues(u.name, "failed")
+		u.connections = connections.WithLabelValues(u.name)
+	}
+	return nil
 }
 
 var (
@@ -122,7 +165,7 @@ func (p *Proxy) Provision(s api.Setup) error {
 	if p.log == nil {
 		p.log = hclog.NewNullLogger()
 	}
-	return nil
+	return p.provisionMetrics(s.Metrics)
 }
 
 // parseUpstream checks one upstream address: tcp://IP:port,
@@ -238,6 +281,7 @@ func (p *Proxy) pick(tried []bool, now int64) int {
 // markDown records a failed connect to u.
 func (p *Proxy) markDown(u *upstream, now int64, err error) {
 	p.failedConnects.Add(1)
+	u.connectsFailed.Inc()
 	if p.failTimeout <= 0 {
 		return
 	}
@@ -249,6 +293,7 @@ func (p *Proxy) markDown(u *upstream, now int64, err error) {
 
 // markUp records a successful connect to u.
 func (p *Proxy) markUp(u *upstream) {
+	u.connectsOK.Inc()
 	if u.downUntil.Swap(0) != 0 {
 		p.log.Info("upstream is back", "upstream", u.name)
 	}
@@ -290,12 +335,14 @@ func (pr *pair) dialNext() {
 		u := p.upstreams[i]
 		pr.up, pr.upstreamGone = u, false
 		u.active.Add(1)
+		u.connections.Inc()
 		c, err := loop.Dial(u.network, u.address, p.connectTimeout, pr)
 		if err == nil {
 			pr.upstream = c
 			return
 		}
 		u.active.Add(-1)
+		u.connections.Dec()
 		pr.up = nil
 		p.markDown(u, now, err)
 		pr.lastErr = err
@@ -309,6 +356,7 @@ func (pr *pair) dialNext() {
 // giveUp closes a client for which no upstream could be reached.
 func (pr *pair) giveUp(err error) {
 	p := pr.p
+	p.noUpstream.Inc()
 	if !rateLimited(&p.allDownLog, pr.client.Loop().Now()) {
 		p.log.Warn("no upstream could be reached; closing the client", "remote", remote(pr.client), "upstreams", len(p.upstreams), "error", err)
 	}
@@ -356,6 +404,7 @@ func (pr *pair) OnClose(u api.Conn, reason api.Reason, err error) {
 	}
 	pr.upstreamGone = true
 	pr.up.active.Add(-1)
+	pr.up.connections.Dec()
 	if pr.clientGone {
 		return
 	}

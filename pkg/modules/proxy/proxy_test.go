@@ -533,3 +533,42 @@ func TestNoLeaksOverManyConnections(t *testing.T) {
 		t.Errorf("active = %v after every connection ended", a)
 	}
 }
+
+// TestMetrics: connects by upstream and result, connections open per
+// upstream, and clients no upstream would take.
+func TestMetrics(t *testing.T) {
+	const a, b = "tcp://127.0.0.1:7001", "unix:///run/b.sock"
+	setup, reg := apitest.NewSetup(t, "tcp", twoUpstreams)
+	p := new(proxy.Proxy)
+	if err := p.Provision(setup); err != nil {
+		t.Fatal(err)
+	}
+	l := apitest.NewLoop(apitest.WithT(t))
+	_, d := accept(t, p, l)
+	d.Fail(nil) // a refuses; b takes the client
+	l.Dials()[1].Connect()
+	_, d = accept(t, p, l) // a is down for fail_timeout: b again
+	d.Connect()
+	metric := func(name string, labels ...string) float64 {
+		t.Helper()
+		return apitest.Metric(t, reg, name, labels...)
+	}
+	if got := metric(proxy.MetricConnects, "upstream", a, "result", "failed"); got != 1 {
+		t.Errorf("failed connects to a = %v, want 1", got)
+	}
+	if got := metric(proxy.MetricConnects, "upstream", b, "result", "ok"); got != 2 {
+		t.Errorf("connects to b = %v, want 2", got)
+	}
+	if got, got2 := metric(proxy.MetricConnections, "upstream", b), metric(proxy.MetricConnections, "upstream", a); got != 2 || got2 != 0 {
+		t.Errorf("connections b=%v a=%v, want 2 and 0", got, got2)
+	}
+	d.Shutdown() // the upstream closes: one connection fewer
+	if got := metric(proxy.MetricConnections, "upstream", b); got != 1 {
+		t.Errorf("connections to b after one closed = %v, want 1", got)
+	}
+	l.SetDialError(func(string, string) error { return syscall.EMFILE })
+	apitest.NewConn(p, apitest.WithT(t), apitest.WithLoop(l))
+	if got := metric(proxy.MetricNoUpstream); got != 1 {
+		t.Errorf("clients with no upstream = %v, want 1", got)
+	}
+}
