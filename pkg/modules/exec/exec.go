@@ -67,8 +67,8 @@ type Exec struct {
 	log       hclog.Logger
 
 	live       atomic.Int64 // children started and not yet reaped
-	overLog    atomic.Int64 // rate limit of the "instances" warning
-	spawnLog   atomic.Int64 // rate limit of the "cannot start" error
+	overLog    api.LogLimit // rate limit of the "instances" warning
+	spawnLog   api.LogLimit // rate limit of the "cannot start" error
 	mu         sync.Mutex
 	sessions   map[*session]struct{} // children not yet reaped, for Stop
 	spawned    atomic.Uint64
@@ -239,7 +239,7 @@ func (e *Exec) OnAccept(c api.Conn) {
 	if n := e.live.Add(1); e.instances > 0 && n > e.instances {
 		e.live.Add(-1)
 		e.metrics.overInstances.Inc()
-		if !rateLimited(&e.overLog, c.Loop().Now()) {
+		if e.overLog.Allow(c.Loop().Now()) {
 			e.log.Warn("instances limit reached; closing new connections", "instances", e.instances, "remote", remote(c))
 		}
 		c.CloseFor(api.ReasonOverLimit, ErrOverInstances)
@@ -250,7 +250,7 @@ func (e *Exec) OnAccept(c api.Conn) {
 			e.live.Add(-1) // else the session frees it when its child is reaped
 		}
 		e.metrics.startFailures.Inc()
-		if !rateLimited(&e.spawnLog, c.Loop().Now()) {
+		if e.spawnLog.Allow(c.Loop().Now()) {
 			e.log.Error("cannot start the command; closing the connection", "command", e.path, "remote", remote(c), "error", err)
 		}
 		c.CloseFor(api.ReasonError, err)
@@ -660,17 +660,6 @@ func forward(from, to api.Conn) (paused bool) {
 		return true
 	}
 	return false
-}
-
-// rateLimited reports whether a message was let through in the second
-// before now; if not, it lets this one through.
-func rateLimited(last *atomic.Int64, now time.Time) bool {
-	n := now.UnixNano()
-	prev := last.Load()
-	if prev != 0 && n-prev < int64(time.Second) {
-		return true
-	}
-	return !last.CompareAndSwap(prev, n)
 }
 
 // remote names the peer for the log.

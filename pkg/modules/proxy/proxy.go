@@ -73,7 +73,7 @@ type Proxy struct {
 	log            hclog.Logger
 
 	next           atomic.Uint64 // round-robin cursor
-	allDownLog     atomic.Int64  // rate limit of the "no upstream" warning
+	allDownLog     api.LogLimit  // rate limit of the "no upstream" warning
 	failedConnects atomic.Uint64
 	noUpstream     prometheus.Counter
 }
@@ -357,7 +357,7 @@ func (pr *pair) dialNext() {
 func (pr *pair) giveUp(err error) {
 	p := pr.p
 	p.noUpstream.Inc()
-	if !rateLimited(&p.allDownLog, pr.client.Loop().Now()) {
+	if p.allDownLog.Allow(pr.client.Loop().Now()) {
 		p.log.Warn("no upstream could be reached; closing the client", "remote", remote(pr.client), "upstreams", len(p.upstreams), "error", err)
 	}
 	pr.client.CloseFor(api.ReasonError, fmt.Errorf("proxy: no upstream: %w", err))
@@ -501,17 +501,6 @@ func (pr *pair) clientClosed(reason api.Reason, err error) {
 	// Otherwise what the client sent is delivered, then the upstream is
 	// closed.
 	_ = u.Close()
-}
-
-// rateLimited reports whether a message was let through in the second
-// before now; if not, it lets this one through.
-func rateLimited(last *atomic.Int64, now time.Time) bool {
-	n := now.UnixNano()
-	prev := last.Load()
-	if n-prev < int64(time.Second) && prev != 0 {
-		return true
-	}
-	return !last.CompareAndSwap(prev, n)
 }
 
 // remote names the peer for the log.
