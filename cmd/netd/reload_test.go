@@ -128,3 +128,23 @@ func TestReloadOnSIGHUP(t *testing.T) {
 		t.Fatalf("exit %d", code)
 	}
 }
+
+// TestReloadWatermarks: changing a listener's watermarks is a change: the
+// listener is replaced on its socket, and its open connection goes on.
+func TestReloadWatermarks(t *testing.T) {
+	const before = "listeners:\n  - {name: w, address: tcp://127.0.0.1:0, module: echo}\n"
+	const after = "listeners:\n  - {name: w, address: tcp://127.0.0.1:0, module: echo, high_watermark: 65536, low_watermark: 16384}\n"
+	path := writeConfig(t, "netd.yaml", before)
+	d := startDaemon(t, nil, "-c", path)
+	c := d.dial("w")
+	roundTrip(t, c, "before\n")
+	if err := os.WriteFile(path, []byte(after), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	mark := len(d.logText())
+	d.signal(syscall.SIGHUP)
+	d.waitLog(regexp.MustCompile(`reload: listener replaced on its socket: listener=w`), mark)
+	d.waitLog(regexp.MustCompile(`reload: done.* changed=1`), mark)
+	roundTrip(t, c, "after, same connection\n")
+	roundTrip(t, d.dial("w"), "after, new connection\n")
+}

@@ -154,6 +154,7 @@ func (d *daemon) applyReload() error {
 func sameListener(a, b config.Listener) bool {
 	return a.Addr == b.Addr && a.Module == b.Module &&
 		a.MaxConnections == b.MaxConnections && a.IdleTimeout == b.IdleTimeout &&
+		a.HighWatermark == b.HighWatermark && a.LowWatermark == b.LowWatermark &&
 		reflect.DeepEqual(a.Options.Map(), b.Options.Map())
 }
 

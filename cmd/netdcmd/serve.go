@@ -252,6 +252,8 @@ func (d *daemon) moduleSpec(l *config.Listener) loop.ListenerSpec {
 		Module:         l.Instance,
 		MaxConnections: l.MaxConnections,
 		IdleTimeout:    l.IdleTimeout,
+		HighWatermark:  l.HighWatermark,
+		LowWatermark:   l.LowWatermark,
 		Logger:         d.log.Named("listener." + l.Name),
 	}
 }

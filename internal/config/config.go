@@ -45,15 +45,23 @@ type Admin struct {
 	Pprof   bool
 }
 
+// DefaultHighWatermark is the high watermark of a listener that sets none;
+// the loop's default (loop.DefaultHighWatermark, which a test keeps equal).
+const DefaultHighWatermark = 1 << 20
+
 // Listener is one listener block.
 type Listener struct {
 	Name, Address, Module string
 	Addr                  Address       // Address, parsed
 	MaxConnections        int           // 0 = unlimited
 	IdleTimeout           time.Duration // 0 = never
-	Options               *Options      // never nil; empty when the file has none
-	Instance              api.Module    // built and provisioned by Load
-	Pos                   Pos           // where the listener starts in the file
+	// HighWatermark and LowWatermark bound a connection's queued output
+	// in bytes: above the high mark the loop stops reading it until the
+	// queue is below the low mark. 0 = the default.
+	HighWatermark, LowWatermark int
+	Options                     *Options   // never nil; empty when the file has none
+	Instance                    api.Module // built and provisioned by Load
+	Pos                         Pos        // where the listener starts in the file
 }
 
 // Load reads the config file at path, in the format its extension names

@@ -89,7 +89,8 @@ func TestFull(t *testing.T) {
 				Admin:           &Admin{Address: "127.0.0.1:9900", Pprof: true},
 				Listeners: []Listener{
 					{Name: "echo", Address: "tcp://127.0.0.1:8888", Module: "test-echo",
-						Addr: Address{Scheme: "tcp", Host: "127.0.0.1:8888"}, MaxConnections: 10000, IdleTimeout: 5 * time.Minute},
+						Addr: Address{Scheme: "tcp", Host: "127.0.0.1:8888"}, MaxConnections: 10000, IdleTimeout: 5 * time.Minute,
+						HighWatermark: 4 << 20, LowWatermark: 1 << 20},
 					{Name: "echo6", Address: "tcp6://[::1]:8888", Module: "test-echo",
 						Addr: Address{Scheme: "tcp6", Host: "[::1]:8888"}},
 					{Name: "echo-udp", Address: "udp://:7", Module: "test-echo",

@@ -15,6 +15,8 @@ type listenerMeta struct {
 	modulePos Pos
 	addrPos   Pos
 	addrOK    bool
+	highPos   Pos // high_watermark's value, when given
+	lowPos    Pos
 }
 
 // decoder turns the format-neutral tree into a Config. It never stops at a
@@ -211,7 +213,7 @@ func (d *decoder) listener(i int, item *value, names map[string]Pos) (Listener, 
 	for _, f := range item.fields {
 		v := f.val
 		if v.unset() {
-			if !oneOf(f.key, "name", "address", "module", "max_connections", "idle_timeout", "options") {
+			if !oneOf(f.key, "name", "address", "module", "max_connections", "idle_timeout", "high_watermark", "low_watermark", "options") {
 				d.errs.add(f.keyPos, "unknown key %q in %s", f.key, m.ctx)
 			}
 			continue
@@ -241,6 +243,12 @@ func (d *decoder) listener(i int, item *value, names map[string]Pos) (Listener, 
 			l.MaxConnections = d.count(m.ctx+": max_connections", v)
 		case "idle_timeout":
 			l.IdleTimeout = d.duration(m.ctx+": idle_timeout", v)
+		case "high_watermark":
+			l.HighWatermark = d.count(m.ctx+": high_watermark", v)
+			m.highPos = v.pos
+		case "low_watermark":
+			l.LowWatermark = d.count(m.ctx+": low_watermark", v)
+			m.lowPos = v.pos
 		case "options":
 			if v.kind != kindMap {
 				d.errs.add(v.pos, "%s: options: want a mapping, got %s", m.ctx, v.describe())
@@ -257,6 +265,7 @@ func (d *decoder) listener(i int, item *value, names map[string]Pos) (Listener, 
 	if f := item.get("module"); f == nil || f.val.kind == kindNull {
 		d.errs.add(item.pos, "%s: missing module", m.ctx)
 	}
+	d.watermarks(&l, m)
 	if l.Options == nil {
 		l.Options = &Options{file: d.errs.file, pos: item.pos, root: &value{kind: kindMap, pos: item.pos}}
 	}
@@ -266,6 +275,29 @@ func (d *decoder) listener(i int, item *value, names map[string]Pos) (Listener, 
 		m.addrOK = false
 	}
 	return l, m, true
+}
+
+// watermarks checks a listener's output watermarks: stream listeners only,
+// the low one below the high one (given or default).
+func (d *decoder) watermarks(l *Listener, m listenerMeta) {
+	if l.HighWatermark == 0 && l.LowWatermark == 0 {
+		return
+	}
+	if m.addrOK && l.Addr.Network() == "udp" {
+		pos := m.highPos
+		if l.HighWatermark == 0 {
+			pos = m.lowPos
+		}
+		d.errs.add(pos, "%s: watermarks bound a stream connection's output; a udp listener has none", m.ctx)
+		return
+	}
+	high, what := l.HighWatermark, "high_watermark"
+	if high == 0 {
+		high, what = DefaultHighWatermark, "the default high_watermark"
+	}
+	if l.LowWatermark >= high {
+		d.errs.add(m.lowPos, "%s: low_watermark %d must be below %s, %d", m.ctx, l.LowWatermark, what, high)
+	}
 }
 
 // checkName keeps listener names fit for log fields, metric labels and

@@ -34,6 +34,7 @@ var (
 	hclListenerSchema = &hcl.BodySchema{
 		Attributes: []hcl.AttributeSchema{
 			{Name: "address"}, {Name: "module"}, {Name: "max_connections"}, {Name: "idle_timeout"},
+			{Name: "high_watermark"}, {Name: "low_watermark"},
 		},
 		Blocks: []hcl.BlockHeaderSchema{{Type: "options"}},
 	}

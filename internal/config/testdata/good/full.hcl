@@ -19,6 +19,8 @@ listener "echo" {
   module          = "test-echo"
   max_connections = 10000
   idle_timeout    = "5m"
+  high_watermark  = 4194304
+  low_watermark   = 1048576
   options {
     mode           = "line"
     max_line_bytes = 65536
