@@ -48,6 +48,10 @@ type eventLoop struct {
 	// backoff holds listeners paused after an accept error.
 	backoff []*acceptor
 
+	// spinning is set after an iteration that handled events: the next
+	// one polls without blocking first (see poll).
+	spinning bool
+
 	tasksMu  sync.Mutex
 	tasks    []func()
 	spare    []func()
@@ -136,7 +140,6 @@ func (l *eventLoop) removeFD(fd int) {
 	_ = unix.EpollCtl(l.epfd, unix.EPOLL_CTL_DEL, fd, nil)
 	l.fds[fd] = nil
 }
-
 
 // Submit runs f on the loop. Any goroutine.
 func (l *eventLoop) Submit(f func()) error {
@@ -227,7 +230,14 @@ func (l *eventLoop) run() {
 			l.runTasks()
 			return
 		}
-		n, err := unix.EpollWait(l.epfd, l.events, l.waitTimeout())
+		n, err := 0, error(nil)
+		if l.spinning {
+			n = l.poll()
+		}
+		if n == 0 {
+			n, err = unix.EpollWait(l.epfd, l.events, l.waitTimeout())
+		}
+		l.spinning = n > 0
 		l.now = time.Now()
 		if err != nil && !errors.Is(err, unix.EINTR) {
 			l.engine.log.Error("epoll_wait failed", "loop", l.index, "error", err)
@@ -249,6 +259,22 @@ func (l *eventLoop) run() {
 		l.handled.Add(uint64(max(n, 0)))
 		l.busy.Add(int64(time.Since(l.now)))
 	}
+}
+
+// poll returns the events ready now, without blocking. After a busy
+// iteration, more is often ready a few microseconds later (in ping-pong,
+// the peers' next requests): a raw system call, which a zero timeout
+// cannot make block, keeps the P, so the runtime neither hands it off
+// (sysmon's retake, a futex wake of another thread) nor reschedules. Only
+// when this comes back empty does the loop block in EpollWait, which goes
+// through the scheduler so that the GC and other goroutines can run.
+func (l *eventLoop) poll() int {
+	r, _, e := unix.RawSyscall6(unix.SYS_EPOLL_PWAIT, uintptr(l.epfd),
+		uintptr(unsafe.Pointer(&l.events[0])), uintptr(len(l.events)), 0, 0, 0)
+	if e != 0 {
+		return 0 // EINTR or worse: the blocking wait reports it
+	}
+	return int(r)
 }
 
 // dispatch hands one event to its handler, so that a module's panic closes
