@@ -1,7 +1,9 @@
 package loop
 
 import (
+	"net/netip"
 	"time"
+	"unsafe"
 
 	"golang.org/x/sys/unix"
 
@@ -28,9 +30,8 @@ type acceptor struct {
 }
 
 func (a *acceptor) handleEvent(uint32) {
-	lis := a.lis
 	for i := 0; i < acceptBatch; i++ {
-		fd, sa, err := unix.Accept4(lis.fd, unix.SOCK_NONBLOCK|unix.SOCK_CLOEXEC)
+		fd, err := a.accept()
 		if err != nil {
 			switch err {
 			case unix.EAGAIN:
@@ -49,13 +50,45 @@ func (a *acceptor) handleEvent(uint32) {
 			}
 		}
 		a.delay = 0
-		a.admit(fd, sa)
+		a.admit(fd)
 	}
 }
 
+// accept is accept4(2) into the loop's address buffer: x/sys's Accept4
+// allocates its own, and the Sockaddr it returns, on every call (the
+// EAGAIN that ends a batch included).
+func (a *acceptor) accept() (int, error) {
+	l := a.loop
+	l.rsaLen = unix.SizeofSockaddrAny
+	r, _, e := unix.Syscall6(unix.SYS_ACCEPT4, uintptr(a.lis.fd),
+		uintptr(unsafe.Pointer(&l.rsa)), uintptr(unsafe.Pointer(&l.rsaLen)),
+		unix.SOCK_NONBLOCK|unix.SOCK_CLOEXEC, 0, 0)
+	if e != 0 {
+		return -1, e
+	}
+	return int(r), nil
+}
+
+// acceptedPeer decodes the address accept left in the loop's buffer; ok
+// is false for a unix socket's peer (or an unknown family).
+func (l *eventLoop) acceptedPeer() (ap netip.AddrPort, ok bool) {
+	switch l.rsa.Addr.Family {
+	case unix.AF_INET:
+		p := (*unix.RawSockaddrInet4)(unsafe.Pointer(&l.rsa))
+		port := (*[2]byte)(unsafe.Pointer(&p.Port))
+		return netip.AddrPortFrom(netip.AddrFrom4(p.Addr), uint16(port[0])<<8|uint16(port[1])), true
+	case unix.AF_INET6:
+		p := (*unix.RawSockaddrInet6)(unsafe.Pointer(&l.rsa))
+		port := (*[2]byte)(unsafe.Pointer(&p.Port))
+		return netip.AddrPortFrom(netip.AddrFrom16(p.Addr).Unmap(), uint16(port[0])<<8|uint16(port[1])), true
+	}
+	return netip.AddrPort{}, false
+}
+
 // admit turns an accepted descriptor into a connection, or closes it at
-// once when a connection limit is reached.
-func (a *acceptor) admit(fd int, sa unix.Sockaddr) {
+// once when a connection limit is reached. The peer's address is in the
+// loop's accept buffer.
+func (a *acceptor) admit(fd int) {
 	l, lis, e := a.loop, a.lis, a.lis.engine
 	stats := &lis.stats[l.index]
 	stats.accepted.Add(1)
@@ -72,11 +105,15 @@ func (a *acceptor) admit(fd int, sa unix.Sockaddr) {
 		}
 		return
 	}
-	if _, ok := sa.(*unix.SockaddrUnix); !ok {
+	peer, isIP := l.acceptedPeer()
+	if l.rsa.Addr.Family != unix.AF_UNIX {
 		// Echo-style request/response traffic must not wait for Nagle.
 		_ = unix.SetsockoptInt(fd, unix.IPPROTO_TCP, unix.TCP_NODELAY, 1)
 	}
-	c := newConn(l, lis, lis.stream, fd, sa)
+	c := newConn(l, lis, nil, fd)
+	if isIP {
+		c.setRemote(peer)
+	}
 	if err := l.add(fd, c, unix.EPOLLIN); err != nil {
 		lis.active.Add(-1)
 		e.active.Add(-1)

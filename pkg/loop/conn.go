@@ -35,28 +35,27 @@ const (
 var errWriteFailed = errors.New("write failed: the peer stopped reading")
 
 // conn is one stream connection. Only its loop touches it.
+//
+// An idle connection costs what this struct costs, so what only some
+// connections need lives behind pointers that stay nil for most: kept
+// input, queued output, and the rest (connExtra). What Inbound shows during
+// OnReadable is the loop's (eventLoop.cur), since one OnReadable runs at a
+// time per loop. 120 bytes on 64-bit platforms (the 128-byte size class);
+// TestConnSize holds it there.
 type conn struct {
-	fd     int
-	loop   *eventLoop
-	lis    *Listener
-	h      api.StreamHandler
-	flags  uint16
-	closed bool
-	events uint32 // the interest set registered with epoll
+	loop *eventLoop
+	lis  *Listener
 
-	// in holds input the module left unconsumed between reads. During
-	// OnReadable, cur is what Inbound shows (the loop's buffer or in) and
-	// consumed counts what the module has taken of it.
-	in       []byte
-	cur      []byte
-	consumed int
-
-	out outQueue
+	// in holds input the module left unconsumed between reads; nil until
+	// a read first leaves some.
+	in *[]byte
+	// out is output the kernel has not taken yet; nil while there is none.
+	// The loop recycles the queues.
+	out *outQueue
+	// x is what few connections need: a dialed or attached connection's
+	// handler, a graceful close's state. nil until then.
+	x   *connExtra
 	ctx any
-	// remote is the peer's address; zero for unix sockets. Kept inline
-	// rather than as the unix.Sockaddr accept returned: one allocation
-	// less per idle connection.
-	remote netip.AddrPort
 
 	// Intrusive list links for the idle or lingering list; last is the
 	// time of the last activity, in the loop clock's Unix nanoseconds.
@@ -64,9 +63,26 @@ type conn struct {
 	list       *connList
 	last       int64
 
-	// closing is set by a graceful close; few connections need it, so it
-	// lives outside the struct.
-	closing *closeState
+	fd     int32
+	events uint32 // the interest set registered with epoll
+	flags  uint16
+	closed bool
+
+	// The peer's address, compact: rfamily is 4 or 6 (raddr[:4] or raddr
+	// holds the address), 0 for a unix socket.
+	rfamily uint8
+	rport   uint16
+	raddr   [16]byte
+}
+
+// connExtra is the state few connections need.
+type connExtra struct {
+	// h serves a dialed or attached connection; nil for an accepted one,
+	// which its listener's module serves.
+	h api.StreamHandler
+	// closing is what a graceful close (flagClosing) remembers until the
+	// descriptor is closed.
+	closing closeState
 }
 
 // closeState is what a graceful close remembers until the descriptor is
@@ -79,10 +95,91 @@ type closeState struct {
 
 var _ api.Conn = (*conn)(nil)
 
-func newConn(l *eventLoop, lis *Listener, h api.StreamHandler, fd int, remote unix.Sockaddr) *conn {
-	c := &conn{fd: fd, loop: l, lis: lis, h: h}
-	c.remote, _ = sockaddrToAddrPort(remote)
+// newConn makes a connection on fd; h nil means the listener's module.
+func newConn(l *eventLoop, lis *Listener, h api.StreamHandler, fd int) *conn {
+	c := &conn{fd: int32(fd), loop: l, lis: lis}
+	if h != nil {
+		c.x = &connExtra{h: h}
+	}
 	return c
+}
+
+// handler returns the connection's module.
+func (c *conn) handler() api.StreamHandler {
+	if c.x != nil && c.x.h != nil {
+		return c.x.h
+	}
+	return c.lis.stream
+}
+
+// extra returns the connection's connExtra, making it on first use.
+func (c *conn) extra() *connExtra {
+	if c.x == nil {
+		c.x = new(connExtra)
+	}
+	return c.x
+}
+
+// setRemote records the peer's address; an invalid one (a unix socket's
+// peer) records none.
+func (c *conn) setRemote(ap netip.AddrPort) {
+	a := ap.Addr()
+	switch {
+	case a.Is4():
+		c.rfamily = 4
+		a4 := a.As4()
+		copy(c.raddr[:], a4[:])
+	case a.Is6():
+		c.rfamily = 6
+		c.raddr = a.As16()
+	default:
+		c.rfamily = 0
+		return
+	}
+	c.rport = ap.Port()
+}
+
+// remote returns the peer's address; zero for unix sockets.
+func (c *conn) remote() netip.AddrPort {
+	switch c.rfamily {
+	case 4:
+		return netip.AddrPortFrom(netip.AddrFrom4([4]byte(c.raddr[:4])), c.rport)
+	case 6:
+		return netip.AddrPortFrom(netip.AddrFrom16(c.raddr), c.rport)
+	}
+	return netip.AddrPort{}
+}
+
+// kept returns the input kept between reads.
+func (c *conn) kept() []byte {
+	if c.in == nil {
+		return nil
+	}
+	return *c.in
+}
+
+// buffered returns the bytes of output queued.
+func (c *conn) buffered() int {
+	if c.out == nil {
+		return 0
+	}
+	return c.out.n
+}
+
+// queue copies p behind the queued output.
+func (c *conn) queue(p []byte) {
+	if c.out == nil {
+		c.out = c.loop.getOutQueue()
+	}
+	c.out.append(p, &c.loop.pool)
+}
+
+// dropOutput discards queued output and gives the queue back to the loop.
+func (c *conn) dropOutput() {
+	if c.out != nil {
+		c.loop.putOutQueue(c.out)
+		c.out = nil
+	}
 }
 
 // wantEvents computes the interest set from the state bits.
@@ -98,7 +195,7 @@ func (c *conn) wantEvents() uint32 {
 		// Lingering: read and discard until the peer's EOF.
 		ev |= unix.EPOLLIN
 	}
-	if c.out.n > 0 || (c.flags&flagWantWritable != 0 && c.flags&(flagClosing|flagWriteShut) == 0) {
+	if c.buffered() > 0 || (c.flags&flagWantWritable != 0 && c.flags&(flagClosing|flagWriteShut) == 0) {
 		ev |= unix.EPOLLOUT
 	}
 	return ev
@@ -110,7 +207,7 @@ func (c *conn) updateEvents() {
 		return
 	}
 	if want := c.wantEvents(); want != c.events {
-		if err := c.loop.modify(c.fd, want); err != nil {
+		if err := c.loop.modify(int(c.fd), want); err != nil {
 			c.closeNow(api.ReasonError, fmt.Errorf("epoll_ctl: %w", err))
 			return
 		}
@@ -129,7 +226,7 @@ func (c *conn) handleEvent(events uint32) {
 		// ahead of the error: it is delivered, as after a failed write.
 		// Reading SO_ERROR clears the error, so EPOLLERR does not fire
 		// again.
-		soerr, gerr := unix.GetsockoptInt(c.fd, unix.SOL_SOCKET, unix.SO_ERROR)
+		soerr, gerr := unix.GetsockoptInt(int(c.fd), unix.SOL_SOCKET, unix.SO_ERROR)
 		if gerr != nil || soerr == 0 {
 			c.closeNow(api.ReasonError, errors.New("socket error"))
 			return
@@ -182,12 +279,12 @@ func (c *conn) hungUp() {
 	if c.closed {
 		return
 	}
-	if len(c.in) == 0 || c.flags&flagClosing != 0 {
+	if len(c.kept()) == 0 || c.flags&flagClosing != 0 {
 		c.closeNow(api.ReasonClient, nil)
 		return
 	}
 	c.flags |= flagHungUp | flagInputClosed
-	_ = unix.EpollCtl(c.loop.epfd, unix.EPOLL_CTL_DEL, c.fd, nil)
+	_ = unix.EpollCtl(c.loop.epfd, unix.EPOLL_CTL_DEL, int(c.fd), nil)
 	c.events = 0
 }
 
@@ -195,7 +292,7 @@ func (c *conn) hungUp() {
 // once the current event is done: after a pause ends, no new bytes may
 // ever come to trigger a read.
 func (c *conn) redeliver() {
-	if c.flags&flagRedeliver != 0 || len(c.in) == 0 || c.closed {
+	if c.flags&flagRedeliver != 0 || len(c.kept()) == 0 || c.closed {
 		return
 	}
 	c.flags |= flagRedeliver
@@ -205,11 +302,11 @@ func (c *conn) redeliver() {
 // deliverKept shows the module its kept input again, if it reads now.
 func (c *conn) deliverKept() {
 	c.flags &^= flagRedeliver
-	if c.closed || c.flags&(flagPaused|flagWatermark|flagClosing) != 0 || len(c.in) == 0 {
+	if c.closed || c.flags&(flagPaused|flagWatermark|flagClosing) != 0 || len(c.kept()) == 0 {
 		return
 	}
 	c.deliver(nil)
-	if !c.closed && c.flags&flagHungUp != 0 && (len(c.in) == 0 || c.flags&flagClosing != 0) {
+	if !c.closed && c.flags&flagHungUp != 0 && (len(c.kept()) == 0 || c.flags&flagClosing != 0) {
 		c.closeNow(api.ReasonClient, nil)
 		return
 	}
@@ -220,7 +317,7 @@ func (c *conn) deliverKept() {
 // was shown end-of-file, once the module has consumed the rest: nothing
 // can go either way any more.
 func (c *conn) closeIfSpent() {
-	if !c.closed && c.flags&(flagWriteFailed|flagInputClosed) == flagWriteFailed|flagInputClosed && len(c.in) == 0 {
+	if !c.closed && c.flags&(flagWriteFailed|flagInputClosed) == flagWriteFailed|flagInputClosed && len(c.kept()) == 0 {
 		c.closeNow(api.ReasonError, errWriteFailed)
 	}
 }
@@ -239,7 +336,7 @@ func (c *conn) writeFailed(err error) {
 	c.lis.log.Debug("write failed; delivering the peer's remaining input", "remote", c.remoteString(), "error", err)
 	c.flags |= flagWriteFailed | flagWriteShut
 	c.flags &^= flagWatermark | flagWantWritable
-	c.out.release(&c.loop.pool)
+	c.dropOutput()
 	c.redeliver()
 	c.closeIfSpent()
 	if !c.closed && c.flags&flagInCallback == 0 {
@@ -250,7 +347,7 @@ func (c *conn) writeFailed(err error) {
 // readOnce reports whether the read returned bytes or EOF (as opposed to
 // nothing yet or an error).
 func (c *conn) readOnce() bool {
-	n, err := unix.Read(c.fd, c.loop.buf)
+	n, err := unix.Read(int(c.fd), c.loop.buf)
 	switch {
 	case n > 0:
 		c.lis.stats[c.loop.index].bytesIn.Add(uint64(n))
@@ -278,34 +375,45 @@ func (c *conn) readOnce() bool {
 }
 
 // deliver shows the module its unconsumed input followed by fresh bytes,
-// then keeps what it left.
+// then keeps what it left. While OnReadable runs, the loop's reader, cur
+// and consumed say what Inbound shows (the loop's buffer or in) and what
+// the module has taken of it; they are saved and restored around the
+// callback, so that a delivery nested in another's callback leaves the
+// outer one's intact.
 func (c *conn) deliver(fresh []byte) {
-	if len(c.in) == 0 {
-		c.cur = fresh
-	} else {
-		c.in = append(c.in, fresh...)
-		c.cur = c.in
+	l := c.loop
+	cur := fresh
+	if c.in != nil && len(*c.in) > 0 {
+		*c.in = append(*c.in, fresh...)
+		cur = *c.in
 	}
-	c.consumed = 0
-	c.callback(c.h.OnReadable)
+	reader, outerCur, outerConsumed := l.reader, l.cur, l.consumed
+	l.reader, l.cur, l.consumed = c, cur, 0
+	c.callback(c.handler().OnReadable)
+	cur, consumed := l.cur, l.consumed
+	l.reader, l.cur, l.consumed = reader, outerCur, outerConsumed
 	if c.closed {
 		return
 	}
-	rest := c.cur[c.consumed:]
+	rest := cur[consumed:]
 	switch {
 	case len(rest) == 0:
-		if cap(c.in) > 4096 {
-			c.in = nil // do not let one long line pin memory for good
-		} else {
-			c.in = c.in[:0]
+		if c.in != nil {
+			if cap(*c.in) > 4096 {
+				*c.in = nil // do not let one long line pin memory for good
+			} else {
+				*c.in = (*c.in)[:0]
+			}
 		}
-	case len(c.in) == 0:
-		c.in = append(c.in, rest...)
+	case c.in == nil || len(*c.in) == 0:
+		if c.in == nil {
+			c.in = new([]byte)
+		}
+		*c.in = append(*c.in, rest...)
 	default:
-		c.in = c.in[:copy(c.in, rest)]
+		*c.in = (*c.in)[:copy(*c.in, rest)]
 	}
-	c.cur = nil
-	if len(c.in) > c.lis.spec.MaxInput {
+	if len(c.kept()) > c.lis.spec.MaxInput {
 		c.lis.log.Warn("input bound exceeded; connection closed", "remote", c.remoteString(), "limit", c.lis.spec.MaxInput)
 		c.closeNow(api.ReasonError, fmt.Errorf("more than %d bytes of unconsumed input", c.lis.spec.MaxInput))
 	}
@@ -323,12 +431,12 @@ func (c *conn) callback(f func(api.Conn)) {
 // handleWritable flushes queued output and tells the module when it may
 // write more.
 func (c *conn) handleWritable() {
-	if c.out.n > 0 {
+	if c.buffered() > 0 {
 		if !c.flush() {
 			return
 		}
 	}
-	if c.out.n > 0 {
+	if c.buffered() > 0 {
 		c.updateEvents()
 		return
 	}
@@ -341,7 +449,7 @@ func (c *conn) handleWritable() {
 	}
 	if c.flags&(flagDrained|flagWantWritable) != 0 {
 		c.flags &^= flagDrained
-		c.callback(c.h.OnWritable)
+		c.callback(c.handler().OnWritable)
 		return
 	}
 	c.updateEvents()
@@ -350,9 +458,9 @@ func (c *conn) handleWritable() {
 // flush writes queued output with writev. It reports false when the
 // connection was closed by an error.
 func (c *conn) flush() bool {
-	for c.out.n > 0 {
+	for c.out != nil && c.out.n > 0 {
 		c.loop.views = c.out.views(c.loop.views[:0])
-		n, err := c.loop.writev(c.fd, c.loop.views)
+		n, err := c.loop.writev(int(c.fd), c.loop.views)
 		if err != nil {
 			if err == unix.EAGAIN {
 				break
@@ -367,11 +475,14 @@ func (c *conn) flush() bool {
 			break
 		}
 	}
-	if c.flags&flagWatermark != 0 && c.out.n <= c.lis.spec.LowWatermark {
+	if c.out != nil && c.out.n == 0 {
+		c.dropOutput()
+	}
+	if c.flags&flagWatermark != 0 && c.buffered() <= c.lis.spec.LowWatermark {
 		c.flags &^= flagWatermark
 		c.redeliver()
 	}
-	if c.out.n == 0 {
+	if c.buffered() == 0 {
 		c.flags |= flagDrained
 	}
 	return true
@@ -380,23 +491,27 @@ func (c *conn) flush() bool {
 // Inbound implements api.Conn. Inside OnReadable it shows the loop's
 // buffer without a copy; in any other callback, the input kept so far.
 func (c *conn) Inbound() []byte {
-	if c.cur == nil {
-		return c.in
+	if l := c.loop; l.reader == c {
+		return l.cur[l.consumed:]
 	}
-	return c.cur[c.consumed:]
+	return c.kept()
 }
 
 // Consume implements api.Conn.
 func (c *conn) Consume(n int) {
-	if c.cur == nil {
-		n = min(max(n, 0), len(c.in))
-		c.in = c.in[:copy(c.in, c.in[n:])]
+	l := c.loop
+	if l.reader != c {
+		if c.in != nil {
+			in := *c.in
+			n = min(max(n, 0), len(in))
+			*c.in = in[:copy(in, in[n:])]
+		}
 		return
 	}
-	if n < 0 || c.consumed+n > len(c.cur) {
-		n = len(c.cur) - c.consumed
+	if n < 0 || l.consumed+n > len(l.cur) {
+		n = len(l.cur) - l.consumed
 	}
-	c.consumed += n
+	l.consumed += n
 }
 
 // InputClosed implements api.Conn.
@@ -409,8 +524,8 @@ func (c *conn) Write(p []byte) (int, error) {
 		return 0, api.ErrClosed
 	}
 	total := len(p)
-	if c.out.n == 0 && len(p) > 0 && c.flags&flagConnecting == 0 {
-		n, err := unix.Write(c.fd, p)
+	if c.out == nil && len(p) > 0 && c.flags&flagConnecting == 0 {
+		n, err := unix.Write(int(c.fd), p)
 		if err != nil && err != unix.EAGAIN && err != unix.EINTR {
 			c.writeFailed(err)
 			return 0, err
@@ -422,7 +537,7 @@ func (c *conn) Write(p []byte) (int, error) {
 		}
 	}
 	if len(p) > 0 {
-		c.out.append(p, &c.loop.pool)
+		c.queue(p)
 		if c.out.n > c.lis.spec.HighWatermark && c.flags&flagWatermark == 0 {
 			c.flags |= flagWatermark
 			c.lis.stats[c.loop.index].readsPaused.Add(1)
@@ -435,7 +550,7 @@ func (c *conn) Write(p []byte) (int, error) {
 }
 
 // Buffered implements api.Conn.
-func (c *conn) Buffered() int { return c.out.n }
+func (c *conn) Buffered() int { return c.buffered() }
 
 // WantWritable implements api.Conn.
 func (c *conn) WantWritable(on bool) {
@@ -472,7 +587,7 @@ func (c *conn) CloseWrite() error {
 		return api.ErrClosed
 	}
 	c.flags |= flagCloseWrite
-	if c.out.n == 0 {
+	if c.buffered() == 0 {
 		c.shutWrite()
 	}
 	return nil
@@ -483,7 +598,7 @@ func (c *conn) shutWrite() {
 		return
 	}
 	c.flags |= flagWriteShut
-	if err := unix.Shutdown(c.fd, unix.SHUT_WR); err != nil && err != unix.ENOTCONN {
+	if err := unix.Shutdown(int(c.fd), unix.SHUT_WR); err != nil && err != unix.ENOTCONN {
 		c.closeNow(api.ReasonError, err)
 	}
 }
@@ -512,16 +627,16 @@ func (c *conn) CloseFor(reason api.Reason, err error) {
 	if c.closed || c.flags&flagClosing != 0 {
 		return
 	}
-	if c.flags&flagConnecting != 0 && c.out.n == 0 {
+	if c.flags&flagConnecting != 0 && c.buffered() == 0 {
 		// Nothing to flush and never connected: OnClose now, no OnAccept.
 		c.closeNow(reason, err)
 		return
 	}
 	c.flags |= flagClosing
-	c.closing = &closeState{reason: reason, err: err, since: c.loop.now.UnixNano()}
+	c.extra().closing = closeState{reason: reason, err: err, since: c.loop.now.UnixNano()}
 	c.flags &^= flagPaused | flagWatermark | flagWantWritable
 	c.setList(&c.loop.lingering)
-	if c.out.n == 0 && c.flags&flagConnecting == 0 {
+	if c.buffered() == 0 && c.flags&flagConnecting == 0 {
 		c.finishClose()
 		return
 	}
@@ -534,7 +649,7 @@ func (c *conn) CloseFor(reason api.Reason, err error) {
 // finished sending, else half-close and linger for its EOF.
 func (c *conn) finishClose() {
 	if c.flags&flagInputClosed != 0 {
-		c.closeNow(c.closing.reason, c.closing.err)
+		c.closeNow(c.x.closing.reason, c.x.closing.err)
 		return
 	}
 	c.shutWrite()
@@ -545,26 +660,26 @@ func (c *conn) finishClose() {
 
 // discardInput reads and drops input while lingering; EOF ends the linger.
 func (c *conn) discardInput() {
-	n, err := unix.Read(c.fd, c.loop.buf)
+	n, err := unix.Read(int(c.fd), c.loop.buf)
 	switch {
 	case n > 0:
 		c.lis.stats[c.loop.index].bytesIn.Add(uint64(n))
-		if c.loop.now.UnixNano()-c.closing.since > int64(c.loop.engine.cfg.LingerTimeout) {
+		if c.loop.now.UnixNano()-c.x.closing.since > int64(c.loop.engine.cfg.LingerTimeout) {
 			// A peer that keeps sending cannot hold a closing socket open.
-			c.closeNow(c.closing.reason, c.closing.err)
+			c.closeNow(c.x.closing.reason, c.x.closing.err)
 			return
 		}
 		c.touch()
 	case n == 0 && err == nil:
 		c.flags |= flagInputClosed
-		if c.out.n == 0 {
-			c.closeNow(c.closing.reason, c.closing.err)
+		if c.buffered() == 0 {
+			c.closeNow(c.x.closing.reason, c.x.closing.err)
 		} else {
 			c.updateEvents()
 		}
 	case err == unix.EAGAIN || err == unix.EINTR:
 	default:
-		c.closeNow(c.closing.reason, c.closing.err)
+		c.closeNow(c.x.closing.reason, c.x.closing.err)
 	}
 }
 
@@ -577,7 +692,7 @@ func (c *conn) Abort(reason api.Reason, err error) {
 		return
 	}
 	if c.flags&flagConnecting == 0 {
-		_ = unix.SetsockoptLinger(c.fd, unix.SOL_SOCKET, unix.SO_LINGER, &unix.Linger{Onoff: 1, Linger: 0})
+		_ = unix.SetsockoptLinger(int(c.fd), unix.SOL_SOCKET, unix.SO_LINGER, &unix.Linger{Onoff: 1, Linger: 0})
 	}
 	c.closeNow(reason, err)
 }
@@ -595,14 +710,16 @@ func (c *conn) closeNow(reason api.Reason, err error) {
 	// registration left behind would report events for this connection
 	// under the number the next accept reuses.
 	if c.flags&flagHungUp == 0 {
-		c.loop.removeFD(c.fd)
+		c.loop.removeFD(int(c.fd))
 	} else {
 		c.loop.fds[c.fd] = nil
 	}
-	_ = unix.Close(c.fd)
-	c.out.release(&c.loop.pool)
+	_ = unix.Close(int(c.fd))
+	c.dropOutput()
 	c.in = nil
-	c.cur = nil
+	if l := c.loop; l.reader == c {
+		l.cur, l.consumed = nil, 0
+	}
 	c.setList(nil)
 	if c.flags&flagOutbound != 0 {
 		c.lis.engine.outbound.Add(-1)
@@ -617,7 +734,7 @@ func (c *conn) closeNow(reason api.Reason, err error) {
 				c.lis.log.Error("module panicked in OnClose", "panic", fmt.Sprint(r))
 			}
 		}()
-		c.h.OnClose(c, reason, err)
+		c.handler().OnClose(c, reason, err)
 	}()
 	if c.lis.active.Load() == 0 && c.lis.closed.Load() && !c.lis.engine.draining.Load() {
 		c.lis.stopModule()
@@ -640,7 +757,7 @@ func (c *conn) drain() {
 // word (OnDrain), else it closes gracefully.
 func (c *conn) finishDrain() {
 	c.setList(nil)
-	if d, ok := c.h.(api.Drainer); ok {
+	if d, ok := c.handler().(api.Drainer); ok {
 		c.callback(d.OnDrain)
 		if c.closed || c.flags&flagClosing != 0 {
 			return
@@ -658,7 +775,7 @@ func (c *conn) touch() {
 		return
 	}
 	now := c.loop.now.UnixNano()
-	if c.closing != nil && now-c.closing.since > int64(c.loop.engine.cfg.LingerTimeout) {
+	if c.flags&flagClosing != 0 && now-c.x.closing.since > int64(c.loop.engine.cfg.LingerTimeout) {
 		return
 	}
 	c.last = now
@@ -691,7 +808,7 @@ func (c *conn) LocalAddr() net.Addr {
 	if c.closed {
 		return nil
 	}
-	sa, err := unix.Getsockname(c.fd)
+	sa, err := unix.Getsockname(int(c.fd))
 	if err != nil {
 		return nil
 	}
@@ -700,17 +817,17 @@ func (c *conn) LocalAddr() net.Addr {
 
 // RemoteAddr implements api.Conn.
 func (c *conn) RemoteAddr() net.Addr {
-	if !c.remote.IsValid() {
+	if c.rfamily == 0 {
 		return &net.UnixAddr{Net: "unix"}
 	}
-	return net.TCPAddrFromAddrPort(c.remote)
+	return net.TCPAddrFromAddrPort(c.remote())
 }
 
 func (c *conn) remoteString() string {
-	if !c.remote.IsValid() {
+	if c.rfamily == 0 {
 		return "unix"
 	}
-	return c.remote.String()
+	return c.remote().String()
 }
 
 // Context implements api.Conn.

@@ -27,7 +27,12 @@ type eventLoop struct {
 	epfd   int
 	wakefd int
 
-	fds    []fdHandler // by descriptor; a slice, not a map, for lookup and GC
+	// fds holds the connections by descriptor: a slice, not a map, for
+	// lookup and GC, and of *conn, 8 bytes a slot, not of fdHandler. The
+	// few other descriptors (acceptors, the eventfd, datagram sockets,
+	// watches) are in other.
+	fds    []*conn
+	other  map[int]fdHandler
 	events []unix.EpollEvent
 	buf    []byte // the loop's read buffer, shared by all its connections
 	iov    []unix.Iovec
@@ -61,6 +66,21 @@ type eventLoop struct {
 	done     chan struct{}
 
 	ctl unix.EpollEvent // scratch for epoll_ctl, so it does not escape
+
+	// While a connection's OnReadable runs, reader is that connection,
+	// cur what its Inbound shows and consumed what the module has taken
+	// of it (see conn.deliver).
+	reader   *conn
+	cur      []byte
+	consumed int
+
+	// outFree recycles output queues (see conn.queue).
+	outFree []*outQueue
+
+	// rsa receives accept4's peer address: a buffer of the loop's, so that
+	// an accept allocates nothing.
+	rsa    unix.RawSockaddrAny
+	rsaLen uint32
 
 	// Counters for metrics; only the loop writes them.
 	handled atomic.Uint64 // readiness events dispatched
@@ -97,6 +117,7 @@ func newEventLoop(e *Engine, index int) (*eventLoop, error) {
 		iov:    make([]unix.Iovec, 0, maxIovecs),
 		now:    time.Now(),
 		done:   make(chan struct{}),
+		other:  make(map[int]fdHandler),
 	}
 	l.lingering.timeout = e.cfg.LingerQuiet
 	l.draining.timeout = e.cfg.LingerQuiet
@@ -109,12 +130,13 @@ func newEventLoop(e *Engine, index int) (*eventLoop, error) {
 
 // add registers fd for events. Loop only (or before the loop runs).
 func (l *eventLoop) add(fd int, h fdHandler, events uint32) error {
-	if fd >= len(l.fds) {
+	c, isConn := h.(*conn)
+	if isConn && fd >= len(l.fds) {
 		n := 2 * len(l.fds)
 		if n < fd+1 {
 			n = fd + 64
 		}
-		grown := make([]fdHandler, n)
+		grown := make([]*conn, n)
 		copy(grown, l.fds)
 		l.fds = grown
 	}
@@ -122,7 +144,28 @@ func (l *eventLoop) add(fd int, h fdHandler, events uint32) error {
 	if err := unix.EpollCtl(l.epfd, unix.EPOLL_CTL_ADD, fd, &l.ctl); err != nil {
 		return fmt.Errorf("epoll_ctl add fd %d: %w", fd, err)
 	}
-	l.fds[fd] = h
+	// A descriptor number is reused once closed: what was registered
+	// under it before, in the other table, is gone.
+	if isConn {
+		l.fds[fd] = c
+		delete(l.other, fd)
+	} else {
+		if fd < len(l.fds) {
+			l.fds[fd] = nil
+		}
+		l.other[fd] = h
+	}
+	return nil
+}
+
+// handlerOf returns what is registered under fd; nil when nothing is.
+func (l *eventLoop) handlerOf(fd int) fdHandler {
+	if fd >= 0 && fd < len(l.fds) && l.fds[fd] != nil {
+		return l.fds[fd]
+	}
+	if h, ok := l.other[fd]; ok {
+		return h
+	}
 	return nil
 }
 
@@ -134,11 +177,15 @@ func (l *eventLoop) modify(fd int, events uint32) error {
 
 // removeFD unregisters fd. Loop only.
 func (l *eventLoop) removeFD(fd int) {
-	if fd < 0 || fd >= len(l.fds) || l.fds[fd] == nil {
+	switch {
+	case fd >= 0 && fd < len(l.fds) && l.fds[fd] != nil:
+		l.fds[fd] = nil
+	case l.other[fd] != nil:
+		delete(l.other, fd)
+	default:
 		return
 	}
 	_ = unix.EpollCtl(l.epfd, unix.EPOLL_CTL_DEL, fd, nil)
-	l.fds[fd] = nil
 }
 
 // Submit runs f on the loop. Any goroutine.
@@ -247,10 +294,14 @@ func (l *eventLoop) run() {
 		for i := 0; i < n; i++ {
 			ev := &l.events[i]
 			fd := int(ev.Fd)
-			if fd < len(l.fds) {
-				if h := l.fds[fd]; h != nil {
-					l.dispatch(h, ev.Events)
+			if fd >= 0 && fd < len(l.fds) {
+				if c := l.fds[fd]; c != nil {
+					l.dispatch(c, ev.Events)
+					continue
 				}
+			}
+			if h, ok := l.other[fd]; ok {
+				l.dispatch(h, ev.Events)
 			}
 		}
 		l.runRedeliveries()
@@ -357,7 +408,7 @@ func (l *eventLoop) expireTimers() {
 		}
 	}
 	for c := l.lingering.head; c != nil && !now.Before(c.deadline(l.lingering.timeout)); c = l.lingering.head {
-		c.closeNow(c.closing.reason, c.closing.err)
+		c.closeNow(c.x.closing.reason, c.x.closing.err)
 	}
 	if len(l.backoff) > 0 {
 		kept := l.backoff[:0]
@@ -392,8 +443,8 @@ func (l *eventLoop) idleList(timeout time.Duration) *connList {
 
 // drainAll starts the drain of every connection on the loop. Loop only.
 func (l *eventLoop) drainAll() {
-	for _, h := range l.fds {
-		if c, ok := h.(*conn); ok && !c.closed {
+	for _, c := range l.fds {
+		if c != nil && !c.closed {
 			l.guard(c, c.drain)
 		}
 	}
@@ -402,8 +453,8 @@ func (l *eventLoop) drainAll() {
 
 // abortAll closes every connection at once. Loop only.
 func (l *eventLoop) abortAll() {
-	for _, h := range l.fds {
-		if c, ok := h.(*conn); ok && !c.closed {
+	for _, c := range l.fds {
+		if c != nil && !c.closed {
 			c.closeNow(api.ReasonShutdown, errors.New("shutdown timeout"))
 		}
 	}

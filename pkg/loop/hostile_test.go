@@ -465,7 +465,7 @@ type closeAfterBurst struct {
 func (b *closeAfterBurst) OnAccept(c api.Conn) {
 	// A small send buffer makes the kernel report progress often, so that
 	// the linger's quiet period never runs out while the client reads.
-	_ = unix.SetsockoptInt(c.(*conn).fd, unix.SOL_SOCKET, unix.SO_SNDBUF, 64<<10)
+	_ = unix.SetsockoptInt(int(c.(*conn).fd), unix.SOL_SOCKET, unix.SO_SNDBUF, 64<<10)
 	_, _ = c.Write(bytes.Repeat([]byte("slow reader\n"), b.size/12))
 	_ = c.Close()
 }

@@ -60,7 +60,10 @@ func (v *loopView) Dial(network, address string, timeout time.Duration, h api.St
 	if domain != unix.AF_UNIX {
 		_ = unix.SetsockoptInt(fd, unix.IPPROTO_TCP, unix.TCP_NODELAY, 1)
 	}
-	c := newConn(v.eventLoop, v.lis, h, fd, sa)
+	c := newConn(v.eventLoop, v.lis, h, fd)
+	if ap, ok := sockaddrToAddrPort(sa); ok {
+		c.setRemote(ap)
+	}
 	c.flags |= flagOutbound | flagConnecting
 	if err := v.add(fd, c, unix.EPOLLOUT); err != nil {
 		_ = unix.Close(fd)
@@ -77,7 +80,7 @@ func (v *loopView) Dial(network, address string, timeout time.Duration, h api.St
 // connected finishes a Dial once epoll reports the socket writable (or
 // failed).
 func (c *conn) connected() {
-	soerr, err := unix.GetsockoptInt(c.fd, unix.SOL_SOCKET, unix.SO_ERROR)
+	soerr, err := unix.GetsockoptInt(int(c.fd), unix.SOL_SOCKET, unix.SO_ERROR)
 	if err == nil && soerr != 0 {
 		err = unix.Errno(soerr)
 	}
@@ -96,8 +99,8 @@ func (c *conn) connected() {
 	if c.lis.spec.IdleTimeout > 0 {
 		c.setList(c.loop.idleList(c.lis.spec.IdleTimeout))
 	}
-	c.callback(c.h.OnAccept)
-	if !c.closed && c.out.n > 0 {
+	c.callback(c.handler().OnAccept)
+	if !c.closed && c.buffered() > 0 {
 		c.handleWritable()
 	}
 }
@@ -114,8 +117,12 @@ func (v *loopView) Attach(fd int, h api.StreamHandler) (api.Conn, error) {
 	if err := unix.SetNonblock(fd, true); err != nil {
 		return nil, fmt.Errorf("attach fd %d: %w", fd, err)
 	}
-	remote, _ := unix.Getpeername(fd)
-	c := newConn(v.eventLoop, v.lis, h, fd, remote)
+	c := newConn(v.eventLoop, v.lis, h, fd)
+	if remote, err := unix.Getpeername(fd); err == nil {
+		if ap, ok := sockaddrToAddrPort(remote); ok {
+			c.setRemote(ap)
+		}
+	}
 	c.flags |= flagOutbound
 	if err := v.add(fd, c, unix.EPOLLIN); err != nil {
 		return nil, err
@@ -147,7 +154,7 @@ func (v *loopView) Watch(fd int, f func()) (func(), error) {
 	}
 	l := v.eventLoop
 	return func() {
-		if fd < len(l.fds) && l.fds[fd] == w {
+		if l.handlerOf(fd) == fdHandler(w) {
 			l.removeFD(fd)
 		}
 	}, nil

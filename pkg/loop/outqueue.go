@@ -90,11 +90,37 @@ func (q *outQueue) advance(n int, pool *chunkPool) {
 	}
 }
 
-// release gives every chunk back and empties the queue.
+// release gives every chunk back and empties the queue; it keeps its
+// slice of chunks, for the next use.
 func (q *outQueue) release(pool *chunkPool) {
 	for i, c := range q.chunks {
 		pool.put(c)
 		q.chunks[i] = nil
 	}
-	q.chunks, q.off, q.n = nil, 0, 0
+	q.chunks, q.off, q.n = q.chunks[:0], 0, 0
+	if cap(q.chunks) > 16 {
+		q.chunks = nil // a long queue's slice is not worth keeping
+	}
+}
+
+// maxFreeQueues bounds the output queues a loop keeps for reuse.
+const maxFreeQueues = 1024
+
+// getOutQueue returns an empty output queue. Loop only.
+func (l *eventLoop) getOutQueue() *outQueue {
+	if n := len(l.outFree); n > 0 {
+		q := l.outFree[n-1]
+		l.outFree[n-1] = nil
+		l.outFree = l.outFree[:n-1]
+		return q
+	}
+	return new(outQueue)
+}
+
+// putOutQueue gives q's chunks back and keeps q for reuse. Loop only.
+func (l *eventLoop) putOutQueue(q *outQueue) {
+	q.release(&l.pool)
+	if len(l.outFree) < maxFreeQueues {
+		l.outFree = append(l.outFree, q)
+	}
 }
