@@ -100,7 +100,7 @@ func (a *acceptor) admit(fd int) {
 		e.active.Add(-1)
 		_ = unix.Close(fd)
 		stats.closed(api.ReasonOverLimit)
-		if !rateLimited(&lis.overLimitLog, l.now) {
+		if lis.overLimitLog.Allow(l.now) {
 			lis.log.Warn("connection limit reached; closing new connections", "listener_limit", lis.spec.MaxConnections, "total_limit", e.cfg.MaxConnections)
 		}
 		return
@@ -145,7 +145,7 @@ func (a *acceptor) pause(err error) {
 	} else if a.delay *= 2; a.delay > maxAcceptBackoff {
 		a.delay = maxAcceptBackoff
 	}
-	if !rateLimited(&a.lis.acceptErrLog, a.loop.now) {
+	if a.lis.acceptErrLog.Allow(a.loop.now) {
 		a.lis.log.Warn("accept failed; pausing this listener", "error", err, "retry_in", a.delay)
 	}
 	if a.paused || a.lis.closed.Load() {

@@ -75,10 +75,8 @@ type Listener struct {
 	closed   atomic.Bool
 	stopOnce sync.Once
 
-	// overLimitLog rate-limits the "over limit" warning to one a second.
-	overLimitLog atomic.Int64
-	// acceptErrLog rate-limits accept error warnings to one a second.
-	acceptErrLog atomic.Int64
+	// The "over limit" and accept error warnings, one a second each.
+	overLimitLog, acceptErrLog api.LogLimit
 
 	packetSock *packetSocket
 	// views are the listener's api.Loop on each loop.
@@ -242,17 +240,6 @@ func (l *Listener) stopModule() {
 			}
 		}
 	})
-}
-
-// rateLimited reports whether at most one call a second gets through for
-// the clock in last.
-func rateLimited(last *atomic.Int64, now time.Time) bool {
-	n := now.UnixNano()
-	prev := last.Load()
-	if n-prev < int64(time.Second) {
-		return true
-	}
-	return !last.CompareAndSwap(prev, n)
 }
 
 // bindSocket creates, binds and (for streams) listens on a non-blocking
