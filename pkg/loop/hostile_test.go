@@ -459,7 +459,8 @@ func TestHostileInputBound(t *testing.T) {
 // must flush within the linger bounds.
 type closeAfterBurst struct {
 	lineEcho
-	size int
+	size    int
+	closing chan time.Time // when Close was called
 }
 
 func (b *closeAfterBurst) OnAccept(c api.Conn) {
@@ -468,6 +469,7 @@ func (b *closeAfterBurst) OnAccept(c api.Conn) {
 	_ = unix.SetsockoptInt(int(c.(*conn).fd), unix.SOL_SOCKET, unix.SO_SNDBUF, 64<<10)
 	_, _ = c.Write(bytes.Repeat([]byte("slow reader\n"), b.size/12))
 	_ = c.Close()
+	b.closing <- time.Now()
 }
 
 // TestHostileSlowReaderOfClosingConn: a graceful close flushes queued
@@ -476,7 +478,7 @@ func (b *closeAfterBurst) OnAccept(c api.Conn) {
 // enough to keep making progress must not hold a closing connection (and
 // its queue) open past LingerTimeout.
 func TestHostileSlowReaderOfClosingConn(t *testing.T) {
-	mod := &closeAfterBurst{lineEcho: lineEcho{closed: make(chan api.Reason, 1)}, size: 48 << 20}
+	mod := &closeAfterBurst{lineEcho: lineEcho{closed: make(chan api.Reason, 1)}, size: 48 << 20, closing: make(chan time.Time, 1)}
 	_, l := startEngine(t, Config{Loops: 1, LingerQuiet: 500 * time.Millisecond, LingerTimeout: 1500 * time.Millisecond},
 		ListenerSpec{Name: "t", Network: "tcp", Address: "127.0.0.1:0", Module: mod})
 	c := dial(t, l)
@@ -498,7 +500,14 @@ func TestHostileSlowReaderOfClosingConn(t *testing.T) {
 		}
 	}()
 	defer func() { close(stop); <-readerDone }()
-	start := time.Now()
+	// Queuing 48 MiB can take seconds under the race detector on a busy
+	// machine: the bound runs from the Close, not from the connect.
+	var start time.Time
+	select {
+	case start = <-mod.closing:
+	case <-time.After(60 * time.Second):
+		t.Fatal("the module did not get to Close within 60s")
+	}
 	select {
 	case <-mod.closed:
 	case <-time.After(6 * time.Second):
