@@ -347,7 +347,7 @@ func (c *conn) writeFailed(err error) {
 // readOnce reports whether the read returned bytes or EOF (as opposed to
 // nothing yet or an error).
 func (c *conn) readOnce() bool {
-	n, err := unix.Read(int(c.fd), c.loop.buf)
+	n, err := rawRead(int(c.fd), c.loop.buf)
 	switch {
 	case n > 0:
 		c.lis.stats[c.loop.index].bytesIn.Add(uint64(n))
@@ -525,7 +525,7 @@ func (c *conn) Write(p []byte) (int, error) {
 	}
 	total := len(p)
 	if c.out == nil && len(p) > 0 && c.flags&flagConnecting == 0 {
-		n, err := unix.Write(int(c.fd), p)
+		n, err := rawWrite(int(c.fd), p)
 		if err != nil && err != unix.EAGAIN && err != unix.EINTR {
 			c.writeFailed(err)
 			return 0, err
@@ -660,7 +660,7 @@ func (c *conn) finishClose() {
 
 // discardInput reads and drops input while lingering; EOF ends the linger.
 func (c *conn) discardInput() {
-	n, err := unix.Read(int(c.fd), c.loop.buf)
+	n, err := rawRead(int(c.fd), c.loop.buf)
 	switch {
 	case n > 0:
 		c.lis.stats[c.loop.index].bytesIn.Add(uint64(n))

@@ -3,6 +3,7 @@ package loop
 import (
 	"errors"
 	"fmt"
+	"runtime"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -280,6 +281,12 @@ func (l *eventLoop) run() {
 		n, err := 0, error(nil)
 		if l.spinning {
 			n = l.poll()
+			if n == 0 {
+				// Let anything else runnable go first, then look once
+				// more before blocking.
+				runtime.Gosched()
+				n = l.poll()
+			}
 		}
 		if n == 0 {
 			n, err = unix.EpollWait(l.epfd, l.events, l.waitTimeout())
@@ -317,8 +324,10 @@ func (l *eventLoop) run() {
 // the peers' next requests): a raw system call, which a zero timeout
 // cannot make block, keeps the P, so the runtime neither hands it off
 // (sysmon's retake, a futex wake of another thread) nor reschedules. Only
-// when this comes back empty does the loop block in EpollWait, which goes
-// through the scheduler so that the GC and other goroutines can run.
+// when this comes back empty, and once more after a runtime.Gosched (as
+// gnet does: it lets anything else runnable go first, and gives the peers
+// that moment), does the loop block in EpollWait, which goes through the
+// scheduler so that the GC and other goroutines can run.
 func (l *eventLoop) poll() int {
 	r, _, e := unix.RawSyscall6(unix.SYS_EPOLL_PWAIT, uintptr(l.epfd),
 		uintptr(unsafe.Pointer(&l.events[0])), uintptr(len(l.events)), 0, 0, 0)
@@ -475,7 +484,8 @@ func (l *eventLoop) closeFDs() {
 const maxIovecs = 64
 
 // writev sends bufs in one system call and returns the bytes written.
-// x/sys's Writev allocates its iovec slice; this reuses the loop's.
+// x/sys's Writev allocates its iovec slice; this reuses the loop's. A raw
+// system call, as in rawio.go: the descriptor is non-blocking.
 func (l *eventLoop) writev(fd int, bufs [][]byte) (int, error) {
 	iov := l.iov[:0]
 	for _, b := range bufs {
@@ -494,7 +504,7 @@ func (l *eventLoop) writev(fd int, bufs [][]byte) (int, error) {
 		return 0, nil
 	}
 	for {
-		n, _, errno := unix.Syscall(unix.SYS_WRITEV, uintptr(fd), uintptr(unsafe.Pointer(&iov[0])), uintptr(len(iov)))
+		n, _, errno := unix.RawSyscall(unix.SYS_WRITEV, uintptr(fd), uintptr(unsafe.Pointer(&iov[0])), uintptr(len(iov)))
 		if errno == unix.EINTR {
 			continue
 		}
