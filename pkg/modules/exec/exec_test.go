@@ -516,7 +516,11 @@ func BenchmarkSpawn(b *testing.B) {
 // TestMetrics: children started, running, exited by result, refused over
 // instances, and start failures.
 func TestMetrics(t *testing.T) {
-	setup, reg := apitest.NewSetup(t, "tcp", "command: /bin/cat\ninstances: 2")
+	// A client from port 1 gets a child that only a kill ends; any other
+	// a cat, which exits 0 once its socket closes.
+	setup, reg := apitest.NewSetup(t, "tcp", `command: /bin/sh
+args: [-c, 'if [ "$TCPREMOTEPORT" = 1 ]; then exec sleep 60; fi; exec cat']
+instances: 2`)
 	e := new(execmod.Exec)
 	if err := e.Provision(setup); err != nil {
 		t.Fatal(err)
@@ -527,7 +531,8 @@ func TestMetrics(t *testing.T) {
 		return apitest.Metric(t, reg, name, labels...)
 	}
 	l := apitest.NewLoop(apitest.WithT(t))
-	ok, failing := accept(t, e, l), accept(t, e, l)
+	ok := accept(t, e, l)
+	failing := accept(t, e, l, apitest.WithRemoteAddr(&net.TCPAddr{IP: net.IPv4(127, 0, 0, 1), Port: 1}))
 	apitest.NewConn(e, apitest.WithT(t), apitest.WithLoop(l)) // over instances
 	if metric(execmod.MetricStarted) != 2 || metric(execmod.MetricRunning) != 2 || metric(execmod.MetricOverInstances) != 1 {
 		t.Fatalf("started %v running %v over %v, want 2 2 1", metric(execmod.MetricStarted), metric(execmod.MetricRunning), metric(execmod.MetricOverInstances))
