@@ -470,7 +470,7 @@ func (c *conn) flush() bool {
 		}
 		c.lis.stats[c.loop.index].bytesOut.Add(uint64(n))
 		c.out.advance(n, &c.loop.pool)
-		c.touch()
+		c.touchOutput()
 		if n == 0 {
 			break
 		}
@@ -533,7 +533,7 @@ func (c *conn) Write(p []byte) (int, error) {
 		if n > 0 {
 			c.lis.stats[c.loop.index].bytesOut.Add(uint64(n))
 			p = p[n:]
-			c.touch()
+			c.touchOutput()
 		}
 	}
 	if len(p) > 0 {
@@ -744,8 +744,11 @@ func (c *conn) closeNow(reason api.Reason, err error) {
 
 // drain is the connection's part of Shutdown. The connection goes on
 // being served, so that whatever its client sends, even in the moment the
-// drain begins, is answered; once it has been quiet for LingerQuiet with
-// nothing queued, finishDrain closes it.
+// drain begins, is answered; once its client has sent nothing for
+// LingerQuiet, finishDrain closes it, gracefully, so that what is queued
+// is still flushed (within the linger's bounds). Output alone does not
+// count as activity here: a connection that only sends (chargen, a long
+// download) would otherwise hold the drain until shutdown_timeout.
 func (c *conn) drain() {
 	if c.closed || c.flags&flagClosing != 0 {
 		return
@@ -780,6 +783,14 @@ func (c *conn) touch() {
 	}
 	c.last = now
 	c.list.moveToBack(c)
+}
+
+// touchOutput records output progress: activity for the idle timeout and
+// the linger, not for a drain (see drain).
+func (c *conn) touchOutput() {
+	if c.list != &c.loop.draining {
+		c.touch()
+	}
 }
 
 // setList moves the connection to list (nil: none).

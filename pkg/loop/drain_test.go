@@ -137,3 +137,45 @@ func TestDrainSeesKeptInput(t *testing.T) {
 	}
 	c.Close()
 }
+
+// endlessSender writes whenever the socket takes more, as chargen does.
+type endlessSender struct{ lineEcho }
+
+func (m *endlessSender) OnAccept(c api.Conn) { c.WantWritable(true) }
+func (m *endlessSender) OnWritable(c api.Conn) {
+	_, _ = c.Write(bytes.Repeat([]byte("x"), 4096))
+}
+
+// TestDrainEndsForASender: a connection whose module only sends, to a
+// client that reads all it gets and sends nothing, is quiet for the drain:
+// it is closed gracefully (the client reads end-of-file) and Shutdown
+// returns without waiting out its context. Output progress used to count
+// as activity, which held the drain until the context ended.
+func TestDrainEndsForASender(t *testing.T) {
+	e, err := New(Config{Loops: 1, LingerQuiet: 200 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	l, err := e.Listen(ListenerSpec{Name: "t", Network: "tcp", Address: "127.0.0.1:0", Module: &endlessSender{}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := e.Start(); err != nil {
+		t.Fatal(err)
+	}
+	c := dial(t, l)
+	readDone := make(chan error, 1)
+	go func() {
+		_, err := io.Copy(io.Discard, c) // until end-of-file, or the dial's 10 s deadline
+		readDone <- err
+	}()
+	time.Sleep(100 * time.Millisecond)
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := e.Shutdown(ctx); err != nil {
+		t.Fatalf("Shutdown: %v (the drain waited for a sender to go quiet)", err)
+	}
+	if err := <-readDone; err != nil {
+		t.Fatalf("the client did not read end-of-file: %v", err)
+	}
+}
