@@ -105,14 +105,11 @@ func (a *acceptor) admit(fd int) {
 		}
 		return
 	}
-	peer, isIP := l.acceptedPeer()
-	if l.rsa.Addr.Family != unix.AF_UNIX {
+	c := newConn(l, lis, nil, fd)
+	if peer, isIP := l.acceptedPeer(); isIP {
+		c.setRemote(peer)
 		// Echo-style request/response traffic must not wait for Nagle.
 		_ = unix.SetsockoptInt(fd, unix.IPPROTO_TCP, unix.TCP_NODELAY, 1)
-	}
-	c := newConn(l, lis, nil, fd)
-	if isIP {
-		c.setRemote(peer)
 	}
 	if err := l.add(fd, c, unix.EPOLLIN); err != nil {
 		lis.active.Add(-1)

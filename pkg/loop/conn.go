@@ -333,7 +333,11 @@ func (c *conn) writeFailed(err error) {
 		c.closeNow(api.ReasonError, err)
 		return
 	}
-	c.lis.log.Debug("write failed; delivering the peer's remaining input", "remote", c.remoteString(), "error", err)
+	// remoteString allocates: a flood of vanishing clients must not pay
+	// for a line nobody logs.
+	if c.lis.log.IsDebug() {
+		c.lis.log.Debug("write failed; delivering the peer's remaining input", "remote", c.remoteString(), "error", err)
+	}
 	c.flags |= flagWriteFailed | flagWriteShut
 	c.flags &^= flagWatermark | flagWantWritable
 	c.dropOutput()
@@ -664,11 +668,8 @@ func (c *conn) discardInput() {
 	switch {
 	case n > 0:
 		c.lis.stats[c.loop.index].bytesIn.Add(uint64(n))
-		if c.loop.now.UnixNano()-c.x.closing.since > int64(c.loop.engine.cfg.LingerTimeout) {
-			// A peer that keeps sending cannot hold a closing socket open.
-			c.closeNow(c.x.closing.reason, c.x.closing.err)
-			return
-		}
+		// Past LingerTimeout this renews nothing: a peer that keeps
+		// sending cannot hold the close open.
 		c.touch()
 	case n == 0 && err == nil:
 		c.flags |= flagInputClosed
@@ -691,7 +692,8 @@ func (c *conn) Abort(reason api.Reason, err error) {
 	if c.closed {
 		return
 	}
-	if c.flags&flagConnecting == 0 {
+	// TCP only: a unix socket or a pipe has no reset to send.
+	if c.rfamily != 0 && c.flags&flagConnecting == 0 {
 		_ = unix.SetsockoptLinger(int(c.fd), unix.SOL_SOCKET, unix.SO_LINGER, &unix.Linger{Onoff: 1, Linger: 0})
 	}
 	c.closeNow(reason, err)
