@@ -23,6 +23,7 @@ import (
 
 	"github.com/hashicorp/go-hclog"
 	"github.com/prometheus/client_golang/prometheus"
+	dto "github.com/prometheus/client_model/go"
 	"golang.org/x/sys/unix"
 
 	"github.com/netd/netd/pkg/modules/api"
@@ -66,14 +67,12 @@ type Exec struct {
 	listener  string
 	log       hclog.Logger
 
-	live       atomic.Int64 // children started and not yet reaped
-	overLog    api.LogLimit // rate limit of the "instances" warning
-	spawnLog   api.LogLimit // rate limit of the "cannot start" error
-	mu         sync.Mutex
-	sessions   map[*session]struct{} // children not yet reaped, for Stop
-	spawned    atomic.Uint64
-	spawnNanos atomic.Uint64 // total time spent starting children
-	metrics    execMetrics
+	live     atomic.Int64 // children started and not yet reaped
+	overLog  api.LogLimit // rate limit of the "instances" warning
+	spawnLog api.LogLimit // rate limit of the "cannot start" error
+	mu       sync.Mutex
+	sessions map[*session]struct{} // children not yet reaped, for Stop
+	metrics  execMetrics
 }
 
 // Metric names, for the README and the tests.
@@ -224,13 +223,16 @@ func checkPidfd() error {
 func (e *Exec) Live() int64 { return e.live.Load() }
 
 // SpawnStats returns how many children were started and the mean time
-// starting one took on the loop. Any goroutine.
+// starting one took on the loop, from the netd_exec_start_seconds
+// histogram. Any goroutine.
 func (e *Exec) SpawnStats() (n uint64, mean time.Duration) {
-	n = e.spawned.Load()
-	if n == 0 {
+	var m dto.Metric
+	if err := e.metrics.startSeconds.Write(&m); err != nil || m.GetHistogram().GetSampleCount() == 0 {
 		return 0, 0
 	}
-	return n, time.Duration(e.spawnNanos.Load() / n)
+	h := m.GetHistogram()
+	n = h.GetSampleCount()
+	return n, time.Duration(h.GetSampleSum() / float64(n) * float64(time.Second))
 }
 
 // OnAccept implements api.StreamHandler: it starts the child, or closes
@@ -285,8 +287,6 @@ func (e *Exec) start(c api.Conn) (*session, error) {
 	t0 := time.Now()
 	err = cmd.Start()
 	took := time.Since(t0)
-	e.spawnNanos.Add(uint64(took))
-	e.spawned.Add(1)
 	_ = theirs.Close() // the child has its copy
 	if err != nil {
 		_ = unix.Close(ours)

@@ -72,10 +72,9 @@ type Proxy struct {
 	failTimeout    time.Duration
 	log            hclog.Logger
 
-	next           atomic.Uint64 // round-robin cursor
-	allDownLog     api.LogLimit  // rate limit of the "no upstream" warning
-	failedConnects atomic.Uint64
-	noUpstream     prometheus.Counter
+	next       atomic.Uint64 // round-robin cursor
+	allDownLog api.LogLimit  // rate limit of the "no upstream" warning
+	noUpstream prometheus.Counter
 }
 
 // Metric names, for the README and the tests.
@@ -280,7 +279,6 @@ func (p *Proxy) pick(tried []bool, now int64) int {
 
 // markDown records a failed connect to u.
 func (p *Proxy) markDown(u *upstream, now int64, err error) {
-	p.failedConnects.Add(1)
 	u.connectsFailed.Inc()
 	if p.failTimeout <= 0 {
 		return
