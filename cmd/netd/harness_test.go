@@ -173,18 +173,22 @@ func (d *daemon) wait(timeout time.Duration) int {
 }
 
 // stop ends the daemon if it still runs.
-func (d *daemon) stop() {
+func (d *daemon) stop() { terminate(d.cmd.Process, d.done, 15*time.Second) }
+
+// terminate ends a process this test started, unless done says it has
+// exited: SIGTERM, then SIGKILL after grace. It returns once it has exited.
+func terminate(p *os.Process, done <-chan struct{}, grace time.Duration) {
 	select {
-	case <-d.done:
+	case <-done:
 		return
 	default:
 	}
-	_ = d.cmd.Process.Signal(syscall.SIGTERM)
+	_ = p.Signal(syscall.SIGTERM)
 	select {
-	case <-d.done:
-	case <-time.After(15 * time.Second):
-		_ = d.cmd.Process.Kill()
-		<-d.done
+	case <-done:
+	case <-time.After(grace):
+		_ = p.Kill()
+		<-done
 	}
 }
 
