@@ -729,6 +729,7 @@ func (c *conn) closeNow(reason api.Reason, err error) {
 		c.lis.stats[c.loop.index].closed(reason)
 		c.lis.active.Add(-1)
 		c.lis.engine.active.Add(-1)
+		c.loop.served.Add(-1)
 	}
 	func() {
 		defer func() {

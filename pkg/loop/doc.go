@@ -24,15 +24,19 @@
 //
 // A stream listener's socket is registered in every loop with
 // EPOLLEXCLUSIVE: the kernel wakes one loop per incoming connection and that
-// loop accepts it and keeps it, so no connection is handed between threads.
-// Measured against one SO_REUSEPORT socket per loop and one acceptor
-// handing connections out round-robin (docs/BENCHMARKS.md, "Accepting: one
-// socket in every loop, or a socket per loop", 2026-11-26, loops: 2):
-// 11.4k connections/s at 80 µs of server CPU each, against 12.1k at 82 µs
-// and 10.9k at 85 µs, all within the noise, and no better per echoed line;
-// the one socket is kept, since it is also the one thing systemd
-// activation, upgrades and reloads hand over. Its weakness is balance: a
-// burst of connects goes to the loop that wakes first (57 to 64 of 64).
+// loop accepts it. Measured against one SO_REUSEPORT socket per loop and one
+// acceptor handing connections out round-robin (docs/BENCHMARKS.md,
+// "Accepting: one socket in every loop, or a socket per loop", 2026-11-26,
+// loops: 2): 11.4k connections/s at 80 µs of server CPU each, against 12.1k
+// at 82 µs and 10.9k at 85 µs, all within the noise, and no better per
+// echoed line; the one socket is kept, since it is also the one thing
+// systemd activation, upgrades and reloads hand over. Its weakness was
+// balance: the kernel wakes the first loop waiting, so a burst of connects
+// went to one loop (57 to 64 of 64). A loop therefore keeps what it accepts
+// only while it serves at most one connection more than the least busy
+// loop, and hands the rest to that loop through its task queue: balanced
+// loops never hand off, and a skewed burst costs one wake-up of the other
+// loop per batch (see loopFor).
 // A datagram socket belongs to one loop. Other goroutines reach a loop only
 // through its task queue (Submit), which wakes it through an eventfd.
 // Counters are atomics that any goroutine may read.

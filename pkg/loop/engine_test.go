@@ -9,6 +9,7 @@ import (
 	"math/rand"
 	"net"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -409,5 +410,88 @@ func TestInputSurvivesAFailedWrite(t *testing.T) {
 				t.Errorf("the module saw %q, want the request", m.seen)
 			}
 		})
+	}
+}
+
+// TestAcceptSpreadsConnections connects one client at a time to an idle
+// engine. The kernel wakes the first loop waiting for each, so without
+// balancing one loop would serve them all; each loop must serve its share,
+// whichever accepted, and every connection must work and be counted off
+// its loop when it closes.
+func TestAcceptSpreadsConnections(t *testing.T) {
+	const loops, conns = 4, 64
+	e, l := startEngine(t, Config{Loops: loops}, ListenerSpec{Name: "t", Network: "tcp", Address: "127.0.0.1:0", Module: &lineEcho{}})
+	clients := make([]net.Conn, 0, conns)
+	for i := 0; i < conns; i++ {
+		c := dial(t, l)
+		clients = append(clients, c)
+		roundTrip(t, c, fmt.Sprintf("line %d\n", i))
+	}
+	served := func() (counts []int64, handedOff uint64) {
+		for _, s := range e.LoopStats() {
+			counts = append(counts, s.Connections)
+			handedOff += s.HandedOff
+		}
+		return counts, handedOff
+	}
+	counts, handedOff := served()
+	lo, hi := counts[0], counts[0]
+	var sum int64
+	for _, n := range counts {
+		lo, hi, sum = min(lo, n), max(hi, n), sum+n
+	}
+	if sum != conns || hi-lo > 2 {
+		t.Fatalf("connections per loop = %v (handed off %d), want %d in all, at most 2 apart", counts, handedOff, conns)
+	}
+	t.Logf("connections per loop %v, %d handed off", counts, handedOff)
+	for _, c := range clients {
+		c.Close()
+	}
+	allClosed := pollUntil(10*time.Second, func() bool {
+		counts, _ = served()
+		for _, n := range counts {
+			if n != 0 {
+				return false
+			}
+		}
+		return l.ActiveConnections() == 0
+	})
+	if !allClosed {
+		t.Fatalf("after every client closed: connections per loop %v, listener active %d", counts, l.ActiveConnections())
+	}
+}
+
+// panicOnAccept is lineEcho whose OnAccept panics for the clients it is
+// told to.
+type panicOnAccept struct {
+	lineEcho
+	panics atomic.Int32 // how many more accepts panic
+}
+
+func (m *panicOnAccept) OnAccept(api.Conn) {
+	if m.panics.Add(-1) >= 0 {
+		panic("OnAccept failed on purpose")
+	}
+}
+
+// TestPanicInOnAcceptClosesThatConnection: a module's panic in OnAccept
+// costs the connection it happened on, on the loop that accepted it or on
+// one it was handed to, and nothing else.
+func TestPanicInOnAcceptClosesThatConnection(t *testing.T) {
+	m := &panicOnAccept{}
+	m.panics.Store(8)
+	_, l := startEngine(t, Config{Loops: 2}, ListenerSpec{Name: "t", Network: "tcp", Address: "127.0.0.1:0", Module: m})
+	for i := 0; i < 8; i++ {
+		c := dial(t, l)
+		_, _ = c.Write([]byte("x\n"))
+		if n, err := c.Read(make([]byte, 8)); err == nil {
+			t.Fatalf("client %d: read %d bytes from a connection whose OnAccept panicked, want it closed", i, n)
+		}
+	}
+	c := dial(t, l)
+	roundTrip(t, c, "after the panics\n")
+	c.Close()
+	if !pollUntil(10*time.Second, func() bool { return l.ActiveConnections() == 0 }) {
+		t.Fatalf("listener still counts %d connections", l.ActiveConnections())
 	}
 }

@@ -87,6 +87,12 @@ type eventLoop struct {
 	handled atomic.Uint64 // readiness events dispatched
 	wakeups atomic.Uint64 // epoll_wait returns
 	busy    atomic.Int64  // nanoseconds spent handling events
+
+	// served counts the accepted connections this loop serves, including
+	// those on their way to it; other loops read it to balance (see
+	// loopFor). handedOff counts those it accepted for other loops.
+	served    atomic.Int64
+	handedOff atomic.Uint64
 }
 
 // wakeHandler drains the eventfd.

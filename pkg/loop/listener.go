@@ -79,6 +79,9 @@ type Listener struct {
 	overLimitLog, acceptErrLog api.LogLimit
 
 	packetSock *packetSocket
+	// acceptors are a stream listener's registrations, one per loop, by
+	// loop index: a loop hands a connection to another's (see admit).
+	acceptors []*acceptor
 	// views are the listener's api.Loop on each loop.
 	views []*loopView
 }
@@ -178,10 +181,14 @@ func (l *Listener) start() error {
 		ps := l.packetSock
 		return ps.loop.call(func() error { return ps.loop.add(l.fd, ps, unix.EPOLLIN) })
 	}
+	l.acceptors = make([]*acceptor, len(l.engine.loops))
+	for i, lp := range l.engine.loops {
+		l.acceptors[i] = &acceptor{lis: l, loop: lp}
+	}
 	for _, lp := range l.engine.loops {
-		lp := lp
+		a := l.acceptors[lp.index]
 		err := lp.call(func() error {
-			return lp.add(l.fd, &acceptor{lis: l, loop: lp}, unix.EPOLLIN|unix.EPOLLEXCLUSIVE)
+			return lp.add(l.fd, a, unix.EPOLLIN|unix.EPOLLEXCLUSIVE)
 		})
 		if err != nil {
 			return fmt.Errorf("listener %q: %w", l.spec.Name, err)

@@ -100,13 +100,24 @@ type LoopStats struct {
 	Wakeups uint64
 	// Busy is the time spent handling events, as opposed to waiting.
 	Busy time.Duration
+	// Connections counts the accepted connections the loop serves now.
+	Connections int64
+	// HandedOff counts connections the loop accepted and handed to a less
+	// busy loop.
+	HandedOff uint64
 }
 
 // LoopStats returns each loop's counters. Any goroutine.
 func (e *Engine) LoopStats() []LoopStats {
 	out := make([]LoopStats, len(e.loops))
 	for i, l := range e.loops {
-		out[i] = LoopStats{Events: l.handled.Load(), Wakeups: l.wakeups.Load(), Busy: time.Duration(l.busy.Load())}
+		out[i] = LoopStats{
+			Events:      l.handled.Load(),
+			Wakeups:     l.wakeups.Load(),
+			Busy:        time.Duration(l.busy.Load()),
+			Connections: l.served.Load(),
+			HandedOff:   l.handedOff.Load(),
+		}
 	}
 	return out
 }
