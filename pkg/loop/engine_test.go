@@ -8,6 +8,8 @@ import (
 	"io"
 	"math/rand"
 	"net"
+	"os"
+	"os/signal"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -493,5 +495,34 @@ func TestPanicInOnAcceptClosesThatConnection(t *testing.T) {
 	c.Close()
 	if !pollUntil(10*time.Second, func() bool { return l.ActiveConnections() == 0 }) {
 		t.Fatalf("listener still counts %d connections", l.ActiveConnections())
+	}
+}
+
+// TestWriteToAGonePeerRaisesNoSIGPIPE: a write to a unix socket whose peer
+// has closed fails with EPIPE, and write(2) would also send the thread a
+// SIGPIPE; the loop's writes must not (MSG_NOSIGNAL). lineEcho writes the
+// unterminated tail once it sees end-of-file, after the client has gone.
+func TestWriteToAGonePeerRaisesNoSIGPIPE(t *testing.T) {
+	sigpipe := make(chan os.Signal, 1)
+	signal.Notify(sigpipe, syscall.SIGPIPE)
+	defer signal.Stop(sigpipe)
+	m := &lineEcho{closed: make(chan api.Reason, 1)}
+	_, l := startEngine(t, Config{}, ListenerSpec{Name: "t", Network: "unix", Address: unixPath(t), Module: m})
+	for i := 0; i < 20; i++ {
+		c := dial(t, l)
+		if _, err := c.Write([]byte("a tail without its newline")); err != nil {
+			t.Fatal(err)
+		}
+		c.Close()
+		select {
+		case <-m.closed:
+		case <-time.After(10 * time.Second):
+			t.Fatalf("connection %d: no OnClose", i)
+		}
+	}
+	select {
+	case <-sigpipe:
+		t.Fatal("a write to a gone peer raised SIGPIPE")
+	case <-time.After(100 * time.Millisecond):
 	}
 }

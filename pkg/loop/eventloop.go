@@ -37,7 +37,8 @@ type eventLoop struct {
 	events []unix.EpollEvent
 	buf    []byte // the loop's read buffer, shared by all its connections
 	iov    []unix.Iovec
-	views  [][]byte // scratch for writev
+	msg    unix.Msghdr // sendmsg's header for iov, so that it does not escape
+	views  [][]byte    // scratch for writev
 	pool   chunkPool
 	now    time.Time
 
@@ -511,9 +512,9 @@ func (l *eventLoop) closeFDs() {
 // maxIovecs bounds one writev; Linux allows 1024.
 const maxIovecs = 64
 
-// writev sends bufs in one system call and returns the bytes written.
-// x/sys's Writev allocates its iovec slice; this reuses the loop's. A raw
-// system call, as in rawio.go: the descriptor is non-blocking.
+// writev sends bufs in one system call, sendmsg(2) with MSG_NOSIGNAL as in
+// rawio.go, and returns the bytes written. x/sys's Writev allocates its
+// iovec slice; this reuses the loop's.
 func (l *eventLoop) writev(fd int, bufs [][]byte) (int, error) {
 	iov := l.iov[:0]
 	for _, b := range bufs {
@@ -532,7 +533,9 @@ func (l *eventLoop) writev(fd int, bufs [][]byte) (int, error) {
 		return 0, nil
 	}
 	for {
-		n, _, errno := unix.RawSyscall(unix.SYS_WRITEV, uintptr(fd), uintptr(unsafe.Pointer(&iov[0])), uintptr(len(iov)))
+		l.msg = unix.Msghdr{Iov: &iov[0]}
+		l.msg.SetIovlen(len(iov))
+		n, _, errno := unix.RawSyscall(unix.SYS_SENDMSG, uintptr(fd), uintptr(unsafe.Pointer(&l.msg)), unix.MSG_NOSIGNAL)
 		if errno == unix.EINTR {
 			continue
 		}

