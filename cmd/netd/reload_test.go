@@ -1,6 +1,7 @@
 package main_test
 
 import (
+	"fmt"
 	"io"
 	"net"
 	"os"
@@ -147,4 +148,98 @@ func TestReloadWatermarks(t *testing.T) {
 	d.waitLog(regexp.MustCompile(`reload: done.* changed=1`), mark)
 	roundTrip(t, c, "after, same connection\n")
 	roundTrip(t, d.dial("w"), "after, new connection\n")
+}
+
+// TestReloadRemovesListenerSeries: a reload through the admin endpoint
+// that removes a listener takes its series off /metrics, the loop's
+// (netd_connections_*) and its module's (netd_proxy_*), while the listener
+// it keeps keeps its series and counts on.
+func TestReloadRemovesListenerSeries(t *testing.T) {
+	port := freePort(t)
+	up := startUpstream(t, "up", nil)
+	const listener = `
+  - name: %s
+    address: tcp://127.0.0.1:0
+    module: proxy
+    options: {upstreams: ["%s"]}`
+	keep := fmt.Sprintf(listener, "keep", up.url())
+	head := fmt.Sprintf("shutdown_timeout: 5s\nadmin:\n  address: 127.0.0.1:%d\nlisteners:", port)
+	path := writeConfig(t, "netd.yaml", head+keep+fmt.Sprintf(listener, "gone", up.url())+"\n")
+	d := startDaemon(t, nil, "-c", path)
+	base := fmt.Sprintf("http://127.0.0.1:%d", port)
+	proxied := func(name string) {
+		t.Helper()
+		c := d.dial(name)
+		if got := readLine(t, c); got != "up" {
+			t.Fatalf("%s: greeting %q, want up", name, got)
+		}
+		roundTrip(t, c, "through "+name+"\n")
+		c.Close()
+	}
+	connects := func(name string) string {
+		return fmt.Sprintf(`netd_proxy_upstream_connects_total{listener="%s",module="proxy",result="ok",upstream="%s"}`, name, up.url())
+	}
+	// scrapeUntil scrapes until every series has its value, then returns
+	// the last scrape for the assertions that follow.
+	scrapeUntil := func(want map[string]float64) string {
+		t.Helper()
+		deadline := time.Now().Add(10 * time.Second)
+		for {
+			_, text := httpGet(t, base+"/metrics")
+			done := true
+			for series, v := range want {
+				if !strings.Contains(text, "\n"+series+" ") || metricValue(t, text, series) != v {
+					done = false
+				}
+			}
+			if done {
+				return text
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("series never reached %v:\n%s", want, text)
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
+	}
+
+	proxied("keep")
+	proxied("gone")
+	before := scrapeUntil(map[string]float64{
+		`netd_connections_accepted_total{listener="keep"}`: 1,
+		`netd_connections_accepted_total{listener="gone"}`: 1,
+		`netd_connections_active{listener="gone"}`:         0,
+		connects("keep"): 1,
+		connects("gone"): 1,
+	})
+	if !strings.Contains(before, `listener="gone"`) {
+		t.Fatal("no series of gone before the reload")
+	}
+
+	if err := os.WriteFile(path, []byte(head+keep+"\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if r := runNetd(t, nil, "reload", "-c", path); r.code != 0 {
+		t.Fatalf("netd reload: exit %d\n%s%s", r.code, r.stdout, r.stderr)
+	}
+	_, after := httpGet(t, base+"/metrics")
+	if v := metricValue(t, after, `netd_reloads_total{result="ok"}`); v != 1 {
+		t.Fatalf("reloads ok = %v, want 1", v)
+	}
+	for _, line := range strings.Split(after, "\n") {
+		if strings.Contains(line, `listener="gone"`) {
+			t.Errorf("removed listener's series still served: %s", line)
+		}
+	}
+	if v := metricValue(t, after, `netd_connections_accepted_total{listener="keep"}`); v != 1 {
+		t.Errorf("kept listener: accepted = %v after the reload, want 1", v)
+	}
+	if v := metricValue(t, after, connects("keep")); v != 1 {
+		t.Errorf("kept listener: %s = %v after the reload, want 1", connects("keep"), v)
+	}
+
+	proxied("keep")
+	scrapeUntil(map[string]float64{
+		`netd_connections_accepted_total{listener="keep"}`: 2,
+		connects("keep"): 2,
+	})
 }

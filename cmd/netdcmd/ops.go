@@ -12,8 +12,10 @@ import (
 )
 
 // daemonSource is what the admin endpoint reads: the daemon's listeners,
-// with the counts of the ones a reload replaced or removed kept under
-// their name, so that a reload never resets a counter.
+// with the counts of the ones a reload replaced by one with the same name
+// and module added to their successor's, so that such a reload never
+// resets a counter. A listener a reload removed, or gave another module,
+// is not there: forgetEnded dropped it.
 type daemonSource struct{ d *daemon }
 
 var _ admin.Source = daemonSource{}
@@ -33,7 +35,8 @@ func (s daemonSource) Listeners() []admin.ListenerSnapshot {
 	for _, r := range d.retired {
 		snap := admin.FromStats(r.cfg.Name, r.lis.Stats())
 		if snap.Active == 0 {
-			d.totals[r.cfg.Name] = d.totals[r.cfg.Name].Add(snap)
+			id := idOf(r.cfg)
+			d.totals[id] = d.totals[id].Add(snap)
 			continue
 		}
 		out = append(out, snap)
@@ -41,8 +44,8 @@ func (s daemonSource) Listeners() []admin.ListenerSnapshot {
 	}
 	clear(d.retired[len(kept):])
 	d.retired = kept
-	for name, t := range d.totals {
-		t.Name = name
+	for id, t := range d.totals {
+		t.Name = id.Listener
 		out = append(out, t)
 	}
 	return out

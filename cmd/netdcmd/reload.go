@@ -14,6 +14,7 @@ import (
 	"github.com/hashicorp/go-hclog"
 	"github.com/spf13/cobra"
 
+	"github.com/netd/netd/internal/admin"
 	"github.com/netd/netd/internal/config"
 	"github.com/netd/netd/pkg/loop"
 	"github.com/netd/netd/pkg/modules/api"
@@ -29,15 +30,47 @@ func (d *daemon) reload() error {
 	d.reloadMu.Lock()
 	defer d.reloadMu.Unlock()
 	err := d.applyReload()
+	d.forgetEnded()
 	d.recordReload(err)
 	return err
+}
+
+// forgetEnded drops what the daemon keeps for every listener that no
+// running listener carries on under the same name and module: the final
+// counts of its retired instances, those of its instances still draining,
+// and the collectors its module registered. Its series leave /metrics, so
+// that a dashboard does not show a listener that is gone at its last
+// values forever. A failed reload runs it too: the instances it
+// provisioned for listeners that do not run registered collectors that
+// nothing will ever count in. Caller holds reloadMu.
+func (d *daemon) forgetEnded() {
+	running := make(map[admin.ListenerID]bool, len(d.listeners))
+	ids := make([]admin.ListenerID, 0, len(d.listeners))
+	for _, r := range d.listeners {
+		running[idOf(r.cfg)] = true
+		ids = append(ids, idOf(r.cfg))
+	}
+	kept := d.retired[:0]
+	for _, r := range d.retired {
+		if running[idOf(r.cfg)] {
+			kept = append(kept, r)
+		}
+	}
+	clear(d.retired[len(kept):])
+	d.retired = kept
+	for id := range d.totals {
+		if !running[id] {
+			delete(d.totals, id)
+		}
+	}
+	d.metrics.RetainListeners(ids)
 }
 
 func (d *daemon) applyReload() error {
 	if d.src.embedded {
 		return errors.New("the embedded default config cannot be reloaded; run with -c FILE")
 	}
-	cfg, err := d.src.load(config.Env{Logger: d.log, Metrics: d.metrics.Registry()})
+	cfg, err := d.src.load(d.configEnv())
 	if err != nil {
 		d.logConfigError("reload failed; running config unchanged", err)
 		return err

@@ -49,15 +49,16 @@ type daemon struct {
 	engine *loop.Engine
 
 	// reloadMu serializes reloads (SIGHUP and the admin endpoint) and
-	// guards listeners and retired.
+	// guards listeners, retired and totals.
 	reloadMu  sync.Mutex
 	listeners []*runningListener
-	// retired are listeners a reload replaced or removed; their
-	// connections may still run, and their counts still belong to their
-	// name.
+	// retired are listeners a reload replaced by one with the same name
+	// and module (forgetEnded drops the others): their connections may
+	// still run, and their counts belong to their successor's series.
 	retired []*runningListener
-	// totals keeps the final counts of retired listeners by name.
-	totals map[string]admin.ListenerSnapshot
+	// totals keeps the final counts of retired listeners by name and
+	// module, for as long as a listener carries them on.
+	totals map[admin.ListenerID]admin.ListenerSnapshot
 
 	ready     atomic.Bool
 	admin     *admin.Server
@@ -72,10 +73,24 @@ type runningListener struct {
 	lis *loop.Listener
 }
 
-// retire keeps a replaced or removed listener's counts. Caller holds
+// idOf is what a listener's series belong to: a reload that keeps a
+// listener's name and module keeps its series.
+func idOf(l config.Listener) admin.ListenerID {
+	return admin.ListenerID{Listener: l.Name, Module: l.Module}
+}
+
+// retire keeps a replaced or removed listener's counts, until
+// forgetEnded finds that no listener carries them on. Caller holds
 // reloadMu.
 func (d *daemon) retire(r *runningListener) {
 	d.retired = append(d.retired, &runningListener{cfg: r.cfg, lis: r.lis})
+}
+
+// configEnv is what the daemon's module instances get: its logger, and a
+// registerer per listener that remembers what the listener registered,
+// so that forgetEnded can take the series away with the listener.
+func (d *daemon) configEnv() config.Env {
+	return config.Env{Logger: d.log, ListenerMetrics: d.metrics.ListenerRegisterer}
 }
 
 func (d *daemon) recordReload(err error) {
@@ -97,7 +112,7 @@ func (d *daemon) run() error {
 	d.log = newLogger(d.stderr, d.g.level(), d.g.format())
 	// The metrics exist before the modules, which register their own.
 	d.metrics = admin.NewMetrics(daemonSource{d}, Version, Commit)
-	d.cfg, err = d.src.load(config.Env{Logger: d.log, Metrics: d.metrics.Registry()})
+	d.cfg, err = d.src.load(d.configEnv())
 	if err != nil {
 		return printConfigError(d.stderr, err)
 	}
@@ -115,7 +130,7 @@ func (d *daemon) run() error {
 		return fmt.Errorf("%s: %w", d.src.name(), err)
 	}
 	defer d.upg.Stop()
-	d.totals = map[string]admin.ListenerSnapshot{}
+	d.totals = map[admin.ListenerID]admin.ListenerSnapshot{}
 	if err := d.start(); err != nil {
 		d.closeActivated()
 		return fmt.Errorf("%s: %w", d.src.name(), err)

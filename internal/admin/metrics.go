@@ -38,12 +38,17 @@ type Metrics struct {
 	lastOK        bool // the last load or reload succeeded
 	hash          string
 	loadedAt      time.Time
+
+	// lmu guards byListener: each listener's record of the collectors its
+	// module registered (see ListenerRegisterer).
+	lmu        sync.Mutex
+	byListener map[ListenerID]*listenerRegisterer
 }
 
 // NewMetrics builds a registry that reads src at each scrape. version and
 // commit label netd_build_info.
 func NewMetrics(src Source, version, commit string) *Metrics {
-	m := &Metrics{reg: prometheus.NewRegistry(), src: src, lastOK: true}
+	m := &Metrics{reg: prometheus.NewRegistry(), src: src, lastOK: true, byListener: map[ListenerID]*listenerRegisterer{}}
 	if version == "" {
 		version = "unknown"
 	}
@@ -64,7 +69,8 @@ func NewMetrics(src Source, version, commit string) *Metrics {
 }
 
 // Registry is the private registry the Server's /metrics serves. Module
-// instances register their own collectors in it (api.Setup.Metrics).
+// instances register their own collectors in it (api.Setup.Metrics),
+// through ListenerRegisterer in the daemon.
 func (m *Metrics) Registry() *prometheus.Registry { return m.reg }
 
 // ConfigLoaded records the config the daemon runs at start-up: its hash

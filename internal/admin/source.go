@@ -11,9 +11,13 @@ import (
 // concurrently, and must not block on the event loops.
 type Source interface {
 	// Listeners returns one snapshot per listener. Counters are totals
-	// since the process started: the daemon keeps them across reloads.
-	// Snapshots with the same Name are summed, so the daemon may return a
-	// replaced listener's final totals next to its successor's live ones.
+	// since the listener started: the daemon keeps them across reloads
+	// that keep the listener's name and module. Snapshots with the same
+	// Name are summed, so the daemon may return a replaced listener's
+	// final totals next to its successor's live ones. The collector
+	// exports exactly the listeners returned, so a listener that a reload
+	// removed (or gave another module) must be left out: its series then
+	// leave /metrics instead of staying at their last values.
 	Listeners() []ListenerSnapshot
 	// Ready reports whether every listener listens.
 	Ready() bool

@@ -80,6 +80,13 @@ type Env struct {
 	// its module and listener labels; nil keeps them in a registry of
 	// their own that nobody serves (netd validate, tests).
 	Metrics prometheus.Registerer
+	// ListenerMetrics, when not nil, is asked for the registerer of each
+	// listener's instance, which then registers there instead of in
+	// Metrics, under the same module and listener labels. The daemon
+	// hands each listener a registerer that records what it registered,
+	// so that a reload that retires the listener can unregister it all
+	// (admin.Metrics.ListenerRegisterer).
+	ListenerMetrics func(module, listener string) prometheus.Registerer
 }
 
 // LoadEnv is Load with the instances' environment.
@@ -165,12 +172,16 @@ func provision(cfg *Config, metas []listenerMeta, errs *errList, env Env) {
 		}
 		prefix := fmt.Sprintf("%s: module %s: ", m.ctx, l.Module)
 		l.Options.listener, l.Options.module = l.Name, l.Module
+		metrics := env.Metrics
+		if env.ListenerMetrics != nil {
+			metrics = env.ListenerMetrics(l.Module, l.Name)
+		}
 		inst, err := provisionOne(info, api.Setup{
 			Listener: l.Name,
 			Network:  l.Addr.Network(),
 			Options:  l.Options,
 			Logger:   env.Logger.Named("listener." + l.Name),
-			Metrics:  prometheus.WrapRegistererWith(prometheus.Labels{"module": l.Module, "listener": l.Name}, env.Metrics),
+			Metrics:  prometheus.WrapRegistererWith(prometheus.Labels{"module": l.Module, "listener": l.Name}, metrics),
 		})
 		if err != nil {
 			errs.merge(err, l.Pos, prefix)

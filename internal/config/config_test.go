@@ -286,3 +286,47 @@ func TestModuleMetrics(t *testing.T) {
 		t.Errorf("netd_test_served_total by listener = %v, want a=3 b=5", got)
 	}
 }
+
+// TestListenerMetrics: with Env.ListenerMetrics, each instance registers
+// in the registerer asked for its own module and listener, still under
+// the module and listener labels, and nothing goes to Env.Metrics.
+func TestListenerMetrics(t *testing.T) {
+	shared := prometheus.NewRegistry()
+	own := map[string]*prometheus.Registry{}
+	src := []byte("listeners:\n  - {name: a, address: tcp://127.0.0.1:1, module: test-metrics}\n  - {name: b, address: tcp://127.0.0.1:2, module: test-metrics}\n")
+	_, err := ParseEnv("m.yaml", src, Env{
+		Metrics: shared,
+		ListenerMetrics: func(module, listener string) prometheus.Registerer {
+			if module != "test-metrics" {
+				t.Errorf("asked for listener %q with module %q", listener, module)
+			}
+			own[listener] = prometheus.NewRegistry()
+			return own[listener]
+		},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(own) != 2 {
+		t.Fatalf("asked for the registerers of %d listeners, want 2 (a, b)", len(own))
+	}
+	for name, reg := range own {
+		fams, err := reg.Gather()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(fams) != 1 || len(fams[0].GetMetric()) != 1 {
+			t.Fatalf("listener %s's registry: %v, want its one counter", name, fams)
+		}
+		labels := map[string]string{}
+		for _, lp := range fams[0].GetMetric()[0].GetLabel() {
+			labels[lp.GetName()] = lp.GetValue()
+		}
+		if labels["listener"] != name || labels["module"] != "test-metrics" {
+			t.Errorf("listener %s's counter has labels %v", name, labels)
+		}
+	}
+	if fams, _ := shared.Gather(); len(fams) != 0 {
+		t.Errorf("Env.Metrics got %d families, want none", len(fams))
+	}
+}

@@ -61,8 +61,10 @@ type Setup struct {
 	// the labels module="<module>" and listener="<listener>"; name metrics
 	// netd_<module>_<what>. Register through RegisterMetric, so that the
 	// instance that replaces this one on a reload carries on the same
-	// counters. Never nil: without an admin endpoint the collectors are
-	// kept but not served.
+	// counters. What is registered here belongs to the listener: a reload
+	// that removes the listener, or gives its name to another module,
+	// unregisters it all. Never nil: without an admin endpoint the
+	// collectors are kept but not served.
 	Metrics prometheus.Registerer
 }
 
@@ -71,6 +73,15 @@ type Setup struct {
 // instance a reload is replacing, which the new instance then goes on
 // counting in, so that a reload neither resets nor double-counts. Call it
 // in Provision. With a nil r (a bare Setup in a test) c works unregistered.
+//
+// The collector's series live as long as the listener keeps its name and
+// module. A reload that removes the listener, or gives its name to another
+// module, unregisters them, and they leave /metrics at once (an instance
+// still draining connections goes on counting in collectors nobody
+// serves); a listener added later under that name and module starts from
+// zero. A reload that fails unregisters what its instances registered for
+// listeners that do not run (one it would have added, say), so that no
+// series of theirs shows at 0.
 func RegisterMetric[C prometheus.Collector](r prometheus.Registerer, c C) (C, error) {
 	if r == nil {
 		return c, nil

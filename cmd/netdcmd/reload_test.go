@@ -1,0 +1,284 @@
+package netdcmd
+
+import (
+	"context"
+	"io"
+	"net"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/hashicorp/go-hclog"
+	"github.com/spf13/viper"
+
+	"github.com/netd/netd/internal/admin"
+	"github.com/netd/netd/pkg/loop"
+	_ "github.com/netd/netd/pkg/modules/echo"
+	_ "github.com/netd/netd/pkg/modules/proxy"
+)
+
+// startTestDaemon runs the listeners of config in this process, as serve
+// does but without signals, upgrades or an admin endpoint, so that a test
+// can reload it and read its metrics registry.
+func startTestDaemon(t *testing.T, config string) (*daemon, string) {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), "netd.yaml")
+	if err := os.WriteFile(path, []byte(config), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	d := &daemon{g: &globals{v: viper.New()}, src: configSource{path: path}, stderr: io.Discard, log: hclog.NewNullLogger()}
+	d.metrics = admin.NewMetrics(daemonSource{d}, "", "")
+	d.totals = map[admin.ListenerID]admin.ListenerSnapshot{}
+	var err error
+	if d.cfg, err = d.src.load(d.configEnv()); err != nil {
+		t.Fatal(err)
+	}
+	if d.engine, err = loop.New(loop.Config{Loops: 1}); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		_ = d.engine.Shutdown(ctx)
+	})
+	for i := range d.cfg.Listeners {
+		spec, err := d.listenerSpec(&d.cfg.Listeners[i])
+		if err != nil {
+			t.Fatal(err)
+		}
+		l, err := d.engine.Listen(spec)
+		if err != nil {
+			t.Fatal(err)
+		}
+		d.listeners = append(d.listeners, &runningListener{cfg: d.cfg.Listeners[i], lis: l})
+	}
+	if err := d.engine.Start(); err != nil {
+		t.Fatal(err)
+	}
+	return d, path
+}
+
+// dialListener connects to the running listener name.
+func dialListener(t *testing.T, d *daemon, name string) net.Conn {
+	t.Helper()
+	for _, l := range d.engine.Listeners() {
+		if l.Name() != name {
+			continue
+		}
+		_, address, _ := strings.Cut(l.Addr(), "://")
+		c, err := net.DialTimeout("tcp", address, 5*time.Second)
+		if err != nil {
+			t.Fatal(err)
+		}
+		_ = c.SetDeadline(time.Now().Add(20 * time.Second))
+		t.Cleanup(func() { c.Close() })
+		return c
+	}
+	t.Fatalf("no listener %q", name)
+	return nil
+}
+
+func echoLine(t *testing.T, c net.Conn, line string) {
+	t.Helper()
+	if _, err := io.WriteString(c, line); err != nil {
+		t.Fatal(err)
+	}
+	got := make([]byte, len(line))
+	if _, err := io.ReadFull(c, got); err != nil || string(got) != line {
+		t.Fatalf("echo %q: got %q, %v", line, got, err)
+	}
+}
+
+// series gathers the registry into name{label=value,...} = value, labels
+// sorted.
+func series(t *testing.T, d *daemon) map[string]float64 {
+	t.Helper()
+	fams, err := d.metrics.Registry().Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := map[string]float64{}
+	for _, f := range fams {
+		for _, m := range f.GetMetric() {
+			var labels []string
+			for _, l := range m.GetLabel() {
+				labels = append(labels, l.GetName()+"="+l.GetValue())
+			}
+			sort.Strings(labels)
+			key := f.GetName() + "{" + strings.Join(labels, ",") + "}"
+			switch {
+			case m.Counter != nil:
+				out[key] = m.Counter.GetValue()
+			case m.Gauge != nil:
+				out[key] = m.Gauge.GetValue()
+			default:
+				out[key] = 0
+			}
+		}
+	}
+	return out
+}
+
+// waitSeries waits until every series in want has its value, and returns
+// the last scrape.
+func waitSeries(t *testing.T, d *daemon, want map[string]float64) map[string]float64 {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		got := series(t, d)
+		ok := true
+		for k, v := range want {
+			if g, present := got[k]; !present || g != v {
+				ok = false
+			}
+		}
+		if ok {
+			return got
+		}
+		if time.Now().After(deadline) {
+			for k, v := range want {
+				if g, present := got[k]; !present || g != v {
+					t.Errorf("%s = %v (present %v), want %v", k, g, present, v)
+				}
+			}
+			t.FailNow()
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// ofListener returns the series that carry listener="name".
+func ofListener(all map[string]float64, name string) []string {
+	var out []string
+	for k := range all {
+		if strings.Contains(k, "listener="+name+",") || strings.Contains(k, "listener="+name+"}") {
+			out = append(out, k)
+		}
+	}
+	sort.Strings(out)
+	return out
+}
+
+func reloadTo(t *testing.T, d *daemon, path, config string) error {
+	t.Helper()
+	if err := os.WriteFile(path, []byte(config), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return d.reload()
+}
+
+const forgetBefore = `
+listeners:
+  - {name: keep, address: tcp://127.0.0.1:0, module: echo}
+  - {name: change, address: tcp://127.0.0.1:0, module: echo, options: {mode: raw}}
+  - {name: gone, address: tcp://127.0.0.1:0, module: echo}
+  - {name: pgone, address: tcp://127.0.0.1:0, module: proxy, options: {upstreams: [tcp://127.0.0.1:1]}}
+  - {name: swap, address: tcp://127.0.0.1:0, module: proxy, options: {upstreams: [tcp://127.0.0.1:1]}}
+`
+
+const forgetAfter = `
+listeners:
+  - {name: keep, address: tcp://127.0.0.1:0, module: echo}
+  - {name: change, address: tcp://127.0.0.1:0, module: echo, options: {mode: line}}
+  - {name: swap, address: tcp://127.0.0.1:0, module: echo}
+`
+
+// forgetFailed adds a proxy listener but fails on an echo option.
+const forgetFailed = forgetAfter + `
+  - {name: extra, address: tcp://127.0.0.1:0, module: proxy, options: {upstreams: [tcp://127.0.0.1:1]}}
+  - {name: bad, address: tcp://127.0.0.1:0, module: echo, options: {mode: bogus}}
+`
+
+// TestReloadForgetsEndedListeners: a reload takes every series of a
+// listener it removes off the registry, the loop's and its module's, even
+// while the listener still drains a connection; a listener whose name
+// goes to another module starts from zero without its old module's
+// series; a listener kept under its name and module counts on, its
+// replaced instance's draining connection included; and a failed reload
+// leaves no series of a listener it would have added.
+func TestReloadForgetsEndedListeners(t *testing.T) {
+	d, path := startTestDaemon(t, forgetBefore)
+	keep, change, gone := dialListener(t, d, "keep"), dialListener(t, d, "change"), dialListener(t, d, "gone")
+	echoLine(t, keep, "keep\n")
+	echoLine(t, change, "raw")
+	echoLine(t, gone, "gone\n")
+	// The proxy's upstream refuses: the client is accepted, then closed.
+	swapped := dialListener(t, d, "swap")
+	if _, err := io.ReadAll(swapped); err != nil {
+		t.Fatal(err)
+	}
+	before := waitSeries(t, d, map[string]float64{
+		"netd_connections_accepted_total{listener=keep}":                                                          1,
+		"netd_connections_accepted_total{listener=change}":                                                        1,
+		"netd_connections_accepted_total{listener=gone}":                                                          1,
+		"netd_connections_active{listener=gone}":                                                                  1,
+		"netd_connections_accepted_total{listener=swap}":                                                          1,
+		"netd_connections_active{listener=swap}":                                                                  0,
+		"netd_proxy_upstream_connects_total{listener=pgone,module=proxy,result=ok,upstream=tcp://127.0.0.1:1}":    0,
+		"netd_proxy_upstream_connects_total{listener=swap,module=proxy,result=failed,upstream=tcp://127.0.0.1:1}": 1,
+	})
+	for _, name := range []string{"gone", "pgone", "swap"} {
+		if len(ofListener(before, name)) == 0 {
+			t.Fatalf("no series of %s before the reload", name)
+		}
+	}
+
+	if err := reloadTo(t, d, path, forgetAfter); err != nil {
+		t.Fatalf("reload: %v", err)
+	}
+	after := series(t, d)
+	for _, name := range []string{"gone", "pgone"} {
+		if s := ofListener(after, name); len(s) != 0 {
+			t.Errorf("removed listener %s still has series: %v", name, s)
+		}
+	}
+	for _, k := range ofListener(after, "swap") {
+		if strings.Contains(k, "module=proxy") {
+			t.Errorf("swap runs echo now; its proxy series is still there: %s", k)
+		}
+	}
+	waitSeries(t, d, map[string]float64{
+		"netd_connections_accepted_total{listener=swap}":   0, // a new listener: its proxy's counts are not its
+		"netd_connections_accepted_total{listener=keep}":   1,
+		"netd_connections_accepted_total{listener=change}": 1, // the replaced instance's, draining
+		"netd_connections_active{listener=change}":         1,
+	})
+	// The removed listener's connection is still served, uncounted.
+	echoLine(t, gone, "still served\n")
+	if s := ofListener(series(t, d), "gone"); len(s) != 0 {
+		t.Errorf("removed listener's series came back: %v", s)
+	}
+
+	// The kept listener counts on: the old instance's connection closes
+	// (its counts fold into the totals), a new one comes.
+	change.Close()
+	fresh := dialListener(t, d, "change")
+	echoLine(t, fresh, "line mode\n")
+	fresh.Close()
+	echoLine(t, dialListener(t, d, "swap"), "swap echoes\n")
+	waitSeries(t, d, map[string]float64{
+		"netd_connections_accepted_total{listener=change}":             2,
+		"netd_connections_closed_total{listener=change,reason=client}": 2,
+		"netd_connections_active{listener=change}":                     0,
+		"netd_connections_accepted_total{listener=swap}":               1,
+		"netd_connections_accepted_total{listener=keep}":               1,
+	})
+
+	// A failed reload changes no series: none for the proxy it would have
+	// added.
+	if err := reloadTo(t, d, path, forgetFailed); err == nil {
+		t.Fatal("a reload with a bad option succeeded")
+	}
+	if s := ofListener(series(t, d), "extra"); len(s) != 0 {
+		t.Errorf("a failed reload left series of a listener it would have added: %v", s)
+	}
+	echoLine(t, keep, "keep, after a failed reload\n")
+	waitSeries(t, d, map[string]float64{
+		"netd_connections_accepted_total{listener=keep}":   1,
+		"netd_connections_accepted_total{listener=change}": 2,
+		"netd_connections_accepted_total{listener=swap}":   1,
+	})
+}
