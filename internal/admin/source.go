@@ -51,6 +51,11 @@ type LoopSnapshot struct {
 	// Busy is the time the loop has spent handling events and tasks, that
 	// is, outside epoll_wait.
 	Busy time.Duration
+	// Connections is how many accepted connections the loop serves now.
+	Connections int64
+	// HandedOff counts connections the loop accepted and handed to a less
+	// busy loop.
+	HandedOff uint64
 }
 
 // FromStats turns a listener's loop counters into a snapshot.
