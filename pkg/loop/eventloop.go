@@ -56,12 +56,8 @@ type eventLoop struct {
 	backoff []*acceptor
 
 	// spinning is set after an iteration that handled events: the next
-	// one polls without blocking first (see poll). spinMisses counts the
-	// polls in a row that found nothing, and iterations counts
-	// iterations, to retry now and then (see run).
-	spinning   bool
-	spinMisses int
-	iterations uint
+	// one polls without blocking first (see poll).
+	spinning bool
 
 	tasksMu  sync.Mutex
 	tasks    []func()
@@ -290,25 +286,13 @@ func (l *eventLoop) run() {
 			return
 		}
 		n, err := 0, error(nil)
-		l.iterations++
-		// Polling pays when the next events come while the loop is
-		// still awake (many busy connections). When it keeps finding
-		// nothing (one client in ping-pong: its next request is a round
-		// trip away), it is two wasted system calls per event: after
-		// maxSpinMisses misses in a row the loop blocks at once, and
-		// tries polling again every spinRetry iterations.
-		if l.spinning && (l.spinMisses < maxSpinMisses || l.iterations%spinRetry == 0) {
+		if l.spinning {
 			n = l.poll()
 			if n == 0 {
 				// Let anything else runnable go first, then look once
 				// more before blocking.
 				runtime.Gosched()
 				n = l.poll()
-			}
-			if n == 0 {
-				l.spinMisses++
-			} else {
-				l.spinMisses = 0
 			}
 		}
 		if n == 0 {
@@ -341,12 +325,6 @@ func (l *eventLoop) run() {
 		l.busy.Add(int64(time.Since(l.now)))
 	}
 }
-
-// maxSpinMisses and spinRetry tune polling before blocking (see run).
-const (
-	maxSpinMisses = 8
-	spinRetry     = 64
-)
 
 // poll returns the events ready now, without blocking. After a busy
 // iteration, more is often ready a few microseconds later (in ping-pong,
