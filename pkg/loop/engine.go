@@ -10,6 +10,8 @@ import (
 	"time"
 
 	"github.com/hashicorp/go-hclog"
+
+	"github.com/netd/netd/pkg/modules/api"
 )
 
 // ErrEngineClosed is returned by Engine methods once Shutdown has begun.
@@ -98,7 +100,10 @@ func (e *Engine) Loops() int { return len(e.loops) }
 func (e *Engine) ActiveConnections() int64 { return e.active.Load() }
 
 // Listen binds a listener's socket. Before Start nothing is accepted; after
-// Start the listener serves at once.
+// Start the listener serves at once. The listener owns spec.Module from
+// this call on: it stops the module (api.Stopper) once its last connection
+// has closed, and at once when Listen fails, so that a module started for
+// a listener that never ran does not hold its resources for good.
 func (e *Engine) Listen(spec ListenerSpec) (*Listener, error) {
 	return e.listen(spec, nil)
 }
@@ -107,11 +112,12 @@ func (e *Engine) Listen(spec ListenerSpec) (*Listener, error) {
 // the new one takes new connections, old stops accepting, and old's open
 // connections finish under old's settings. When the network and address
 // are unchanged the socket itself is handed over, so no connect is refused
-// in between and nothing is rebound.
+// in between and nothing is rebound. spec.Module is owned as in Listen.
 func (e *Engine) Replace(old *Listener, spec ListenerSpec) (*Listener, error) {
 	if spec.File == nil && old.spec.File == nil && spec.Network == old.spec.Network && spec.Address == old.spec.Address {
 		f, err := old.File()
 		if err != nil {
+			e.stopUnused(spec)
 			return nil, err
 		}
 		defer f.Close()
@@ -134,12 +140,14 @@ func (e *Engine) Replace(old *Listener, spec ListenerSpec) (*Listener, error) {
 func (e *Engine) listen(spec ListenerSpec, replacing *Listener) (*Listener, error) {
 	l, err := newListener(e, spec)
 	if err != nil {
+		e.stopUnused(spec)
 		return nil, err
 	}
 	e.mu.Lock()
 	if e.stopped || e.draining.Load() {
 		e.mu.Unlock()
 		l.closeSocket()
+		l.stopModule()
 		return nil, ErrEngineClosed
 	}
 	kept := e.listeners[:0]
@@ -151,6 +159,7 @@ func (e *Engine) listen(spec ListenerSpec, replacing *Listener) (*Listener, erro
 		if other != replacing && other.spec.Name == spec.Name && !other.closed.Load() {
 			e.mu.Unlock()
 			l.closeSocket()
+			l.stopModule()
 			return nil, fmt.Errorf("listener %q: already running", spec.Name)
 		}
 	}
@@ -164,6 +173,15 @@ func (e *Engine) listen(spec ListenerSpec, replacing *Listener) (*Listener, erro
 		}
 	}
 	return l, nil
+}
+
+// stopUnused stops the module of a listener that could not be made.
+func (e *Engine) stopUnused(spec ListenerSpec) {
+	if s, ok := spec.Module.(api.Stopper); ok {
+		if err := s.Stop(); err != nil {
+			e.log.Warn("module stop failed", "listener", spec.Name, "error", err)
+		}
+	}
 }
 
 // Listeners returns the listeners that accept connections now.

@@ -526,3 +526,55 @@ func TestWriteToAGonePeerRaisesNoSIGPIPE(t *testing.T) {
 	case <-time.After(100 * time.Millisecond):
 	}
 }
+
+// stopCounter is lineEcho that counts its Stop calls.
+type stopCounter struct {
+	lineEcho
+	stops atomic.Int32
+}
+
+func (m *stopCounter) Stop() error {
+	m.stops.Add(1)
+	return nil
+}
+
+// TestFailedListenStopsTheModule: a module handed to Listen or Replace
+// belongs to the listener from then on, and a listener that cannot be made
+// (its address taken, its name running) must stop it, once, rather than
+// leave it holding what its Start took.
+func TestFailedListenStopsTheModule(t *testing.T) {
+	e, l := startEngine(t, Config{Loops: 1}, ListenerSpec{Name: "t", Network: "tcp", Address: "127.0.0.1:0", Module: &lineEcho{}})
+	_, taken := splitAddr(l.Addr())
+	for _, tc := range []struct {
+		name string
+		spec ListenerSpec
+	}{
+		{"address in use", ListenerSpec{Name: "other", Network: "tcp", Address: taken}},
+		{"name running", ListenerSpec{Name: "t", Network: "tcp", Address: "127.0.0.1:0"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			m := &stopCounter{}
+			tc.spec.Module = m
+			if _, err := e.Listen(tc.spec); err == nil {
+				t.Fatal("Listen succeeded")
+			}
+			if n := m.stops.Load(); n != 1 {
+				t.Fatalf("Stop ran %d times, want 1", n)
+			}
+		})
+	}
+	t.Run("replace onto an address in use", func(t *testing.T) {
+		other, err := e.Listen(ListenerSpec{Name: "other", Network: "tcp", Address: "127.0.0.1:0", Module: &lineEcho{}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		m := &stopCounter{}
+		if _, err := e.Replace(other, ListenerSpec{Name: "other", Network: "tcp", Address: taken, Module: m}); err == nil {
+			t.Fatal("Replace succeeded")
+		}
+		if n := m.stops.Load(); n != 1 {
+			t.Fatalf("Stop ran %d times, want 1", n)
+		}
+		roundTrip(t, dial(t, other), "the old listener still serves\n")
+	})
+}

@@ -156,7 +156,9 @@ type Starter interface {
 }
 
 // Stopper is implemented by modules that must release resources. Stop runs
-// after the listener's last connection closed.
+// once: after the listener's last connection closed, or at once when the
+// listener could not be made (its address taken, say), which may be before
+// Start ever ran.
 type Stopper interface {
 	Stop() error
 }
