@@ -162,8 +162,8 @@ func (a *acceptor) admit(fd int) {
 // loop; then the connection goes to that loop. A hand-off costs the other
 // loop a wake-up, so the slack grows with the load: short-lived
 // connections make the counts wobble, and chasing every wobble (a slack of
-// one) handed off a third of them and cost 10% more CPU per connection
-// when every connection carried one line.
+// one) handed off a third of the connections that carried one line each;
+// with this slack, and giveWay doing most of the balancing, one in ten.
 func (l *eventLoop) loopFor() *eventLoop {
 	loops := l.engine.loops
 	mine := l.served.Load()
