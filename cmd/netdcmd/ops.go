@@ -62,7 +62,7 @@ func (s daemonSource) Loops() []admin.LoopSnapshot {
 	stats := s.d.engine.LoopStats()
 	out := make([]admin.LoopSnapshot, len(stats))
 	for i, st := range stats {
-		out[i] = admin.LoopSnapshot{ID: i, Events: st.Events, Busy: st.Busy, Connections: st.Connections, HandedOff: st.HandedOff}
+		out[i] = admin.LoopSnapshot{ID: i, Events: st.Events, Busy: st.Busy, Connections: st.Connections}
 	}
 	return out
 }

@@ -172,7 +172,7 @@ func TestMetrics(t *testing.T) {
 				Closed: map[string]uint64{"client": 2, "idle_timeout": 1}},
 			{Name: "udp", DatagramsIn: 7, DatagramsOut: 6, Dropped: 1, BytesIn: 70, BytesOut: 60},
 		},
-		loops: []LoopSnapshot{{ID: 0, Events: 10, Busy: 1500 * time.Millisecond}, {ID: 1, Events: 20, Connections: 3, HandedOff: 2}},
+		loops: []LoopSnapshot{{ID: 0, Events: 10, Busy: 1500 * time.Millisecond}, {ID: 1, Events: 20, Connections: 3}},
 	}
 	s := start(t, Config{Source: src, Version: "v1.2.3", Commit: "abc123"})
 	s.Metrics().ConfigLoaded("hash1", time.Unix(1700000000, 0))
@@ -198,7 +198,6 @@ func TestMetrics(t *testing.T) {
 	expect(t, fams, "netd_loop_busy_seconds_total", map[string]string{"loop": "0"}, 1.5)
 	expect(t, fams, "netd_loop_events_total", map[string]string{"loop": "1"}, 20)
 	expect(t, fams, "netd_loop_connections", map[string]string{"loop": "1"}, 3)
-	expect(t, fams, "netd_loop_connections_handed_off_total", map[string]string{"loop": "1"}, 2)
 	expect(t, fams, "netd_reloads_total", map[string]string{"result": "ok"}, 0)
 	expect(t, fams, "netd_reloads_total", map[string]string{"result": "failed"}, 0)
 	expect(t, fams, "netd_config_info", map[string]string{"hash": "hash1"}, 1)

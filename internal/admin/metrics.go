@@ -132,8 +132,6 @@ var (
 		"Time an event loop has spent outside epoll_wait.", []string{"loop"}, nil)
 	descLoopConns = prometheus.NewDesc("netd_loop_connections",
 		"Accepted connections an event loop serves now.", []string{"loop"}, nil)
-	descLoopHandedOff = prometheus.NewDesc("netd_loop_connections_handed_off_total",
-		"Connections an event loop accepted and handed to a less busy loop.", []string{"loop"}, nil)
 
 	descReloads = prometheus.NewDesc("netd_reloads_total",
 		"Config reloads, by result.", []string{"result"}, nil)
@@ -152,7 +150,7 @@ func (c *collector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{
 		descAccepted, descActive, descClosed, descBytesIn, descBytesOut, descReadsPaused,
 		descAcceptErrors, descDatagramsIn, descDatagramsOut, descDropped,
-		descLoopEvents, descLoopBusy, descLoopConns, descLoopHandedOff, descReloads, descConfigInfo, descConfigTime, descConfigOK,
+		descLoopEvents, descLoopBusy, descLoopConns, descReloads, descConfigInfo, descConfigTime, descConfigOK,
 	} {
 		ch <- d
 	}
@@ -200,7 +198,6 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 			counter(descLoopEvents, lp.Events, id)
 			ch <- prometheus.MustNewConstMetric(descLoopBusy, prometheus.CounterValue, lp.Busy.Seconds(), id)
 			ch <- prometheus.MustNewConstMetric(descLoopConns, prometheus.GaugeValue, float64(lp.Connections), id)
-			counter(descLoopHandedOff, lp.HandedOff, id)
 		}
 	}
 

@@ -53,9 +53,6 @@ type LoopSnapshot struct {
 	Busy time.Duration
 	// Connections is how many accepted connections the loop serves now.
 	Connections int64
-	// HandedOff counts connections the loop accepted and handed to a less
-	// busy loop.
-	HandedOff uint64
 }
 
 // FromStats turns a listener's loop counters into a snapshot.

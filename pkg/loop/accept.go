@@ -36,7 +36,6 @@ func (a *acceptor) handleEvent(uint32) {
 			switch err {
 			case unix.EAGAIN:
 				a.delay = 0
-				a.giveWay()
 				return
 			case unix.EINTR, unix.ECONNABORTED, unix.EPERM, unix.EPROTO:
 				// The connection died in the queue or a firewall said no:
@@ -52,28 +51,41 @@ func (a *acceptor) handleEvent(uint32) {
 		}
 		a.delay = 0
 		a.admit(fd)
+		if a.giveWay() {
+			// Leave the rest of a burst to the loops now ahead in the
+			// queue: level-triggered, the listener is reported again to
+			// whichever loop comes next.
+			return
+		}
 	}
 	a.giveWay()
 }
 
 // giveWay moves this loop's registration of the listener to the back of
-// the socket's wait queue when the loop serves more connections than
-// another: the kernel wakes the first loop waiting in that queue, so the
-// next connection goes to a less busy loop if one is waiting, without a
-// hand-off. Two system calls, and only while the loops are unbalanced.
-func (a *acceptor) giveWay() {
+// the socket's wait queue when the loop serves more connections than the
+// least busy loop, and reports whether it did. The kernel wakes the first
+// loop waiting in that queue (one EPOLLEXCLUSIVE registration per loop),
+// so without this the loop that happens to be first takes most
+// connections: 57 to 64 of a burst of 64 with loops: 2, 63 of 64 connects
+// one after another to 4 idle loops. With it, the next connection goes to
+// a less busy loop if one is waiting. Two system calls, only while the
+// loops are unbalanced, and no loop disturbs another: handing accepted
+// connections to another loop's task queue was tried (a wake-up of that
+// loop per hand-off) and is not needed for the balance.
+func (a *acceptor) giveWay() bool {
 	l := a.loop
 	if len(l.engine.loops) == 1 || a.paused || a.lis.closed.Load() {
-		return
+		return false
 	}
 	if l.served.Load() <= l.fewestServed()+1 {
-		return
+		return false
 	}
 	_ = unix.EpollCtl(l.epfd, unix.EPOLL_CTL_DEL, a.lis.fd, nil)
-	l.ctl = unix.EpollEvent{Events: unix.EPOLLIN | unix.EPOLLEXCLUSIVE, Fd: int32(a.lis.fd)}
+	l.ctl = unix.EpollEvent{Events: unix.EPOLLIN | unix.EPOLLEXCLUSIVE, Fd: int32(a.lis.fd), Pad: int32(l.other[a.lis.fd].gen)}
 	if err := unix.EpollCtl(l.epfd, unix.EPOLL_CTL_ADD, a.lis.fd, &l.ctl); err != nil {
 		a.pause(err) // out of epoll already; the backoff puts it back
 	}
+	return true
 }
 
 // fewestServed returns the fewest connections any loop serves.
@@ -118,10 +130,7 @@ func (l *eventLoop) acceptedPeer() (ap netip.AddrPort, ok bool) {
 
 // admit turns an accepted descriptor into a connection, or closes it at
 // once when a connection limit is reached. The peer's address is in the
-// loop's accept buffer. The connection is served by the loop that accepted
-// it unless that loop serves more than its share (see loopFor): then it is
-// handed to the least busy loop, counted everywhere before it leaves, so
-// that a drain cannot end while it is on its way.
+// loop's accept buffer.
 func (a *acceptor) admit(fd int) {
 	l, lis, e := a.loop, a.lis, a.lis.engine
 	stats := &lis.stats[l.index]
@@ -139,56 +148,12 @@ func (a *acceptor) admit(fd int) {
 		}
 		return
 	}
+	l.served.Add(1)
 	peer, isIP := l.acceptedPeer()
-	if to := l.loopFor(); to != l {
-		next := lis.acceptors[to.index]
-		if to.Submit(func() { next.serve(fd, peer, isIP) }) == nil {
-			l.handedOff.Add(1)
-			return
-		}
-		// That loop has stopped: serve it here.
-		to.served.Add(-1)
-		l.served.Add(1)
-	}
 	a.serve(fd, peer, isIP)
 }
 
-// loopFor picks the loop to serve a connection this loop has accepted, and
-// counts the connection there. Which loop accepts is the kernel's choice:
-// with one EPOLLEXCLUSIVE registration per loop it wakes the first loop
-// waiting, so an idle daemon takes a burst of connects on one loop (57 to
-// 64 of 64 in bench/compare.sh's pp64 with loops: 2). A loop keeps what it
-// accepts unless it serves more than balanceSlack more than the least busy
-// loop; then the connection goes to that loop. A hand-off costs the other
-// loop a wake-up, so the slack grows with the load: short-lived
-// connections make the counts wobble, and chasing every wobble (a slack of
-// one) handed off a third of the connections that carried one line each;
-// with this slack, and giveWay doing most of the balancing, one in ten.
-func (l *eventLoop) loopFor() *eventLoop {
-	loops := l.engine.loops
-	mine := l.served.Load()
-	least, fewest := l, mine
-	if len(loops) > 1 {
-		for _, o := range loops {
-			if n := o.served.Load(); n < fewest {
-				least, fewest = o, n
-			}
-		}
-		if mine <= fewest+balanceSlack(mine) {
-			least = l
-		}
-	}
-	least.served.Add(1)
-	return least
-}
-
-// balanceSlack is how many connections more than the least busy loop a
-// loop may serve before it hands new ones off: two, plus a quarter of its
-// own.
-func balanceSlack(served int64) int64 { return 2 + served/4 }
-
-// serve registers a connection admitted by this loop's acceptor, or handed
-// to it by another loop's, and shows it to the module.
+// serve registers an admitted connection and shows it to the module.
 func (a *acceptor) serve(fd int, peer netip.AddrPort, isIP bool) {
 	l, lis := a.loop, a.lis
 	c := newConn(l, lis, nil, fd)
@@ -211,7 +176,7 @@ func (a *acceptor) serve(fd int, peer netip.AddrPort, isIP bool) {
 		c.setList(l.idleList(lis.spec.IdleTimeout))
 	}
 	// A module that panics in OnAccept loses this connection, not the
-	// loop: serve may run from a task, whose guard knows no connection.
+	// loop: the acceptor's guard knows no connection.
 	defer func() {
 		if r := recover(); r != nil {
 			l.recovered(c, r)

@@ -65,6 +65,7 @@ type conn struct {
 
 	fd     int32
 	events uint32 // the interest set registered with epoll
+	gen    uint32 // the loop's number for that registration (eventLoop.gen)
 	flags  uint16
 	closed bool
 
@@ -207,7 +208,7 @@ func (c *conn) updateEvents() {
 		return
 	}
 	if want := c.wantEvents(); want != c.events {
-		if err := c.loop.modify(int(c.fd), want); err != nil {
+		if err := c.loop.modify(int(c.fd), want, c.gen); err != nil {
 			c.closeNow(api.ReasonError, fmt.Errorf("epoll_ctl: %w", err))
 			return
 		}

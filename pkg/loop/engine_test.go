@@ -16,6 +16,8 @@ import (
 	"testing"
 	"time"
 
+	"golang.org/x/sys/unix"
+
 	"github.com/netd/netd/pkg/modules/api"
 )
 
@@ -417,9 +419,9 @@ func TestInputSurvivesAFailedWrite(t *testing.T) {
 
 // TestAcceptSpreadsConnections connects one client at a time to an idle
 // engine. The kernel wakes the first loop waiting for each, so without
-// balancing one loop would serve them all; each loop must serve its share,
-// whichever accepted, and every connection must work and be counted off
-// its loop when it closes.
+// giveWay one loop would serve them all; each loop must serve its share,
+// and every connection must work and be counted off its loop when it
+// closes.
 func TestAcceptSpreadsConnections(t *testing.T) {
 	const loops, conns = 4, 64
 	e, l := startEngine(t, Config{Loops: loops}, ListenerSpec{Name: "t", Network: "tcp", Address: "127.0.0.1:0", Module: &lineEcho{}})
@@ -429,28 +431,30 @@ func TestAcceptSpreadsConnections(t *testing.T) {
 		clients = append(clients, c)
 		roundTrip(t, c, fmt.Sprintf("line %d\n", i))
 	}
-	served := func() (counts []int64, handedOff uint64) {
+	served := func() (counts []int64) {
 		for _, s := range e.LoopStats() {
 			counts = append(counts, s.Connections)
-			handedOff += s.HandedOff
 		}
-		return counts, handedOff
+		return counts
 	}
-	counts, handedOff := served()
+	counts := served()
 	lo, hi := counts[0], counts[0]
 	var sum int64
 	for _, n := range counts {
 		lo, hi, sum = min(lo, n), max(hi, n), sum+n
 	}
-	if sum != conns || hi-lo > balanceSlack(hi)+1 {
-		t.Fatalf("connections per loop = %v (handed off %d), want %d in all, at most %d apart", counts, handedOff, conns, balanceSlack(hi)+1)
+	// 16 each when every loop is asleep at each connect; a loaded
+	// machine, with loops busy when a connect arrives, may skew it a
+	// little. Without giveWay it is 63/1/0/0.
+	if sum != conns || hi-lo > 8 {
+		t.Fatalf("connections per loop = %v, want %d in all, at most 8 apart", counts, conns)
 	}
-	t.Logf("connections per loop %v, %d handed off", counts, handedOff)
+	t.Logf("connections per loop %v", counts)
 	for _, c := range clients {
 		c.Close()
 	}
 	allClosed := pollUntil(10*time.Second, func() bool {
-		counts, _ = served()
+		counts = served()
 		for _, n := range counts {
 			if n != 0 {
 				return false
@@ -477,8 +481,7 @@ func (m *panicOnAccept) OnAccept(api.Conn) {
 }
 
 // TestPanicInOnAcceptClosesThatConnection: a module's panic in OnAccept
-// costs the connection it happened on, on the loop that accepted it or on
-// one it was handed to, and nothing else.
+// costs the connection it happened on, and nothing else.
 func TestPanicInOnAcceptClosesThatConnection(t *testing.T) {
 	m := &panicOnAccept{}
 	m.panics.Store(8)
@@ -577,4 +580,68 @@ func TestFailedListenStopsTheModule(t *testing.T) {
 		}
 		roundTrip(t, dial(t, other), "the old listener still serves\n")
 	})
+}
+
+// TestStaleRegistrationIsIgnored: a descriptor closed while another
+// process holds its file (a fork, until it execs) and not taken out of
+// epoll first stays registered under its old number, and goes on
+// reporting events there. A connection that reuses the number must not get
+// them: here the stale file's peer hangs up, and the connection would be
+// closed for it.
+func TestStaleRegistrationIsIgnored(t *testing.T) {
+	e, l := startEngine(t, Config{Loops: 1}, ListenerSpec{Name: "t", Network: "unix", Address: unixPath(t), Module: &lineEcho{}})
+	lp := e.loops[0]
+	for attempt := 0; attempt < 20; attempt++ {
+		pair, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		stale := pair[0]
+		ev := unix.EpollEvent{Events: unix.EPOLLIN, Fd: int32(stale)}
+		if err := unix.EpollCtl(lp.epfd, unix.EPOLL_CTL_ADD, stale, &ev); err != nil {
+			t.Fatal(err)
+		}
+		holder, err := unix.Dup(stale) // the fork's copy
+		if err != nil {
+			t.Fatal(err)
+		}
+		// The client's socket first, so that the number freed next goes
+		// to the connection the server accepts.
+		cfd, err := unix.Socket(unix.AF_UNIX, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		_ = unix.Close(stale) // no EPOLL_CTL_DEL: the registration stays
+		_, path := splitAddr(l.Addr())
+		if err := unix.Connect(cfd, &unix.SockaddrUnix{Name: path}); err != nil {
+			t.Fatal(err)
+		}
+		f := os.NewFile(uintptr(cfd), "client")
+		c, err := net.FileConn(f)
+		f.Close()
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { c.Close() })
+		_ = c.SetDeadline(time.Now().Add(10 * time.Second))
+		roundTrip(t, c, "before\n")
+		var reused bool
+		_ = lp.call(func() error {
+			reused = stale < len(lp.fds) && lp.fds[stale] != nil
+			return nil
+		})
+		if !reused {
+			// Another descriptor took the number first; try again.
+			_ = unix.Close(holder)
+			_ = unix.Close(pair[1])
+			c.Close()
+			continue
+		}
+		_ = unix.Close(pair[1]) // the stale file's peer hangs up
+		time.Sleep(100 * time.Millisecond)
+		roundTrip(t, c, "after the stale file hung up\n")
+		_ = unix.Close(holder)
+		return
+	}
+	t.Skip("the accepted connection never reused the stale number")
 }

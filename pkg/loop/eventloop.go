@@ -20,6 +20,13 @@ type fdHandler interface {
 	handleEvent(events uint32)
 }
 
+// registration is a handler in the other table, with the generation its
+// epoll registration carries (see eventLoop.gen).
+type registration struct {
+	h   fdHandler
+	gen uint32
+}
+
 // eventLoop is one goroutine around one epoll instance. Apart from Submit,
 // call and stop, its methods run only on its own goroutine.
 type eventLoop struct {
@@ -33,7 +40,7 @@ type eventLoop struct {
 	// few other descriptors (acceptors, the eventfd, datagram sockets,
 	// watches) are in other.
 	fds    []*conn
-	other  map[int]fdHandler
+	other  map[int]registration
 	events []unix.EpollEvent
 	buf    []byte // the loop's read buffer, shared by all its connections
 	iov    []unix.Iovec
@@ -54,6 +61,18 @@ type eventLoop struct {
 
 	// backoff holds listeners paused after an accept error.
 	backoff []*acceptor
+
+	// gen numbers the loop's epoll registrations. Each carries its number
+	// in the event's data beside the descriptor, and an event whose
+	// number is not that of what is registered under the descriptor now
+	// is dropped. A registration outlives close(2) while another process
+	// holds the file (a fork, until it execs), and if it is not removed
+	// first it goes on reporting events under a number that the next
+	// socket reuses: a reaped child's pidfd or a closed socket reports
+	// EPOLLHUP, and a new connection that got the number was closed for
+	// it (seen in TestExecNoZombies, one run in 15 with both loops
+	// spawning children).
+	gen uint32
 
 	// spinning is set after an iteration that handled events: the next
 	// one polls without blocking first (see poll).
@@ -89,11 +108,9 @@ type eventLoop struct {
 	wakeups atomic.Uint64 // epoll_wait returns
 	busy    atomic.Int64  // nanoseconds spent handling events
 
-	// served counts the accepted connections this loop serves, including
-	// those on their way to it; other loops read it to balance (see
-	// loopFor). handedOff counts those it accepted for other loops.
-	served    atomic.Int64
-	handedOff atomic.Uint64
+	// served counts the accepted connections this loop serves; other
+	// loops read it to balance (see acceptor.giveWay).
+	served atomic.Int64
 }
 
 // wakeHandler drains the eventfd.
@@ -125,7 +142,7 @@ func newEventLoop(e *Engine, index int) (*eventLoop, error) {
 		iov:    make([]unix.Iovec, 0, maxIovecs),
 		now:    time.Now(),
 		done:   make(chan struct{}),
-		other:  make(map[int]fdHandler),
+		other:  make(map[int]registration),
 	}
 	l.lingering.timeout = e.cfg.LingerQuiet
 	l.draining.timeout = e.cfg.LingerQuiet
@@ -148,20 +165,22 @@ func (l *eventLoop) add(fd int, h fdHandler, events uint32) error {
 		copy(grown, l.fds)
 		l.fds = grown
 	}
-	l.ctl = unix.EpollEvent{Events: events, Fd: int32(fd)}
+	l.gen++
+	l.ctl = unix.EpollEvent{Events: events, Fd: int32(fd), Pad: int32(l.gen)}
 	if err := unix.EpollCtl(l.epfd, unix.EPOLL_CTL_ADD, fd, &l.ctl); err != nil {
 		return fmt.Errorf("epoll_ctl add fd %d: %w", fd, err)
 	}
 	// A descriptor number is reused once closed: what was registered
 	// under it before, in the other table, is gone.
 	if isConn {
+		c.gen = l.gen
 		l.fds[fd] = c
 		delete(l.other, fd)
 	} else {
 		if fd < len(l.fds) {
 			l.fds[fd] = nil
 		}
-		l.other[fd] = h
+		l.other[fd] = registration{h: h, gen: l.gen}
 	}
 	return nil
 }
@@ -171,15 +190,17 @@ func (l *eventLoop) handlerOf(fd int) fdHandler {
 	if fd >= 0 && fd < len(l.fds) && l.fds[fd] != nil {
 		return l.fds[fd]
 	}
-	if h, ok := l.other[fd]; ok {
-		return h
+	if r, ok := l.other[fd]; ok {
+		return r.h
 	}
 	return nil
 }
 
-// modify changes the events fd is registered for. Loop only.
-func (l *eventLoop) modify(fd int, events uint32) error {
-	l.ctl = unix.EpollEvent{Events: events, Fd: int32(fd)}
+// modify changes the events fd is registered for; gen is the generation
+// it was registered with (EPOLL_CTL_MOD replaces the event's data too).
+// Loop only.
+func (l *eventLoop) modify(fd int, events, gen uint32) error {
+	l.ctl = unix.EpollEvent{Events: events, Fd: int32(fd), Pad: int32(gen)}
 	return unix.EpollCtl(l.epfd, unix.EPOLL_CTL_MOD, fd, &l.ctl)
 }
 
@@ -188,7 +209,7 @@ func (l *eventLoop) removeFD(fd int) {
 	switch {
 	case fd >= 0 && fd < len(l.fds) && l.fds[fd] != nil:
 		l.fds[fd] = nil
-	case l.other[fd] != nil:
+	case l.other[fd].h != nil:
 		delete(l.other, fd)
 	default:
 		return
@@ -308,14 +329,17 @@ func (l *eventLoop) run() {
 		for i := 0; i < n; i++ {
 			ev := &l.events[i]
 			fd := int(ev.Fd)
+			gen := uint32(ev.Pad)
 			if fd >= 0 && fd < len(l.fds) {
 				if c := l.fds[fd]; c != nil {
-					l.dispatch(c, ev.Events)
+					if c.gen == gen {
+						l.dispatch(c, ev.Events)
+					}
 					continue
 				}
 			}
-			if h, ok := l.other[fd]; ok {
-				l.dispatch(h, ev.Events)
+			if r, ok := l.other[fd]; ok && r.gen == gen {
+				l.dispatch(r.h, ev.Events)
 			}
 		}
 		l.runRedeliveries()

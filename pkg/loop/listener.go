@@ -79,9 +79,6 @@ type Listener struct {
 	overLimitLog, acceptErrLog api.LogLimit
 
 	packetSock *packetSocket
-	// acceptors are a stream listener's registrations, one per loop, by
-	// loop index: a loop hands a connection to another's (see admit).
-	acceptors []*acceptor
 	// views are the listener's api.Loop on each loop.
 	views []*loopView
 }
@@ -181,12 +178,8 @@ func (l *Listener) start() error {
 		ps := l.packetSock
 		return ps.loop.call(func() error { return ps.loop.add(l.fd, ps, unix.EPOLLIN) })
 	}
-	l.acceptors = make([]*acceptor, len(l.engine.loops))
-	for i, lp := range l.engine.loops {
-		l.acceptors[i] = &acceptor{lis: l, loop: lp}
-	}
 	for _, lp := range l.engine.loops {
-		a := l.acceptors[lp.index]
+		a := &acceptor{lis: l, loop: lp}
 		err := lp.call(func() error {
 			return lp.add(l.fd, a, unix.EPOLLIN|unix.EPOLLEXCLUSIVE)
 		})

@@ -102,9 +102,6 @@ type LoopStats struct {
 	Busy time.Duration
 	// Connections counts the accepted connections the loop serves now.
 	Connections int64
-	// HandedOff counts connections the loop accepted and handed to a less
-	// busy loop.
-	HandedOff uint64
 }
 
 // LoopStats returns each loop's counters. Any goroutine.
@@ -116,7 +113,6 @@ func (e *Engine) LoopStats() []LoopStats {
 			Wakeups:     l.wakeups.Load(),
 			Busy:        time.Duration(l.busy.Load()),
 			Connections: l.served.Load(),
-			HandedOff:   l.handedOff.Load(),
 		}
 	}
 	return out
