@@ -20,6 +20,10 @@ const (
 	acceptBatch = 64
 )
 
+// acceptEvents is what every loop registers a stream listener for: one
+// loop woken per incoming connection, not all of them.
+const acceptEvents = unix.EPOLLIN | unix.EPOLLEXCLUSIVE
+
 // acceptor is one loop's registration of a stream listener.
 type acceptor struct {
 	lis      *Listener
@@ -58,7 +62,6 @@ func (a *acceptor) handleEvent(uint32) {
 			return
 		}
 	}
-	a.giveWay()
 }
 
 // giveWay moves this loop's registration of the listener to the back of
@@ -80,9 +83,7 @@ func (a *acceptor) giveWay() bool {
 	if l.served.Load() <= l.fewestServed()+1 {
 		return false
 	}
-	_ = unix.EpollCtl(l.epfd, unix.EPOLL_CTL_DEL, a.lis.fd, nil)
-	l.ctl = unix.EpollEvent{Events: unix.EPOLLIN | unix.EPOLLEXCLUSIVE, Fd: int32(a.lis.fd), Pad: int32(l.other[a.lis.fd].gen)}
-	if err := unix.EpollCtl(l.epfd, unix.EPOLL_CTL_ADD, a.lis.fd, &l.ctl); err != nil {
+	if err := l.requeue(a.lis.fd, acceptEvents); err != nil {
 		a.pause(err) // out of epoll already; the backoff puts it back
 	}
 	return true
@@ -220,7 +221,7 @@ func (a *acceptor) resume() {
 	if a.lis.closed.Load() {
 		return
 	}
-	if err := a.loop.add(a.lis.fd, a, unix.EPOLLIN|unix.EPOLLEXCLUSIVE); err != nil {
+	if err := a.loop.add(a.lis.fd, a, acceptEvents); err != nil {
 		a.lis.log.Error("cannot resume accepting", "error", err)
 	}
 }

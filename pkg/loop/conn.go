@@ -208,7 +208,7 @@ func (c *conn) updateEvents() {
 		return
 	}
 	if want := c.wantEvents(); want != c.events {
-		if err := c.loop.modify(int(c.fd), want, c.gen); err != nil {
+		if err := c.loop.modify(int(c.fd), want); err != nil {
 			c.closeNow(api.ReasonError, fmt.Errorf("epoll_ctl: %w", err))
 			return
 		}

@@ -196,12 +196,29 @@ func (l *eventLoop) handlerOf(fd int) fdHandler {
 	return nil
 }
 
-// modify changes the events fd is registered for; gen is the generation
-// it was registered with (EPOLL_CTL_MOD replaces the event's data too).
-// Loop only.
-func (l *eventLoop) modify(fd int, events, gen uint32) error {
-	l.ctl = unix.EpollEvent{Events: events, Fd: int32(fd), Pad: int32(gen)}
+// modify changes the events fd is registered for, keeping its generation
+// (EPOLL_CTL_MOD replaces the event's data too). Loop only.
+func (l *eventLoop) modify(fd int, events uint32) error {
+	l.ctl = unix.EpollEvent{Events: events, Fd: int32(fd), Pad: int32(l.genOf(fd))}
 	return unix.EpollCtl(l.epfd, unix.EPOLL_CTL_MOD, fd, &l.ctl)
+}
+
+// requeue registers fd anew with the same events and generation, which
+// puts this loop's entry at the back of the file's wait queue (see
+// acceptor.giveWay). On failure fd is out of epoll, though still in the
+// tables. Loop only.
+func (l *eventLoop) requeue(fd int, events uint32) error {
+	_ = unix.EpollCtl(l.epfd, unix.EPOLL_CTL_DEL, fd, nil)
+	l.ctl = unix.EpollEvent{Events: events, Fd: int32(fd), Pad: int32(l.genOf(fd))}
+	return unix.EpollCtl(l.epfd, unix.EPOLL_CTL_ADD, fd, &l.ctl)
+}
+
+// genOf returns the generation fd is registered with.
+func (l *eventLoop) genOf(fd int) uint32 {
+	if fd >= 0 && fd < len(l.fds) && l.fds[fd] != nil {
+		return l.fds[fd].gen
+	}
+	return l.other[fd].gen
 }
 
 // removeFD unregisters fd. Loop only.

@@ -181,7 +181,7 @@ func (l *Listener) start() error {
 	for _, lp := range l.engine.loops {
 		a := &acceptor{lis: l, loop: lp}
 		err := lp.call(func() error {
-			return lp.add(l.fd, a, unix.EPOLLIN|unix.EPOLLEXCLUSIVE)
+			return lp.add(l.fd, a, acceptEvents)
 		})
 		if err != nil {
 			return fmt.Errorf("listener %q: %w", l.spec.Name, err)

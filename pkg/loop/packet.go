@@ -138,7 +138,7 @@ func (p *packetSocket) flush() {
 
 func (p *packetSocket) setEvents(ev uint32) {
 	if ev != p.events && !p.lis.closed.Load() {
-		if p.loop.modify(p.lis.fd, ev, p.loop.other[p.lis.fd].gen) == nil {
+		if p.loop.modify(p.lis.fd, ev) == nil {
 			p.events = ev
 		}
 	}
