@@ -16,6 +16,7 @@ import (
 
 	"github.com/netd/netd/internal/admin"
 	"github.com/netd/netd/pkg/loop"
+	"github.com/netd/netd/pkg/modules/apitest"
 	_ "github.com/netd/netd/pkg/modules/echo"
 	_ "github.com/netd/netd/pkg/modules/proxy"
 )
@@ -92,34 +93,10 @@ func echoLine(t *testing.T, c net.Conn, line string) {
 	}
 }
 
-// series gathers the registry into name{label=value,...} = value, labels
-// sorted.
+// series gathers the daemon's registry (apitest.Series).
 func series(t *testing.T, d *daemon) map[string]float64 {
 	t.Helper()
-	fams, err := d.metrics.Registry().Gather()
-	if err != nil {
-		t.Fatal(err)
-	}
-	out := map[string]float64{}
-	for _, f := range fams {
-		for _, m := range f.GetMetric() {
-			var labels []string
-			for _, l := range m.GetLabel() {
-				labels = append(labels, l.GetName()+"="+l.GetValue())
-			}
-			sort.Strings(labels)
-			key := f.GetName() + "{" + strings.Join(labels, ",") + "}"
-			switch {
-			case m.Counter != nil:
-				out[key] = m.Counter.GetValue()
-			case m.Gauge != nil:
-				out[key] = m.Gauge.GetValue()
-			default:
-				out[key] = 0
-			}
-		}
-	}
-	return out
+	return apitest.Series(t, d.metrics.Registry())
 }
 
 // waitSeries waits until every series in want has its value, and returns

@@ -1,13 +1,13 @@
 package admin
 
 import (
-	"sort"
 	"strings"
 	"testing"
 
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/netd/netd/pkg/modules/api"
+	"github.com/netd/netd/pkg/modules/apitest"
 )
 
 // provisionTest registers what a module instance would in Provision, as
@@ -30,28 +30,10 @@ func provisionTest(t *testing.T, m *Metrics, module, listener string) (prometheu
 // moduleSeries returns every netd_test_* sample as name{labels} = value.
 func moduleSeries(t *testing.T, m *Metrics) map[string]float64 {
 	t.Helper()
-	fams, err := m.Registry().Gather()
-	if err != nil {
-		t.Fatal(err)
-	}
-	out := map[string]float64{}
-	for _, f := range fams {
-		if !strings.HasPrefix(f.GetName(), "netd_test_") {
-			continue
-		}
-		for _, s := range f.GetMetric() {
-			var labels []string
-			for _, l := range s.GetLabel() {
-				labels = append(labels, l.GetName()+"="+l.GetValue())
-			}
-			sort.Strings(labels)
-			key := f.GetName() + "{" + strings.Join(labels, ",") + "}"
-			switch {
-			case s.Counter != nil:
-				out[key] = s.Counter.GetValue()
-			case s.Gauge != nil:
-				out[key] = s.Gauge.GetValue()
-			}
+	out := apitest.Series(t, m.Registry())
+	for k := range out {
+		if !strings.HasPrefix(k, "netd_test_") {
+			delete(out, k)
 		}
 	}
 	return out

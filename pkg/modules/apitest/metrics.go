@@ -1,9 +1,12 @@
 package apitest
 
 import (
+	"sort"
+	"strings"
 	"testing"
 
 	"github.com/prometheus/client_golang/prometheus"
+	dto "github.com/prometheus/client_model/go"
 
 	"github.com/netd/netd/pkg/modules/api"
 )
@@ -53,16 +56,45 @@ func Metric(tb testing.TB, g prometheus.Gatherer, name string, labelPairs ...str
 					continue series
 				}
 			}
-			switch {
-			case m.GetCounter() != nil:
-				return m.GetCounter().GetValue()
-			case m.GetGauge() != nil:
-				return m.GetGauge().GetValue()
-			case m.GetHistogram() != nil:
-				return float64(m.GetHistogram().GetSampleCount())
-			}
+			return value(m)
 		}
 	}
 	tb.Fatalf("apitest: no series %s%v", name, labelPairs)
+	return 0
+}
+
+// Series returns every series gathered from g, keyed
+// name{label=value,...} with the labels sorted by name, for a test that
+// must see which series exist (after a reload, say) rather than read one.
+func Series(tb testing.TB, g prometheus.Gatherer) map[string]float64 {
+	tb.Helper()
+	fams, err := g.Gather()
+	if err != nil {
+		tb.Fatalf("apitest: gather: %v", err)
+	}
+	out := map[string]float64{}
+	for _, f := range fams {
+		for _, m := range f.GetMetric() {
+			labels := make([]string, 0, len(m.GetLabel()))
+			for _, lp := range m.GetLabel() {
+				labels = append(labels, lp.GetName()+"="+lp.GetValue())
+			}
+			sort.Strings(labels)
+			out[f.GetName()+"{"+strings.Join(labels, ",")+"}"] = value(m)
+		}
+	}
+	return out
+}
+
+// value is a counter's or gauge's value, or a histogram's sample count.
+func value(m *dto.Metric) float64 {
+	switch {
+	case m.GetCounter() != nil:
+		return m.GetCounter().GetValue()
+	case m.GetGauge() != nil:
+		return m.GetGauge().GetValue()
+	case m.GetHistogram() != nil:
+		return float64(m.GetHistogram().GetSampleCount())
+	}
 	return 0
 }
