@@ -519,6 +519,15 @@ func TestInetdServicesBesideXinetd(t *testing.T) {
 		}
 		return b
 	}
+	// endsSilently half-closes c and expects the server to end too, with
+	// nothing more sent.
+	endsSilently := func(t *testing.T, who string, c net.Conn) {
+		t.Helper()
+		closeWrite(t, c)
+		if rest := readAll(t, c); len(rest) != 0 {
+			t.Errorf("%s: after the half-close sent %q", who, rest)
+		}
+	}
 
 	for _, name := range []string{"daytime-tcp", "daytime-udp"} {
 		t.Run(name, func(t *testing.T) {
@@ -631,10 +640,7 @@ func TestInetdServicesBesideXinetd(t *testing.T) {
 				_ = c.SetReadDeadline(time.Now().Add(10 * time.Second))
 				roundTrip(t, c, piece)
 			}
-			closeWrite(t, c)
-			if rest := readAll(t, c); len(rest) != 0 {
-				t.Errorf("%s: after half-close sent %q", p.who, rest)
-			}
+			endsSilently(t, p.who, c)
 		}
 	})
 
@@ -666,10 +672,7 @@ func TestInetdServicesBesideXinetd(t *testing.T) {
 				}
 			}
 			// The client's end-of-file ends it, with nothing sent.
-			closeWrite(t, c)
-			if rest := readAll(t, c); len(rest) != 0 {
-				t.Errorf("%s: sent %q", p.who, rest)
-			}
+			endsSilently(t, p.who, c)
 		}
 	})
 
