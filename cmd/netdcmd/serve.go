@@ -90,7 +90,7 @@ func (d *daemon) retire(r *runningListener) {
 // registerer per listener that remembers what the listener registered,
 // so that forgetEnded can take the series away with the listener.
 func (d *daemon) configEnv() config.Env {
-	return config.Env{Logger: d.log, ListenerMetrics: d.metrics.ListenerRegisterer}
+	return config.Env{Logger: d.log, Metrics: d.metrics.ListenerRegisterer}
 }
 
 func (d *daemon) recordReload(err error) {

@@ -76,17 +76,13 @@ func Load(path string, logger hclog.Logger) (*Config, error) {
 type Env struct {
 	// Logger is the parent of every listener's logger; nil discards.
 	Logger hclog.Logger
-	// Metrics receives the instances' own collectors, each wrapped with
-	// its module and listener labels; nil keeps them in a registry of
-	// their own that nobody serves (netd validate, tests).
-	Metrics prometheus.Registerer
-	// ListenerMetrics, when not nil, is asked for the registerer of each
-	// listener's instance, which then registers there instead of in
-	// Metrics, under the same module and listener labels. The daemon
-	// hands each listener a registerer that records what it registered,
-	// so that a reload that retires the listener can unregister it all
-	// (admin.Metrics.ListenerRegisterer).
-	ListenerMetrics func(module, listener string) prometheus.Registerer
+	// Metrics, when not nil, is asked for the registerer of each
+	// listener's instance, where the instance's own collectors go under
+	// the labels module and listener. The daemon hands each listener one
+	// that records what it registered, so that a reload that retires the
+	// listener can unregister it all (admin.Metrics.ListenerRegisterer).
+	// nil puts them in a registry that nobody serves (netd validate).
+	Metrics func(module, listener string) prometheus.Registerer
 }
 
 // LoadEnv is Load with the instances' environment.
@@ -117,7 +113,10 @@ func ParseEnv(filename string, src []byte, env Env) (*Config, error) {
 		env.Logger = hclog.NewNullLogger()
 	}
 	if env.Metrics == nil {
-		env.Metrics = prometheus.NewRegistry()
+		// A registry nobody serves, so that a module's registration
+		// errors still show at validation.
+		reg := prometheus.NewRegistry()
+		env.Metrics = func(string, string) prometheus.Registerer { return reg }
 	}
 	errs := &errList{file: filename}
 	var root *value
@@ -172,16 +171,12 @@ func provision(cfg *Config, metas []listenerMeta, errs *errList, env Env) {
 		}
 		prefix := fmt.Sprintf("%s: module %s: ", m.ctx, l.Module)
 		l.Options.listener, l.Options.module = l.Name, l.Module
-		metrics := env.Metrics
-		if env.ListenerMetrics != nil {
-			metrics = env.ListenerMetrics(l.Module, l.Name)
-		}
 		inst, err := provisionOne(info, api.Setup{
 			Listener: l.Name,
 			Network:  l.Addr.Network(),
 			Options:  l.Options,
 			Logger:   env.Logger.Named("listener." + l.Name),
-			Metrics:  prometheus.WrapRegistererWith(prometheus.Labels{"module": l.Module, "listener": l.Name}, metrics),
+			Metrics:  prometheus.WrapRegistererWith(prometheus.Labels{"module": l.Module, "listener": l.Name}, env.Metrics(l.Module, l.Name)),
 		})
 		if err != nil {
 			errs.merge(err, l.Pos, prefix)
