@@ -637,8 +637,10 @@ func (s *session) killAndWait() bool {
 		s.killTimer.Stop()
 	}
 	if s.pidfd >= 0 {
-		// The watch, if any, dies with the descriptor: epoll forgets a
-		// closed one.
+		// The watch, if any, is not removed first (this may run off the
+		// loop): epoll forgets a closed descriptor, or, while a fork
+		// still holds it, the loop drops its events as stale (its
+		// registration generation no longer matches).
 		_ = unix.Close(s.pidfd)
 		s.pidfd = -1
 	}
