@@ -58,3 +58,45 @@ func (l *connList) nextDeadline() time.Time {
 	}
 	return l.head.deadline(l.timeout)
 }
+
+// setList moves the connection to list (nil: none).
+func (c *conn) setList(list *connList) {
+	if c.list == list {
+		return
+	}
+	if c.list != nil {
+		c.list.remove(c)
+	}
+	if list != nil {
+		c.last = c.loop.now.UnixNano()
+		list.pushBack(c)
+	}
+}
+
+// touch records activity: it restarts the idle timeout, or, while
+// closing, the quiet period the linger waits for. Past LingerTimeout a
+// closing connection's activity no longer counts, so a peer that reads a
+// trickle, or keeps sending, cannot hold the close open for good.
+func (c *conn) touch() {
+	if c.list == nil {
+		return
+	}
+	now := c.loop.now.UnixNano()
+	if c.flags&flagClosing != 0 && now-c.x.closing.since > int64(c.loop.engine.cfg.LingerTimeout) {
+		return
+	}
+	c.last = now
+	c.list.moveToBack(c)
+}
+
+// touchOutput records output progress: activity for the idle timeout and
+// the linger, not for a drain (see drain).
+func (c *conn) touchOutput() {
+	if c.list != &c.loop.draining {
+		c.touch()
+	}
+}
+
+func (c *conn) deadline(timeout time.Duration) time.Time {
+	return time.Unix(0, c.last+int64(timeout))
+}

@@ -62,3 +62,40 @@ func errnoErr(e unix.Errno) error {
 	}
 	return e
 }
+
+// maxIovecs bounds one writev; Linux allows 1024.
+const maxIovecs = 64
+
+// writev sends bufs in one system call, sendmsg(2) with MSG_NOSIGNAL as in
+// rawio.go, and returns the bytes written. x/sys's Writev allocates its
+// iovec slice; this reuses the loop's.
+func (l *eventLoop) writev(fd int, bufs [][]byte) (int, error) {
+	iov := l.iov[:0]
+	for _, b := range bufs {
+		if len(b) == 0 {
+			continue
+		}
+		if len(iov) == maxIovecs {
+			break
+		}
+		v := unix.Iovec{Base: &b[0]}
+		v.SetLen(len(b))
+		iov = append(iov, v)
+	}
+	l.iov = iov
+	if len(iov) == 0 {
+		return 0, nil
+	}
+	for {
+		l.msg = unix.Msghdr{Iov: &iov[0]}
+		l.msg.SetIovlen(len(iov))
+		n, _, errno := unix.RawSyscall(unix.SYS_SENDMSG, uintptr(fd), uintptr(unsafe.Pointer(&l.msg)), unix.MSG_NOSIGNAL)
+		if errno == unix.EINTR {
+			continue
+		}
+		if errno != 0 {
+			return 0, errno
+		}
+		return int(n), nil
+	}
+}

@@ -1,0 +1,192 @@
+package loop
+
+import (
+	"fmt"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/netd/netd/pkg/modules/api"
+)
+
+// readOnce reports whether the read returned bytes or EOF (as opposed to
+// nothing yet or an error).
+func (c *conn) readOnce() bool {
+	n, err := rawRead(int(c.fd), c.loop.buf)
+	switch {
+	case n > 0:
+		c.lis.stats[c.loop.index].bytesIn.Add(uint64(n))
+		c.touch()
+		c.deliver(c.loop.buf[:n])
+		return true
+	case n == 0 && err == nil:
+		if c.flags&flagWriteFailed != 0 {
+			// The peer went without reading what it was sent: an abort,
+			// not a clean end, so the module is not shown end-of-file.
+			// It has been shown every byte that came before.
+			c.closeNow(api.ReasonError, errWriteFailed)
+			return false
+		}
+		c.flags |= flagInputClosed
+		c.deliver(nil)
+		c.updateEvents()
+		return true
+	case err == unix.EAGAIN || err == unix.EINTR:
+		return false
+	default:
+		c.closeNow(api.ReasonError, err)
+		return false
+	}
+}
+
+// handleReadable reads once into the loop's buffer and hands the bytes to
+// the module.
+func (c *conn) handleReadable() { c.readOnce() }
+
+// deliver shows the module its unconsumed input followed by fresh bytes,
+// then keeps what it left. While OnReadable runs, the loop's reader, cur
+// and consumed say what Inbound shows (the loop's buffer or in) and what
+// the module has taken of it; they are saved and restored around the
+// callback, so that a delivery nested in another's callback leaves the
+// outer one's intact.
+func (c *conn) deliver(fresh []byte) {
+	l := c.loop
+	cur := fresh
+	if c.in != nil && len(*c.in) > 0 {
+		*c.in = append(*c.in, fresh...)
+		cur = *c.in
+	}
+	reader, outerCur, outerConsumed := l.reader, l.cur, l.consumed
+	l.reader, l.cur, l.consumed = c, cur, 0
+	c.callback(c.handler().OnReadable)
+	cur, consumed := l.cur, l.consumed
+	l.reader, l.cur, l.consumed = reader, outerCur, outerConsumed
+	if c.closed {
+		return
+	}
+	rest := cur[consumed:]
+	switch {
+	case len(rest) == 0:
+		if c.in != nil {
+			if cap(*c.in) > 4096 {
+				*c.in = nil // do not let one long line pin memory for good
+			} else {
+				*c.in = (*c.in)[:0]
+			}
+		}
+	case c.in == nil || len(*c.in) == 0:
+		if c.in == nil {
+			c.in = new([]byte)
+		}
+		*c.in = append(*c.in, rest...)
+	default:
+		*c.in = (*c.in)[:copy(*c.in, rest)]
+	}
+	if len(c.kept()) > c.lis.spec.MaxInput {
+		c.lis.log.Warn("input bound exceeded; connection closed", "remote", c.remoteString(), "limit", c.lis.spec.MaxInput)
+		c.closeNow(api.ReasonError, fmt.Errorf("more than %d bytes of unconsumed input", c.lis.spec.MaxInput))
+	}
+}
+
+// Inbound implements api.Conn. Inside OnReadable it shows the loop's
+// buffer without a copy; in any other callback, the input kept so far.
+func (c *conn) Inbound() []byte {
+	if l := c.loop; l.reader == c {
+		return l.cur[l.consumed:]
+	}
+	return c.kept()
+}
+
+// Consume implements api.Conn.
+func (c *conn) Consume(n int) {
+	l := c.loop
+	if l.reader != c {
+		if c.in != nil {
+			in := *c.in
+			n = min(max(n, 0), len(in))
+			*c.in = in[:copy(in, in[n:])]
+		}
+		return
+	}
+	if n < 0 || l.consumed+n > len(l.cur) {
+		n = len(l.cur) - l.consumed
+	}
+	l.consumed += n
+}
+
+// InputClosed implements api.Conn.
+func (c *conn) InputClosed() bool { return c.flags&flagInputClosed != 0 }
+
+// kept returns the input kept between reads.
+func (c *conn) kept() []byte {
+	if c.in == nil {
+		return nil
+	}
+	return *c.in
+}
+
+// PauseReading implements api.Conn.
+func (c *conn) PauseReading() {
+	c.flags |= flagPaused
+	if c.flags&flagInCallback == 0 {
+		c.updateEvents()
+	}
+}
+
+// ResumeReading implements api.Conn.
+func (c *conn) ResumeReading() {
+	c.flags &^= flagPaused
+	c.redeliver()
+	if c.flags&flagInCallback == 0 {
+		c.updateEvents()
+	}
+}
+
+// redeliver queues the connection to show its module the input it kept,
+// once the current event is done: after a pause ends, no new bytes may
+// ever come to trigger a read.
+func (c *conn) redeliver() {
+	if c.flags&flagRedeliver != 0 || len(c.kept()) == 0 || c.closed {
+		return
+	}
+	c.flags |= flagRedeliver
+	c.loop.redeliver = append(c.loop.redeliver, c)
+}
+
+// deliverKept shows the module its kept input again, if it reads now.
+func (c *conn) deliverKept() {
+	c.flags &^= flagRedeliver
+	if c.closed || c.flags&(flagPaused|flagWatermark|flagClosing) != 0 || len(c.kept()) == 0 {
+		return
+	}
+	c.deliver(nil)
+	if !c.closed && c.flags&flagHungUp != 0 && (len(c.kept()) == 0 || c.flags&flagClosing != 0) {
+		c.closeNow(api.ReasonClient, nil)
+		return
+	}
+	c.closeIfSpent()
+}
+
+// hungUp handles EPOLLHUP: both directions are shut (or a unix peer is
+// gone), so nothing more can be sent. Level-triggered, HUP would fire for
+// as long as the descriptor is in epoll, so the rest of the input is read
+// now, whatever the module's pause, and the descriptor leaves epoll. The
+// connection closes once the module has consumed what it was shown; input
+// it left (a proxy whose other side is slow, say) is shown again when it
+// resumes reading. Nothing the peer sent is dropped.
+func (c *conn) hungUp() {
+	for i := 0; i < 1024 && !c.closed && c.flags&flagInputClosed == 0; i++ {
+		if !c.readOnce() {
+			break
+		}
+	}
+	if c.closed {
+		return
+	}
+	if len(c.kept()) == 0 || c.flags&flagClosing != 0 {
+		c.closeNow(api.ReasonClient, nil)
+		return
+	}
+	c.flags |= flagHungUp | flagInputClosed
+	_ = unix.EpollCtl(c.loop.epfd, unix.EPOLL_CTL_DEL, int(c.fd), nil)
+	c.events = 0
+}

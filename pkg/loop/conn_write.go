@@ -1,0 +1,201 @@
+package loop
+
+import (
+	"errors"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/netd/netd/pkg/modules/api"
+)
+
+// errWriteFailed is the close error of a connection whose writes failed
+// and whose remaining input was then delivered.
+var errWriteFailed = errors.New("write failed: the peer stopped reading")
+
+// Write implements api.Conn: straight to the kernel when nothing is
+// queued, and only the rest is copied.
+func (c *conn) Write(p []byte) (int, error) {
+	if c.closed || c.flags&(flagClosing|flagCloseWrite|flagWriteShut) != 0 {
+		return 0, api.ErrClosed
+	}
+	total := len(p)
+	if c.out == nil && len(p) > 0 && c.flags&flagConnecting == 0 {
+		n, err := rawWrite(int(c.fd), p)
+		if err != nil && err != unix.EAGAIN && err != unix.EINTR {
+			c.writeFailed(err)
+			return 0, err
+		}
+		if n > 0 {
+			c.lis.stats[c.loop.index].bytesOut.Add(uint64(n))
+			p = p[n:]
+			c.touchOutput()
+		}
+	}
+	if len(p) > 0 {
+		c.queue(p)
+		if c.out.n > c.lis.spec.HighWatermark && c.flags&flagWatermark == 0 {
+			c.flags |= flagWatermark
+			c.lis.stats[c.loop.index].readsPaused.Add(1)
+		}
+		if c.flags&flagInCallback == 0 {
+			c.updateEvents()
+		}
+	}
+	return total, nil
+}
+
+// Buffered implements api.Conn.
+func (c *conn) Buffered() int { return c.buffered() }
+
+// buffered returns the bytes of output queued.
+func (c *conn) buffered() int {
+	if c.out == nil {
+		return 0
+	}
+	return c.out.n
+}
+
+// queue copies p behind the queued output.
+func (c *conn) queue(p []byte) {
+	if c.out == nil {
+		c.out = c.loop.getOutQueue()
+	}
+	c.out.append(p, &c.loop.pool)
+}
+
+// dropOutput discards queued output and gives the queue back to the loop.
+func (c *conn) dropOutput() {
+	if c.out != nil {
+		c.loop.putOutQueue(c.out)
+		c.out = nil
+	}
+}
+
+// handleWritable flushes queued output and tells the module when it may
+// write more.
+func (c *conn) handleWritable() {
+	if c.buffered() > 0 {
+		if !c.flush() {
+			return
+		}
+	}
+	if c.buffered() > 0 {
+		c.updateEvents()
+		return
+	}
+	if c.flags&flagClosing != 0 {
+		c.finishClose()
+		return
+	}
+	if c.flags&flagCloseWrite != 0 && c.flags&flagWriteShut == 0 {
+		c.shutWrite()
+	}
+	if c.flags&(flagDrained|flagWantWritable) != 0 {
+		c.flags &^= flagDrained
+		c.callback(c.handler().OnWritable)
+		return
+	}
+	c.updateEvents()
+}
+
+// flush writes queued output with writev. It reports false when the
+// connection was closed by an error.
+func (c *conn) flush() bool {
+	for c.out != nil && c.out.n > 0 {
+		c.loop.views = c.out.views(c.loop.views[:0])
+		n, err := c.loop.writev(int(c.fd), c.loop.views)
+		if err != nil {
+			if err == unix.EAGAIN {
+				break
+			}
+			c.writeFailed(err)
+			return !c.closed
+		}
+		c.lis.stats[c.loop.index].bytesOut.Add(uint64(n))
+		c.out.advance(n, &c.loop.pool)
+		c.touchOutput()
+		if n == 0 {
+			break
+		}
+	}
+	if c.out != nil && c.out.n == 0 {
+		c.dropOutput()
+	}
+	if c.flags&flagWatermark != 0 && c.buffered() <= c.lis.spec.LowWatermark {
+		c.flags &^= flagWatermark
+		c.redeliver()
+	}
+	if c.buffered() == 0 {
+		c.flags |= flagDrained
+	}
+	return true
+}
+
+// WantWritable implements api.Conn.
+func (c *conn) WantWritable(on bool) {
+	if on {
+		c.flags |= flagWantWritable
+	} else {
+		c.flags &^= flagWantWritable
+	}
+	if c.flags&flagInCallback == 0 {
+		c.updateEvents()
+	}
+}
+
+// CloseWrite implements api.Conn.
+func (c *conn) CloseWrite() error {
+	if c.closed || c.flags&flagClosing != 0 {
+		return api.ErrClosed
+	}
+	c.flags |= flagCloseWrite
+	if c.buffered() == 0 {
+		c.shutWrite()
+	}
+	return nil
+}
+
+func (c *conn) shutWrite() {
+	if c.flags&flagWriteShut != 0 {
+		return
+	}
+	c.flags |= flagWriteShut
+	if err := unix.Shutdown(int(c.fd), unix.SHUT_WR); err != nil && err != unix.ENOTCONN {
+		c.closeNow(api.ReasonError, err)
+	}
+}
+
+// writeFailed handles a write error or a socket error (EPOLLERR). A
+// closing connection closes at once. Otherwise its output is dropped, but
+// not its input: a peer that sent a request and went away without reading
+// (a child process that answered and exited, say) may have left bytes the
+// module has yet to see. Reading goes on to the peer's end, and the
+// connection closes, ReasonError, once the module has consumed the rest.
+func (c *conn) writeFailed(err error) {
+	if c.flags&flagClosing != 0 {
+		c.closeNow(api.ReasonError, err)
+		return
+	}
+	// remoteString allocates: a flood of vanishing clients must not pay
+	// for a line nobody logs.
+	if c.lis.log.IsDebug() {
+		c.lis.log.Debug("write failed; delivering the peer's remaining input", "remote", c.remoteString(), "error", err)
+	}
+	c.flags |= flagWriteFailed | flagWriteShut
+	c.flags &^= flagWatermark | flagWantWritable
+	c.dropOutput()
+	c.redeliver()
+	c.closeIfSpent()
+	if !c.closed && c.flags&flagInCallback == 0 {
+		c.updateEvents()
+	}
+}
+
+// closeIfSpent closes a connection whose writes failed after its module
+// was shown end-of-file, once the module has consumed the rest: nothing
+// can go either way any more.
+func (c *conn) closeIfSpent() {
+	if !c.closed && c.flags&(flagWriteFailed|flagInputClosed) == flagWriteFailed|flagInputClosed && len(c.kept()) == 0 {
+		c.closeNow(api.ReasonError, errWriteFailed)
+	}
+}
