@@ -28,7 +28,7 @@ const acceptEvents = unix.EPOLLIN | unix.EPOLLEXCLUSIVE
 type acceptor struct {
 	lis      *Listener
 	loop     *eventLoop
-	delay    time.Duration // current backoff; 0 when accepting normally
+	backoff  time.Duration // current backoff; 0 when accepting normally
 	resumeAt time.Time
 	paused   bool
 }
@@ -39,7 +39,7 @@ func (a *acceptor) handleEvent(uint32) {
 		if err != nil {
 			switch err {
 			case unix.EAGAIN:
-				a.delay = 0
+				a.backoff = 0
 				return
 			case unix.EINTR, unix.ECONNABORTED, unix.EPERM, unix.EPROTO:
 				// The connection died in the queue or a firewall said no:
@@ -53,7 +53,7 @@ func (a *acceptor) handleEvent(uint32) {
 				return
 			}
 		}
-		a.delay = 0
+		a.backoff = 0
 		a.admit(fd)
 		if a.giveWay() {
 			// Leave the rest of a burst to the loops now ahead in the
@@ -103,9 +103,9 @@ func (l *eventLoop) fewestServed() int64 {
 // EAGAIN that ends a batch included).
 func (a *acceptor) accept() (int, error) {
 	l := a.loop
-	l.rsaLen = unix.SizeofSockaddrAny
+	l.acceptAddrLen = unix.SizeofSockaddrAny
 	r, _, e := unix.Syscall6(unix.SYS_ACCEPT4, uintptr(a.lis.fd),
-		uintptr(unsafe.Pointer(&l.rsa)), uintptr(unsafe.Pointer(&l.rsaLen)),
+		uintptr(unsafe.Pointer(&l.acceptAddr)), uintptr(unsafe.Pointer(&l.acceptAddrLen)),
 		unix.SOCK_NONBLOCK|unix.SOCK_CLOEXEC, 0, 0)
 	if e != 0 {
 		return -1, e
@@ -116,13 +116,13 @@ func (a *acceptor) accept() (int, error) {
 // acceptedPeer decodes the address accept left in the loop's buffer; ok
 // is false for a unix socket's peer (or an unknown family).
 func (l *eventLoop) acceptedPeer() (ap netip.AddrPort, ok bool) {
-	switch l.rsa.Addr.Family {
+	switch l.acceptAddr.Addr.Family {
 	case unix.AF_INET:
-		p := (*unix.RawSockaddrInet4)(unsafe.Pointer(&l.rsa))
+		p := (*unix.RawSockaddrInet4)(unsafe.Pointer(&l.acceptAddr))
 		port := (*[2]byte)(unsafe.Pointer(&p.Port))
 		return netip.AddrPortFrom(netip.AddrFrom4(p.Addr), uint16(port[0])<<8|uint16(port[1])), true
 	case unix.AF_INET6:
-		p := (*unix.RawSockaddrInet6)(unsafe.Pointer(&l.rsa))
+		p := (*unix.RawSockaddrInet6)(unsafe.Pointer(&l.acceptAddr))
 		port := (*[2]byte)(unsafe.Pointer(&p.Port))
 		return netip.AddrPortFrom(netip.AddrFrom16(p.Addr).Unmap(), uint16(port[0])<<8|uint16(port[1])), true
 	}
@@ -172,7 +172,7 @@ func (a *acceptor) serve(fd int, peer netip.AddrPort, isIP bool) {
 		lis.engine.checkDrained()
 		return
 	}
-	c.events = unix.EPOLLIN
+	c.interest = unix.EPOLLIN
 	if lis.spec.IdleTimeout > 0 {
 		c.setList(l.idleList(lis.spec.IdleTimeout))
 	}
@@ -198,21 +198,21 @@ func (a *acceptor) serve(fd int, peer netip.AddrPort, isIP bool) {
 func (a *acceptor) pause(err error) {
 	stats := &a.lis.stats[a.loop.index]
 	stats.acceptErrors.Add(1)
-	if a.delay == 0 {
-		a.delay = minAcceptBackoff
-	} else if a.delay *= 2; a.delay > maxAcceptBackoff {
-		a.delay = maxAcceptBackoff
+	if a.backoff == 0 {
+		a.backoff = minAcceptBackoff
+	} else if a.backoff *= 2; a.backoff > maxAcceptBackoff {
+		a.backoff = maxAcceptBackoff
 	}
 	if a.lis.acceptErrLog.Allow(a.loop.now) {
-		a.lis.log.Warn("accept failed; pausing this listener", "error", err, "retry_in", a.delay)
+		a.lis.log.Warn("accept failed; pausing this listener", "error", err, "retry_in", a.backoff)
 	}
 	if a.paused || a.lis.closed.Load() {
 		return
 	}
 	a.paused = true
-	a.resumeAt = a.loop.now.Add(a.delay)
+	a.resumeAt = a.loop.now.Add(a.backoff)
 	a.loop.removeFD(a.lis.fd)
-	a.loop.backoff = append(a.loop.backoff, a)
+	a.loop.pausedAcceptors = append(a.loop.pausedAcceptors, a)
 }
 
 // resume puts the listener back into epoll after a backoff.

@@ -13,20 +13,20 @@ import (
 
 // Connection state bits.
 const (
-	flagInputClosed  uint16 = 1 << iota // read EOF
-	flagPaused                          // the module paused reading
-	flagWatermark                       // the loop paused reading: output above the high watermark
-	flagWantWritable                    // the module wants OnWritable while the socket takes output
-	flagClosing                         // graceful close in progress: flushing, then lingering
-	flagCloseWrite                      // half-close once output is flushed
-	flagWriteShut                       // shutdown(SHUT_WR) done
-	flagInCallback                      // a module callback is running
-	flagDrained                         // OnWritable is owed: output was queued and has drained
-	flagConnecting                      // a Dial in progress
-	flagOutbound                        // dialed or attached, not accepted: outside the listener's limits
-	flagRedeliver                       // queued on the loop to show the module its kept input again
-	flagHungUp                          // the peer is gone both ways: out of epoll, finishing kept input
-	flagWriteFailed                     // a write failed (EPIPE, ECONNRESET): output is dropped, input is still read
+	flagInputClosed       uint16 = 1 << iota // read EOF
+	flagPausedByModule                       // the module paused reading
+	flagPausedByWatermark                    // the loop paused reading: output above the high watermark
+	flagWantWritable                         // the module wants OnWritable while the socket takes output
+	flagClosing                              // graceful close in progress: flushing, then lingering
+	flagShutWritePending                     // half-close once output is flushed
+	flagWriteShut                            // shutdown(SHUT_WR) done
+	flagInCallback                           // a module callback is running
+	flagOnWritableOwed                       // OnWritable is owed: output was queued and has drained
+	flagConnecting                           // a Dial in progress
+	flagOutbound                             // dialed or attached, not accepted: outside the listener's limits
+	flagRedeliverQueued                      // queued on the loop to show the module its kept input again
+	flagHungUp                               // the peer is gone both ways: out of epoll, finishing kept input
+	flagWriteFailed                          // a write failed (EPIPE, ECONNRESET): output is dropped, input is still read
 )
 
 // conn is one stream connection. Only its loop touches it.
@@ -34,48 +34,48 @@ const (
 // An idle connection costs what this struct costs, so what only some
 // connections need lives behind pointers that stay nil for most: kept
 // input, queued output, and the rest (connExtra). What Inbound shows during
-// OnReadable is the loop's (eventLoop.cur), since one OnReadable runs at a
+// OnReadable is the loop's (eventLoop.inbound), since one OnReadable runs at a
 // time per loop. 120 bytes on 64-bit platforms (the 128-byte size class);
 // TestConnSize holds it there.
 type conn struct {
 	loop *eventLoop
 	lis  *Listener
 
-	// in holds input the module left unconsumed between reads; nil until
+	// keptInput holds input the module left unconsumed between reads; nil until
 	// a read first leaves some.
-	in *[]byte
+	keptInput *[]byte
 	// out is output the kernel has not taken yet; nil while there is none.
 	// The loop recycles the queues.
 	out *outQueue
-	// x is what few connections need: a dialed or attached connection's
+	// extra is what few connections need: a dialed or attached connection's
 	// handler, a graceful close's state. nil until then.
-	x   *connExtra
-	ctx any
+	extra *connExtra
+	ctx   any
 
-	// Intrusive list links for the idle or lingering list; last is the
+	// Intrusive list links for the idle or lingering list; lastActive is the
 	// time of the last activity, in the loop clock's Unix nanoseconds.
 	prev, next *conn
 	list       *connList
-	last       int64
+	lastActive int64
 
-	fd     int32
-	events uint32 // the interest set registered with epoll
-	gen    uint32 // the loop's number for that registration (eventLoop.gen)
-	flags  uint16
-	closed bool
+	fd       int32
+	interest uint32 // the interest set registered with epoll
+	gen      uint32 // the loop's number for that registration (eventLoop.gen)
+	flags    uint16
+	closed   bool
 
-	// The peer's address, compact: rfamily is 4 or 6 (raddr[:4] or raddr
-	// holds the address), 0 for a unix socket.
-	rfamily uint8
-	rport   uint16
-	raddr   [16]byte
+	// The peer's address, compact: remoteFamily is 4 or 6 (remoteIP[:4]
+	// or remoteIP holds the address), 0 for a unix socket.
+	remoteFamily uint8
+	remotePort   uint16
+	remoteIP     [16]byte
 }
 
 // connExtra is the state few connections need.
 type connExtra struct {
 	// h serves a dialed or attached connection; nil for an accepted one,
 	// which its listener's module serves.
-	h api.StreamHandler
+	handler api.StreamHandler
 	// closing is what a graceful close (flagClosing) remembers until the
 	// descriptor is closed.
 	closing closeState
@@ -95,25 +95,25 @@ var _ api.Conn = (*conn)(nil)
 func newConn(l *eventLoop, lis *Listener, h api.StreamHandler, fd int) *conn {
 	c := &conn{fd: int32(fd), loop: l, lis: lis}
 	if h != nil {
-		c.x = &connExtra{h: h}
+		c.extra = &connExtra{handler: h}
 	}
 	return c
 }
 
 // handler returns the connection's module.
 func (c *conn) handler() api.StreamHandler {
-	if c.x != nil && c.x.h != nil {
-		return c.x.h
+	if c.extra != nil && c.extra.handler != nil {
+		return c.extra.handler
 	}
 	return c.lis.stream
 }
 
 // extra returns the connection's connExtra, making it on first use.
-func (c *conn) extra() *connExtra {
-	if c.x == nil {
-		c.x = new(connExtra)
+func (c *conn) ensureExtra() *connExtra {
+	if c.extra == nil {
+		c.extra = new(connExtra)
 	}
-	return c.x
+	return c.extra
 }
 
 // setRemote records the peer's address; an invalid one (a unix socket's
@@ -122,37 +122,37 @@ func (c *conn) setRemote(ap netip.AddrPort) {
 	a := ap.Addr()
 	switch {
 	case a.Is4():
-		c.rfamily = 4
+		c.remoteFamily = 4
 		a4 := a.As4()
-		copy(c.raddr[:], a4[:])
+		copy(c.remoteIP[:], a4[:])
 	case a.Is6():
-		c.rfamily = 6
-		c.raddr = a.As16()
+		c.remoteFamily = 6
+		c.remoteIP = a.As16()
 	default:
-		c.rfamily = 0
+		c.remoteFamily = 0
 		return
 	}
-	c.rport = ap.Port()
+	c.remotePort = ap.Port()
 }
 
 // remote returns the peer's address; zero for unix sockets.
 func (c *conn) remote() netip.AddrPort {
-	switch c.rfamily {
+	switch c.remoteFamily {
 	case 4:
-		return netip.AddrPortFrom(netip.AddrFrom4([4]byte(c.raddr[:4])), c.rport)
+		return netip.AddrPortFrom(netip.AddrFrom4([4]byte(c.remoteIP[:4])), c.remotePort)
 	case 6:
-		return netip.AddrPortFrom(netip.AddrFrom16(c.raddr), c.rport)
+		return netip.AddrPortFrom(netip.AddrFrom16(c.remoteIP), c.remotePort)
 	}
 	return netip.AddrPort{}
 }
 
-// wantEvents computes the interest set from the state bits.
-func (c *conn) wantEvents() uint32 {
+// wantInterest computes the interest set from the state bits.
+func (c *conn) wantInterest() uint32 {
 	if c.flags&flagConnecting != 0 {
 		return unix.EPOLLOUT
 	}
 	var ev uint32
-	if c.flags&(flagInputClosed|flagPaused|flagWatermark) == 0 {
+	if c.flags&(flagInputClosed|flagPausedByModule|flagPausedByWatermark) == 0 {
 		ev |= unix.EPOLLIN
 	}
 	if c.flags&flagClosing != 0 && c.flags&flagWriteShut != 0 && c.flags&flagInputClosed == 0 {
@@ -165,17 +165,17 @@ func (c *conn) wantEvents() uint32 {
 	return ev
 }
 
-// updateEvents brings epoll's interest set in line with the state.
-func (c *conn) updateEvents() {
+// updateInterest brings epoll's interest set in line with the state.
+func (c *conn) updateInterest() {
 	if c.closed || c.flags&flagHungUp != 0 {
 		return
 	}
-	if want := c.wantEvents(); want != c.events {
+	if want := c.wantInterest(); want != c.interest {
 		if err := c.loop.modify(int(c.fd), want); err != nil {
 			c.closeNow(api.ReasonError, fmt.Errorf("epoll_ctl: %w", err))
 			return
 		}
-		c.events = want
+		c.interest = want
 	}
 }
 
@@ -200,7 +200,7 @@ func (c *conn) handleEvent(events uint32) {
 			return
 		}
 		events &^= unix.EPOLLOUT
-		c.updateEvents()
+		c.updateInterest()
 	}
 	if events&unix.EPOLLOUT != 0 {
 		c.handleWritable()
@@ -212,7 +212,7 @@ func (c *conn) handleEvent(events uint32) {
 		if c.flags&flagClosing != 0 {
 			c.discardInput()
 		} else if c.flags&flagInputClosed == 0 {
-			c.handleReadable()
+			c.readOnce()
 		}
 	}
 	if c.closed {
@@ -229,7 +229,7 @@ func (c *conn) callback(f func(api.Conn)) {
 	c.flags |= flagInCallback
 	f(c)
 	c.flags &^= flagInCallback
-	c.updateEvents()
+	c.updateInterest()
 }
 
 // Listener implements api.Conn.
@@ -249,14 +249,14 @@ func (c *conn) LocalAddr() net.Addr {
 
 // RemoteAddr implements api.Conn.
 func (c *conn) RemoteAddr() net.Addr {
-	if c.rfamily == 0 {
+	if c.remoteFamily == 0 {
 		return &net.UnixAddr{Net: "unix"}
 	}
 	return net.TCPAddrFromAddrPort(c.remote())
 }
 
 func (c *conn) remoteString() string {
-	if c.rfamily == 0 {
+	if c.remoteFamily == 0 {
 		return "unix"
 	}
 	return c.remote().String()

@@ -38,15 +38,15 @@ func (c *conn) CloseFor(reason api.Reason, err error) {
 		return
 	}
 	c.flags |= flagClosing
-	c.extra().closing = closeState{reason: reason, err: err, since: c.loop.now.UnixNano()}
-	c.flags &^= flagPaused | flagWatermark | flagWantWritable
+	c.ensureExtra().closing = closeState{reason: reason, err: err, since: c.loop.now.UnixNano()}
+	c.flags &^= flagPausedByModule | flagPausedByWatermark | flagWantWritable
 	c.setList(&c.loop.lingering)
 	if c.buffered() == 0 && c.flags&flagConnecting == 0 {
 		c.finishClose()
 		return
 	}
 	if c.flags&flagInCallback == 0 {
-		c.updateEvents()
+		c.updateInterest()
 	}
 }
 
@@ -54,18 +54,18 @@ func (c *conn) CloseFor(reason api.Reason, err error) {
 // finished sending, else half-close and linger for its EOF.
 func (c *conn) finishClose() {
 	if c.flags&flagInputClosed != 0 {
-		c.closeNow(c.x.closing.reason, c.x.closing.err)
+		c.closeNow(c.extra.closing.reason, c.extra.closing.err)
 		return
 	}
 	c.shutWrite()
 	if !c.closed && c.flags&flagInCallback == 0 {
-		c.updateEvents()
+		c.updateInterest()
 	}
 }
 
 // discardInput reads and drops input while lingering; EOF ends the linger.
 func (c *conn) discardInput() {
-	n, err := rawRead(int(c.fd), c.loop.buf)
+	n, err := rawRead(int(c.fd), c.loop.readBuf)
 	switch {
 	case n > 0:
 		c.lis.stats[c.loop.index].bytesIn.Add(uint64(n))
@@ -75,13 +75,13 @@ func (c *conn) discardInput() {
 	case n == 0 && err == nil:
 		c.flags |= flagInputClosed
 		if c.buffered() == 0 {
-			c.closeNow(c.x.closing.reason, c.x.closing.err)
+			c.closeNow(c.extra.closing.reason, c.extra.closing.err)
 		} else {
-			c.updateEvents()
+			c.updateInterest()
 		}
 	case err == unix.EAGAIN || err == unix.EINTR:
 	default:
-		c.closeNow(c.x.closing.reason, c.x.closing.err)
+		c.closeNow(c.extra.closing.reason, c.extra.closing.err)
 	}
 }
 
@@ -94,7 +94,7 @@ func (c *conn) Abort(reason api.Reason, err error) {
 		return
 	}
 	// TCP only: a unix socket or a pipe has no reset to send.
-	if c.rfamily != 0 && c.flags&flagConnecting == 0 {
+	if c.remoteFamily != 0 && c.flags&flagConnecting == 0 {
 		_ = unix.SetsockoptLinger(int(c.fd), unix.SOL_SOCKET, unix.SO_LINGER, &unix.Linger{Onoff: 1, Linger: 0})
 	}
 	c.closeNow(reason, err)
@@ -115,13 +115,13 @@ func (c *conn) closeNow(reason api.Reason, err error) {
 	if c.flags&flagHungUp == 0 {
 		c.loop.removeFD(int(c.fd))
 	} else {
-		c.loop.fds[c.fd] = nil
+		c.loop.conns[c.fd] = nil
 	}
 	_ = unix.Close(int(c.fd))
 	c.dropOutput()
-	c.in = nil
-	if l := c.loop; l.reader == c {
-		l.cur, l.consumed = nil, 0
+	c.keptInput = nil
+	if l := c.loop; l.delivering == c {
+		l.inbound, l.consumed = nil, 0
 	}
 	c.setList(nil)
 	if c.flags&flagOutbound != 0 {

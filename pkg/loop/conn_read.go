@@ -8,15 +8,17 @@ import (
 	"github.com/netd/netd/pkg/modules/api"
 )
 
-// readOnce reports whether the read returned bytes or EOF (as opposed to
-// nothing yet or an error).
+// readOnce reads once into the loop's buffer and hands the bytes, or
+// end-of-file, to the module. It reports whether the read returned bytes
+// or EOF (as opposed to nothing yet, or an error, which closes the
+// connection).
 func (c *conn) readOnce() bool {
-	n, err := rawRead(int(c.fd), c.loop.buf)
+	n, err := rawRead(int(c.fd), c.loop.readBuf)
 	switch {
 	case n > 0:
 		c.lis.stats[c.loop.index].bytesIn.Add(uint64(n))
 		c.touch()
-		c.deliver(c.loop.buf[:n])
+		c.deliver(c.loop.readBuf[:n])
 		return true
 	case n == 0 && err == nil:
 		if c.flags&flagWriteFailed != 0 {
@@ -28,7 +30,7 @@ func (c *conn) readOnce() bool {
 		}
 		c.flags |= flagInputClosed
 		c.deliver(nil)
-		c.updateEvents()
+		c.updateInterest()
 		return true
 	case err == unix.EAGAIN || err == unix.EINTR:
 		return false
@@ -38,48 +40,44 @@ func (c *conn) readOnce() bool {
 	}
 }
 
-// handleReadable reads once into the loop's buffer and hands the bytes to
-// the module.
-func (c *conn) handleReadable() { c.readOnce() }
-
 // deliver shows the module its unconsumed input followed by fresh bytes,
-// then keeps what it left. While OnReadable runs, the loop's reader, cur
-// and consumed say what Inbound shows (the loop's buffer or in) and what
+// then keeps what it left. While OnReadable runs, the loop's delivering,
+// inbound and consumed say what Inbound shows (the loop's buffer or in) and what
 // the module has taken of it; they are saved and restored around the
 // callback, so that a delivery nested in another's callback leaves the
 // outer one's intact.
 func (c *conn) deliver(fresh []byte) {
 	l := c.loop
 	cur := fresh
-	if c.in != nil && len(*c.in) > 0 {
-		*c.in = append(*c.in, fresh...)
-		cur = *c.in
+	if c.keptInput != nil && len(*c.keptInput) > 0 {
+		*c.keptInput = append(*c.keptInput, fresh...)
+		cur = *c.keptInput
 	}
-	reader, outerCur, outerConsumed := l.reader, l.cur, l.consumed
-	l.reader, l.cur, l.consumed = c, cur, 0
+	outerConn, outerInbound, outerConsumed := l.delivering, l.inbound, l.consumed
+	l.delivering, l.inbound, l.consumed = c, cur, 0
 	c.callback(c.handler().OnReadable)
-	cur, consumed := l.cur, l.consumed
-	l.reader, l.cur, l.consumed = reader, outerCur, outerConsumed
+	cur, consumed := l.inbound, l.consumed
+	l.delivering, l.inbound, l.consumed = outerConn, outerInbound, outerConsumed
 	if c.closed {
 		return
 	}
 	rest := cur[consumed:]
 	switch {
 	case len(rest) == 0:
-		if c.in != nil {
-			if cap(*c.in) > 4096 {
-				*c.in = nil // do not let one long line pin memory for good
+		if c.keptInput != nil {
+			if cap(*c.keptInput) > 4096 {
+				*c.keptInput = nil // do not let one long line pin memory for good
 			} else {
-				*c.in = (*c.in)[:0]
+				*c.keptInput = (*c.keptInput)[:0]
 			}
 		}
-	case c.in == nil || len(*c.in) == 0:
-		if c.in == nil {
-			c.in = new([]byte)
+	case c.keptInput == nil || len(*c.keptInput) == 0:
+		if c.keptInput == nil {
+			c.keptInput = new([]byte)
 		}
-		*c.in = append(*c.in, rest...)
+		*c.keptInput = append(*c.keptInput, rest...)
 	default:
-		*c.in = (*c.in)[:copy(*c.in, rest)]
+		*c.keptInput = (*c.keptInput)[:copy(*c.keptInput, rest)]
 	}
 	if len(c.kept()) > c.lis.spec.MaxInput {
 		c.lis.log.Warn("input bound exceeded; connection closed", "remote", c.remoteString(), "limit", c.lis.spec.MaxInput)
@@ -90,8 +88,8 @@ func (c *conn) deliver(fresh []byte) {
 // Inbound implements api.Conn. Inside OnReadable it shows the loop's
 // buffer without a copy; in any other callback, the input kept so far.
 func (c *conn) Inbound() []byte {
-	if l := c.loop; l.reader == c {
-		return l.cur[l.consumed:]
+	if l := c.loop; l.delivering == c {
+		return l.inbound[l.consumed:]
 	}
 	return c.kept()
 }
@@ -99,16 +97,16 @@ func (c *conn) Inbound() []byte {
 // Consume implements api.Conn.
 func (c *conn) Consume(n int) {
 	l := c.loop
-	if l.reader != c {
-		if c.in != nil {
-			in := *c.in
+	if l.delivering != c {
+		if c.keptInput != nil {
+			in := *c.keptInput
 			n = min(max(n, 0), len(in))
-			*c.in = in[:copy(in, in[n:])]
+			*c.keptInput = in[:copy(in, in[n:])]
 		}
 		return
 	}
-	if n < 0 || l.consumed+n > len(l.cur) {
-		n = len(l.cur) - l.consumed
+	if n < 0 || l.consumed+n > len(l.inbound) {
+		n = len(l.inbound) - l.consumed
 	}
 	l.consumed += n
 }
@@ -118,26 +116,26 @@ func (c *conn) InputClosed() bool { return c.flags&flagInputClosed != 0 }
 
 // kept returns the input kept between reads.
 func (c *conn) kept() []byte {
-	if c.in == nil {
+	if c.keptInput == nil {
 		return nil
 	}
-	return *c.in
+	return *c.keptInput
 }
 
 // PauseReading implements api.Conn.
 func (c *conn) PauseReading() {
-	c.flags |= flagPaused
+	c.flags |= flagPausedByModule
 	if c.flags&flagInCallback == 0 {
-		c.updateEvents()
+		c.updateInterest()
 	}
 }
 
 // ResumeReading implements api.Conn.
 func (c *conn) ResumeReading() {
-	c.flags &^= flagPaused
+	c.flags &^= flagPausedByModule
 	c.redeliver()
 	if c.flags&flagInCallback == 0 {
-		c.updateEvents()
+		c.updateInterest()
 	}
 }
 
@@ -145,17 +143,17 @@ func (c *conn) ResumeReading() {
 // once the current event is done: after a pause ends, no new bytes may
 // ever come to trigger a read.
 func (c *conn) redeliver() {
-	if c.flags&flagRedeliver != 0 || len(c.kept()) == 0 || c.closed {
+	if c.flags&flagRedeliverQueued != 0 || len(c.kept()) == 0 || c.closed {
 		return
 	}
-	c.flags |= flagRedeliver
-	c.loop.redeliver = append(c.loop.redeliver, c)
+	c.flags |= flagRedeliverQueued
+	c.loop.redeliverQueue = append(c.loop.redeliverQueue, c)
 }
 
 // deliverKept shows the module its kept input again, if it reads now.
 func (c *conn) deliverKept() {
-	c.flags &^= flagRedeliver
-	if c.closed || c.flags&(flagPaused|flagWatermark|flagClosing) != 0 || len(c.kept()) == 0 {
+	c.flags &^= flagRedeliverQueued
+	if c.closed || c.flags&(flagPausedByModule|flagPausedByWatermark|flagClosing) != 0 || len(c.kept()) == 0 {
 		return
 	}
 	c.deliver(nil)
@@ -188,5 +186,5 @@ func (c *conn) hungUp() {
 	}
 	c.flags |= flagHungUp | flagInputClosed
 	_ = unix.EpollCtl(c.loop.epfd, unix.EPOLL_CTL_DEL, int(c.fd), nil)
-	c.events = 0
+	c.interest = 0
 }

@@ -15,7 +15,7 @@ var errWriteFailed = errors.New("write failed: the peer stopped reading")
 // Write implements api.Conn: straight to the kernel when nothing is
 // queued, and only the rest is copied.
 func (c *conn) Write(p []byte) (int, error) {
-	if c.closed || c.flags&(flagClosing|flagCloseWrite|flagWriteShut) != 0 {
+	if c.closed || c.flags&(flagClosing|flagShutWritePending|flagWriteShut) != 0 {
 		return 0, api.ErrClosed
 	}
 	total := len(p)
@@ -33,12 +33,12 @@ func (c *conn) Write(p []byte) (int, error) {
 	}
 	if len(p) > 0 {
 		c.queue(p)
-		if c.out.n > c.lis.spec.HighWatermark && c.flags&flagWatermark == 0 {
-			c.flags |= flagWatermark
+		if c.out.n > c.lis.spec.HighWatermark && c.flags&flagPausedByWatermark == 0 {
+			c.flags |= flagPausedByWatermark
 			c.lis.stats[c.loop.index].readsPaused.Add(1)
 		}
 		if c.flags&flagInCallback == 0 {
-			c.updateEvents()
+			c.updateInterest()
 		}
 	}
 	return total, nil
@@ -80,30 +80,30 @@ func (c *conn) handleWritable() {
 		}
 	}
 	if c.buffered() > 0 {
-		c.updateEvents()
+		c.updateInterest()
 		return
 	}
 	if c.flags&flagClosing != 0 {
 		c.finishClose()
 		return
 	}
-	if c.flags&flagCloseWrite != 0 && c.flags&flagWriteShut == 0 {
+	if c.flags&flagShutWritePending != 0 && c.flags&flagWriteShut == 0 {
 		c.shutWrite()
 	}
-	if c.flags&(flagDrained|flagWantWritable) != 0 {
-		c.flags &^= flagDrained
+	if c.flags&(flagOnWritableOwed|flagWantWritable) != 0 {
+		c.flags &^= flagOnWritableOwed
 		c.callback(c.handler().OnWritable)
 		return
 	}
-	c.updateEvents()
+	c.updateInterest()
 }
 
 // flush writes queued output with writev. It reports false when the
 // connection was closed by an error.
 func (c *conn) flush() bool {
 	for c.out != nil && c.out.n > 0 {
-		c.loop.views = c.out.views(c.loop.views[:0])
-		n, err := c.loop.writev(int(c.fd), c.loop.views)
+		c.loop.writevBufs = c.out.views(c.loop.writevBufs[:0])
+		n, err := c.loop.writev(int(c.fd), c.loop.writevBufs)
 		if err != nil {
 			if err == unix.EAGAIN {
 				break
@@ -121,12 +121,12 @@ func (c *conn) flush() bool {
 	if c.out != nil && c.out.n == 0 {
 		c.dropOutput()
 	}
-	if c.flags&flagWatermark != 0 && c.buffered() <= c.lis.spec.LowWatermark {
-		c.flags &^= flagWatermark
+	if c.flags&flagPausedByWatermark != 0 && c.buffered() <= c.lis.spec.LowWatermark {
+		c.flags &^= flagPausedByWatermark
 		c.redeliver()
 	}
 	if c.buffered() == 0 {
-		c.flags |= flagDrained
+		c.flags |= flagOnWritableOwed
 	}
 	return true
 }
@@ -139,7 +139,7 @@ func (c *conn) WantWritable(on bool) {
 		c.flags &^= flagWantWritable
 	}
 	if c.flags&flagInCallback == 0 {
-		c.updateEvents()
+		c.updateInterest()
 	}
 }
 
@@ -148,7 +148,7 @@ func (c *conn) CloseWrite() error {
 	if c.closed || c.flags&flagClosing != 0 {
 		return api.ErrClosed
 	}
-	c.flags |= flagCloseWrite
+	c.flags |= flagShutWritePending
 	if c.buffered() == 0 {
 		c.shutWrite()
 	}
@@ -182,12 +182,12 @@ func (c *conn) writeFailed(err error) {
 		c.lis.log.Debug("write failed; delivering the peer's remaining input", "remote", c.remoteString(), "error", err)
 	}
 	c.flags |= flagWriteFailed | flagWriteShut
-	c.flags &^= flagWatermark | flagWantWritable
+	c.flags &^= flagPausedByWatermark | flagWantWritable
 	c.dropOutput()
 	c.redeliver()
 	c.closeIfSpent()
 	if !c.closed && c.flags&flagInCallback == 0 {
-		c.updateEvents()
+		c.updateInterest()
 	}
 }
 

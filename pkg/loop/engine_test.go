@@ -627,7 +627,7 @@ func TestStaleRegistrationIsIgnored(t *testing.T) {
 		roundTrip(t, c, "before\n")
 		var reused bool
 		_ = lp.call(func() error {
-			reused = stale < len(lp.fds) && lp.fds[stale] != nil
+			reused = stale < len(lp.conns) && lp.conns[stale] != nil
 			return nil
 		})
 		if !reused {

@@ -20,7 +20,7 @@ type fdHandler interface {
 	handleEvent(events uint32)
 }
 
-// registration is a handler in the other table, with the generation its
+// registration is a handler in the nonConns table, with the generation its
 // epoll registration carries (see eventLoop.gen).
 type registration struct {
 	h   fdHandler
@@ -35,32 +35,32 @@ type eventLoop struct {
 	epfd   int
 	wakefd int
 
-	// fds holds the connections by descriptor: a slice, not a map, for
+	// conns holds the connections by descriptor: a slice, not a map, for
 	// lookup and GC, and of *conn, 8 bytes a slot, not of fdHandler. The
 	// few other descriptors (acceptors, the eventfd, datagram sockets,
-	// watches) are in other.
-	fds    []*conn
-	other  map[int]registration
-	events []unix.EpollEvent
-	buf    []byte // the loop's read buffer, shared by all its connections
-	iov    []unix.Iovec
-	msg    unix.Msghdr // sendmsg's header for iov, so that it does not escape
-	views  [][]byte    // scratch for writev
-	pool   chunkPool
-	now    time.Time
+	// watches) are in nonConns.
+	conns      []*conn
+	nonConns   map[int]registration
+	events     []unix.EpollEvent
+	readBuf    []byte // the loop's read buffer, shared by all its connections
+	iov        []unix.Iovec
+	msg        unix.Msghdr // sendmsg's header for iov, so that it does not escape
+	writevBufs [][]byte    // scratch for writev
+	pool       chunkPool
+	now        time.Time
 
-	// idle holds one list per idle_timeout in use, ordered by last
+	// timeoutLists holds one list per idle_timeout in use, ordered by last
 	// activity; lingering holds connections closing gracefully.
-	idle      []*connList
-	lingering connList
-	draining  connList // connections being drained, by last activity
+	timeoutLists []*connList
+	lingering    connList
+	draining     connList // connections being drained, by last activity
 
-	// redeliver holds connections whose kept input must be shown to their
+	// redeliverQueue holds connections whose kept input must be shown to their
 	// module again (see conn.redeliver).
-	redeliver []*conn
+	redeliverQueue []*conn
 
-	// backoff holds listeners paused after an accept error.
-	backoff []*acceptor
+	// pausedAcceptors holds listeners paused after an accept error.
+	pausedAcceptors []*acceptor
 
 	// gen numbers the loop's epoll registrations. Each carries its number
 	// in the event's data beside the descriptor, and an event whose
@@ -78,30 +78,30 @@ type eventLoop struct {
 	// one polls without blocking first (see poll).
 	spinning bool
 
-	tasksMu  sync.Mutex
-	tasks    []func()
-	spare    []func()
-	wakeSent atomic.Bool
-	running  atomic.Bool
-	quit     atomic.Bool
-	done     chan struct{}
+	tasksMu    sync.Mutex
+	tasks      []func()
+	spareTasks []func()
+	wakeSent   atomic.Bool
+	running    atomic.Bool
+	quit       atomic.Bool
+	done       chan struct{}
 
-	ctl unix.EpollEvent // scratch for epoll_ctl, so it does not escape
+	ctlEvent unix.EpollEvent // scratch for epoll_ctl, so it does not escape
 
-	// While a connection's OnReadable runs, reader is that connection,
-	// cur what its Inbound shows and consumed what the module has taken
+	// While a connection's OnReadable runs, delivering is that
+	// connection, inbound what its Inbound shows and consumed what the module has taken
 	// of it (see conn.deliver).
-	reader   *conn
-	cur      []byte
-	consumed int
+	delivering *conn
+	inbound    []byte
+	consumed   int
 
-	// outFree recycles output queues (see conn.queue).
-	outFree []*outQueue
+	// freeOutQueues recycles output queues (see conn.queue).
+	freeOutQueues []*outQueue
 
-	// rsa receives accept4's peer address: a buffer of the loop's, so that
+	// acceptAddr receives accept4's peer address: a buffer of the loop's, so that
 	// an accept allocates nothing.
-	rsa    unix.RawSockaddrAny
-	rsaLen uint32
+	acceptAddr    unix.RawSockaddrAny
+	acceptAddrLen uint32
 
 	// Counters for metrics; only the loop writes them.
 	handled atomic.Uint64 // readiness events dispatched
@@ -133,16 +133,16 @@ func newEventLoop(e *Engine, index int) (*eventLoop, error) {
 		return nil, fmt.Errorf("eventfd: %w", err)
 	}
 	l := &eventLoop{
-		engine: e,
-		index:  index,
-		epfd:   epfd,
-		wakefd: wakefd,
-		events: make([]unix.EpollEvent, 256),
-		buf:    make([]byte, e.cfg.ReadBufferSize),
-		iov:    make([]unix.Iovec, 0, maxIovecs),
-		now:    time.Now(),
-		done:   make(chan struct{}),
-		other:  make(map[int]registration),
+		engine:   e,
+		index:    index,
+		epfd:     epfd,
+		wakefd:   wakefd,
+		events:   make([]unix.EpollEvent, 256),
+		readBuf:  make([]byte, e.cfg.ReadBufferSize),
+		iov:      make([]unix.Iovec, 0, maxIovecs),
+		now:      time.Now(),
+		done:     make(chan struct{}),
+		nonConns: make(map[int]registration),
 	}
 	l.lingering.timeout = e.cfg.LingerQuiet
 	l.draining.timeout = e.cfg.LingerQuiet
@@ -156,41 +156,41 @@ func newEventLoop(e *Engine, index int) (*eventLoop, error) {
 // add registers fd for events. Loop only (or before the loop runs).
 func (l *eventLoop) add(fd int, h fdHandler, events uint32) error {
 	c, isConn := h.(*conn)
-	if isConn && fd >= len(l.fds) {
-		n := 2 * len(l.fds)
+	if isConn && fd >= len(l.conns) {
+		n := 2 * len(l.conns)
 		if n < fd+1 {
 			n = fd + 64
 		}
 		grown := make([]*conn, n)
-		copy(grown, l.fds)
-		l.fds = grown
+		copy(grown, l.conns)
+		l.conns = grown
 	}
 	l.gen++
-	l.ctl = unix.EpollEvent{Events: events, Fd: int32(fd), Pad: int32(l.gen)}
-	if err := unix.EpollCtl(l.epfd, unix.EPOLL_CTL_ADD, fd, &l.ctl); err != nil {
+	l.ctlEvent = unix.EpollEvent{Events: events, Fd: int32(fd), Pad: int32(l.gen)}
+	if err := unix.EpollCtl(l.epfd, unix.EPOLL_CTL_ADD, fd, &l.ctlEvent); err != nil {
 		return fmt.Errorf("epoll_ctl add fd %d: %w", fd, err)
 	}
 	// A descriptor number is reused once closed: what was registered
-	// under it before, in the other table, is gone.
+	// under it before, in the nonConns table, is gone.
 	if isConn {
 		c.gen = l.gen
-		l.fds[fd] = c
-		delete(l.other, fd)
+		l.conns[fd] = c
+		delete(l.nonConns, fd)
 	} else {
-		if fd < len(l.fds) {
-			l.fds[fd] = nil
+		if fd < len(l.conns) {
+			l.conns[fd] = nil
 		}
-		l.other[fd] = registration{h: h, gen: l.gen}
+		l.nonConns[fd] = registration{h: h, gen: l.gen}
 	}
 	return nil
 }
 
 // handlerOf returns what is registered under fd; nil when nothing is.
 func (l *eventLoop) handlerOf(fd int) fdHandler {
-	if fd >= 0 && fd < len(l.fds) && l.fds[fd] != nil {
-		return l.fds[fd]
+	if fd >= 0 && fd < len(l.conns) && l.conns[fd] != nil {
+		return l.conns[fd]
 	}
-	if r, ok := l.other[fd]; ok {
+	if r, ok := l.nonConns[fd]; ok {
 		return r.h
 	}
 	return nil
@@ -199,8 +199,8 @@ func (l *eventLoop) handlerOf(fd int) fdHandler {
 // modify changes the events fd is registered for, keeping its generation
 // (EPOLL_CTL_MOD replaces the event's data too). Loop only.
 func (l *eventLoop) modify(fd int, events uint32) error {
-	l.ctl = unix.EpollEvent{Events: events, Fd: int32(fd), Pad: int32(l.genOf(fd))}
-	return unix.EpollCtl(l.epfd, unix.EPOLL_CTL_MOD, fd, &l.ctl)
+	l.ctlEvent = unix.EpollEvent{Events: events, Fd: int32(fd), Pad: int32(l.genOf(fd))}
+	return unix.EpollCtl(l.epfd, unix.EPOLL_CTL_MOD, fd, &l.ctlEvent)
 }
 
 // requeue registers fd anew with the same events and generation, which
@@ -209,25 +209,25 @@ func (l *eventLoop) modify(fd int, events uint32) error {
 // tables. Loop only.
 func (l *eventLoop) requeue(fd int, events uint32) error {
 	_ = unix.EpollCtl(l.epfd, unix.EPOLL_CTL_DEL, fd, nil)
-	l.ctl = unix.EpollEvent{Events: events, Fd: int32(fd), Pad: int32(l.genOf(fd))}
-	return unix.EpollCtl(l.epfd, unix.EPOLL_CTL_ADD, fd, &l.ctl)
+	l.ctlEvent = unix.EpollEvent{Events: events, Fd: int32(fd), Pad: int32(l.genOf(fd))}
+	return unix.EpollCtl(l.epfd, unix.EPOLL_CTL_ADD, fd, &l.ctlEvent)
 }
 
 // genOf returns the generation fd is registered with.
 func (l *eventLoop) genOf(fd int) uint32 {
-	if fd >= 0 && fd < len(l.fds) && l.fds[fd] != nil {
-		return l.fds[fd].gen
+	if fd >= 0 && fd < len(l.conns) && l.conns[fd] != nil {
+		return l.conns[fd].gen
 	}
-	return l.other[fd].gen
+	return l.nonConns[fd].gen
 }
 
 // removeFD unregisters fd. Loop only.
 func (l *eventLoop) removeFD(fd int) {
 	switch {
-	case fd >= 0 && fd < len(l.fds) && l.fds[fd] != nil:
-		l.fds[fd] = nil
-	case l.other[fd].h != nil:
-		delete(l.other, fd)
+	case fd >= 0 && fd < len(l.conns) && l.conns[fd] != nil:
+		l.conns[fd] = nil
+	case l.nonConns[fd].h != nil:
+		delete(l.nonConns, fd)
 	default:
 		return
 	}
@@ -290,25 +290,25 @@ func (l *eventLoop) stop() {
 func (l *eventLoop) runTasks() {
 	l.tasksMu.Lock()
 	tasks := l.tasks
-	l.tasks = l.spare[:0]
+	l.tasks = l.spareTasks[:0]
 	l.tasksMu.Unlock()
 	for i, f := range tasks {
 		l.guard(nil, f)
 		tasks[i] = nil
 	}
-	l.spare = tasks
+	l.spareTasks = tasks
 	l.runRedeliveries()
 }
 
 // runRedeliveries shows connections their kept input again; a delivery may
 // queue more, which run in the same pass.
 func (l *eventLoop) runRedeliveries() {
-	for i := 0; i < len(l.redeliver); i++ {
-		c := l.redeliver[i]
-		l.redeliver[i] = nil
+	for i := 0; i < len(l.redeliverQueue); i++ {
+		c := l.redeliverQueue[i]
+		l.redeliverQueue[i] = nil
 		l.guard(c, c.deliverKept)
 	}
-	l.redeliver = l.redeliver[:0]
+	l.redeliverQueue = l.redeliverQueue[:0]
 }
 
 // run is the loop's goroutine.
@@ -347,15 +347,15 @@ func (l *eventLoop) run() {
 			ev := &l.events[i]
 			fd := int(ev.Fd)
 			gen := uint32(ev.Pad)
-			if fd >= 0 && fd < len(l.fds) {
-				if c := l.fds[fd]; c != nil {
+			if fd >= 0 && fd < len(l.conns) {
+				if c := l.conns[fd]; c != nil {
 					if c.gen == gen {
 						l.dispatch(c, ev.Events)
 					}
 					continue
 				}
 			}
-			if r, ok := l.other[fd]; ok && r.gen == gen {
+			if r, ok := l.nonConns[fd]; ok && r.gen == gen {
 				l.dispatch(r.h, ev.Events)
 			}
 		}
@@ -429,12 +429,12 @@ func (l *eventLoop) waitTimeout() int {
 			next = t
 		}
 	}
-	for _, list := range l.idle {
+	for _, list := range l.timeoutLists {
 		consider(list.nextDeadline())
 	}
 	consider(l.lingering.nextDeadline())
 	consider(l.draining.nextDeadline())
-	for _, a := range l.backoff {
+	for _, a := range l.pausedAcceptors {
 		consider(a.resumeAt)
 	}
 	if next.IsZero() {
@@ -452,7 +452,7 @@ func (l *eventLoop) waitTimeout() int {
 // and re-arms paused acceptors.
 func (l *eventLoop) expireTimers() {
 	now := l.now
-	for _, list := range l.idle {
+	for _, list := range l.timeoutLists {
 		for c := list.head; c != nil && !now.Before(c.deadline(list.timeout)); c = list.head {
 			c.lis.log.Debug("timeout", "reason", list.reason, "remote", c.remoteString())
 			c.closeNow(list.reason, list.err)
@@ -465,31 +465,31 @@ func (l *eventLoop) expireTimers() {
 		}
 	}
 	for c := l.lingering.head; c != nil && !now.Before(c.deadline(l.lingering.timeout)); c = l.lingering.head {
-		c.closeNow(c.x.closing.reason, c.x.closing.err)
+		c.closeNow(c.extra.closing.reason, c.extra.closing.err)
 	}
-	if len(l.backoff) > 0 {
-		kept := l.backoff[:0]
-		for _, a := range l.backoff {
+	if len(l.pausedAcceptors) > 0 {
+		kept := l.pausedAcceptors[:0]
+		for _, a := range l.pausedAcceptors {
 			if now.Before(a.resumeAt) {
 				kept = append(kept, a)
 				continue
 			}
 			a.resume()
 		}
-		l.backoff = kept
+		l.pausedAcceptors = kept
 	}
 }
 
 // timeoutList returns the loop's list for timeout and reason, making it on
 // first use. There are few: one per idle_timeout and connect timeout in use.
 func (l *eventLoop) timeoutList(timeout time.Duration, reason api.Reason, err error) *connList {
-	for _, list := range l.idle {
+	for _, list := range l.timeoutLists {
 		if list.timeout == timeout && list.reason == reason {
 			return list
 		}
 	}
 	list := &connList{timeout: timeout, reason: reason, err: err}
-	l.idle = append(l.idle, list)
+	l.timeoutLists = append(l.timeoutLists, list)
 	return list
 }
 
@@ -500,7 +500,7 @@ func (l *eventLoop) idleList(timeout time.Duration) *connList {
 
 // drainAll starts the drain of every connection on the loop. Loop only.
 func (l *eventLoop) drainAll() {
-	for _, c := range l.fds {
+	for _, c := range l.conns {
 		if c != nil && !c.closed {
 			l.guard(c, c.drain)
 		}
@@ -510,7 +510,7 @@ func (l *eventLoop) drainAll() {
 
 // abortAll closes every connection at once. Loop only.
 func (l *eventLoop) abortAll() {
-	for _, c := range l.fds {
+	for _, c := range l.conns {
 		if c != nil && !c.closed {
 			c.closeNow(api.ReasonShutdown, errors.New("shutdown timeout"))
 		}

@@ -68,7 +68,7 @@ func (c *conn) setList(list *connList) {
 		c.list.remove(c)
 	}
 	if list != nil {
-		c.last = c.loop.now.UnixNano()
+		c.lastActive = c.loop.now.UnixNano()
 		list.pushBack(c)
 	}
 }
@@ -82,10 +82,10 @@ func (c *conn) touch() {
 		return
 	}
 	now := c.loop.now.UnixNano()
-	if c.flags&flagClosing != 0 && now-c.x.closing.since > int64(c.loop.engine.cfg.LingerTimeout) {
+	if c.flags&flagClosing != 0 && now-c.extra.closing.since > int64(c.loop.engine.cfg.LingerTimeout) {
 		return
 	}
-	c.last = now
+	c.lastActive = now
 	c.list.moveToBack(c)
 }
 
@@ -98,5 +98,5 @@ func (c *conn) touchOutput() {
 }
 
 func (c *conn) deadline(timeout time.Duration) time.Time {
-	return time.Unix(0, c.last+int64(timeout))
+	return time.Unix(0, c.lastActive+int64(timeout))
 }

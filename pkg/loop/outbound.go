@@ -69,7 +69,7 @@ func (v *loopView) Dial(network, address string, timeout time.Duration, h api.St
 		_ = unix.Close(fd)
 		return nil, err
 	}
-	c.events = unix.EPOLLOUT
+	c.interest = unix.EPOLLOUT
 	v.lis.engine.outbound.Add(1)
 	if timeout > 0 {
 		c.setList(v.timeoutList(timeout, api.ReasonError, api.ErrConnectTimeout))
@@ -127,7 +127,7 @@ func (v *loopView) Attach(fd int, h api.StreamHandler) (api.Conn, error) {
 	if err := v.add(fd, c, unix.EPOLLIN); err != nil {
 		return nil, err
 	}
-	c.events = unix.EPOLLIN
+	c.interest = unix.EPOLLIN
 	v.lis.engine.outbound.Add(1)
 	if v.lis.spec.IdleTimeout > 0 {
 		c.setList(v.idleList(v.lis.spec.IdleTimeout))

@@ -108,10 +108,10 @@ const maxFreeQueues = 1024
 
 // getOutQueue returns an empty output queue. Loop only.
 func (l *eventLoop) getOutQueue() *outQueue {
-	if n := len(l.outFree); n > 0 {
-		q := l.outFree[n-1]
-		l.outFree[n-1] = nil
-		l.outFree = l.outFree[:n-1]
+	if n := len(l.freeOutQueues); n > 0 {
+		q := l.freeOutQueues[n-1]
+		l.freeOutQueues[n-1] = nil
+		l.freeOutQueues = l.freeOutQueues[:n-1]
 		return q
 	}
 	return new(outQueue)
@@ -120,7 +120,7 @@ func (l *eventLoop) getOutQueue() *outQueue {
 // putOutQueue gives q's chunks back and keeps q for reuse. Loop only.
 func (l *eventLoop) putOutQueue(q *outQueue) {
 	q.release(&l.pool)
-	if len(l.outFree) < maxFreeQueues {
-		l.outFree = append(l.outFree, q)
+	if len(l.freeOutQueues) < maxFreeQueues {
+		l.freeOutQueues = append(l.freeOutQueues, q)
 	}
 }

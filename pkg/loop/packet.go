@@ -52,11 +52,11 @@ func (p *packetSocket) handleEvent(events uint32) {
 	}
 	stats := &p.lis.stats[p.loop.index]
 	for i := 0; i < packetBatch; i++ {
-		n, from, err := unix.Recvfrom(p.lis.fd, p.loop.buf, unix.MSG_TRUNC)
+		n, from, err := unix.Recvfrom(p.lis.fd, p.loop.readBuf, unix.MSG_TRUNC)
 		if err != nil {
 			return // EAGAIN, or an ICMP error from an earlier send: nothing to read
 		}
-		if n > len(p.loop.buf) {
+		if n > len(p.loop.readBuf) {
 			// Truncated: a reply would not be the datagram as sent.
 			stats.dropped.Add(1)
 			continue
@@ -67,7 +67,7 @@ func (p *packetSocket) handleEvent(events uint32) {
 		if !ok {
 			continue
 		}
-		p.deliver(p.loop.buf[:n], ap)
+		p.deliver(p.loop.readBuf[:n], ap)
 	}
 }
 

@@ -19,18 +19,18 @@ var standardReasons = [...]api.Reason{
 // them; anyone may read them. The padding keeps two loops' counters off one
 // cache line.
 type counters struct {
-	accepted     atomic.Uint64
-	bytesIn      atomic.Uint64
-	bytesOut     atomic.Uint64
-	readsPaused  atomic.Uint64
-	acceptErrors atomic.Uint64
-	datagramsIn  atomic.Uint64
-	datagramsOut atomic.Uint64
-	dropped      atomic.Uint64
-	closedBy     [len(standardReasons)]atomic.Uint64
-	otherMu      sync.Mutex
-	other        map[api.Reason]uint64
-	_            [64]byte
+	accepted      atomic.Uint64
+	bytesIn       atomic.Uint64
+	bytesOut      atomic.Uint64
+	readsPaused   atomic.Uint64
+	acceptErrors  atomic.Uint64
+	datagramsIn   atomic.Uint64
+	datagramsOut  atomic.Uint64
+	dropped       atomic.Uint64
+	closedBy      [len(standardReasons)]atomic.Uint64
+	closedOtherMu sync.Mutex
+	closedOther   map[api.Reason]uint64
+	_             [64]byte
 }
 
 func (c *counters) closed(r api.Reason) {
@@ -40,12 +40,12 @@ func (c *counters) closed(r api.Reason) {
 			return
 		}
 	}
-	c.otherMu.Lock()
-	if c.other == nil {
-		c.other = map[api.Reason]uint64{}
+	c.closedOtherMu.Lock()
+	if c.closedOther == nil {
+		c.closedOther = map[api.Reason]uint64{}
 	}
-	c.other[r]++
-	c.otherMu.Unlock()
+	c.closedOther[r]++
+	c.closedOtherMu.Unlock()
 }
 
 // Stats is a snapshot of a listener's counters. Counts are totals since the
@@ -83,11 +83,11 @@ func (l *Listener) Stats() Stats {
 				s.Closed[r] += n
 			}
 		}
-		c.otherMu.Lock()
-		for r, n := range c.other {
+		c.closedOtherMu.Lock()
+		for r, n := range c.closedOther {
 			s.Closed[r] += n
 		}
-		c.otherMu.Unlock()
+		c.closedOtherMu.Unlock()
 	}
 	return s
 }
