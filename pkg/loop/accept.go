@@ -29,10 +29,12 @@ type acceptor struct {
 	lis      *Listener
 	loop     *eventLoop
 	backoff  time.Duration // current backoff; 0 when accepting normally
-	resumeAt time.Time
-	paused   bool
+	resumeAt time.Time     // when a paused acceptor accepts again
+	paused   bool          // out of epoll until resumeAt (see pause)
 }
 
+// handleEvent accepts up to acceptBatch connections, and fewer when the
+// loop gives way to a less busy one (see giveWay).
 func (a *acceptor) handleEvent(uint32) {
 	for i := 0; i < acceptBatch; i++ {
 		fd, err := a.accept()
@@ -45,10 +47,9 @@ func (a *acceptor) handleEvent(uint32) {
 				// The connection died in the queue or a firewall said no:
 				// that one is gone, the listener is fine.
 				continue
-			case unix.EMFILE, unix.ENFILE, unix.ENOBUFS, unix.ENOMEM:
-				a.pause(err)
-				return
 			default:
+				// Out of descriptors or memory (EMFILE, ENFILE, ENOBUFS,
+				// ENOMEM), or worse: back off rather than spin.
 				a.pause(err)
 				return
 			}
@@ -68,13 +69,10 @@ func (a *acceptor) handleEvent(uint32) {
 // the socket's wait queue when the loop serves more connections than the
 // least busy loop, and reports whether it did. The kernel wakes the first
 // loop waiting in that queue (one EPOLLEXCLUSIVE registration per loop),
-// so without this the loop that happens to be first takes most
-// connections: 57 to 64 of a burst of 64 with loops: 2, 63 of 64 connects
-// one after another to 4 idle loops. With it, the next connection goes to
-// a less busy loop if one is waiting. Two system calls, only while the
-// loops are unbalanced, and no loop disturbs another: handing accepted
-// connections to another loop's task queue was tried (a wake-up of that
-// loop per hand-off) and is not needed for the balance.
+// so without this the loop that happens to be first takes nearly every
+// connection; with it, the next connection goes to a less busy loop if
+// one is waiting. It costs two system calls, only while the loops are
+// unbalanced, and disturbs no other loop.
 func (a *acceptor) giveWay() bool {
 	l := a.loop
 	if len(l.engine.loops) == 1 || a.paused || a.lis.closed.Load() {

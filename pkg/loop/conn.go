@@ -11,20 +11,27 @@ import (
 	"github.com/netd/netd/pkg/modules/api"
 )
 
-// Connection state bits.
+// A connection's code is split by concern: this file has the type, its
+// interest set and the event dispatch; conn_read.go reading and delivery
+// to the module, conn_write.go the output queue, watermarks and write
+// failures, conn_close.go graceful close, linger, abort and drain, and
+// list.go its place in the timeout lists.
+
+// Connection state bits (conn.flags). The interest set registered with
+// epoll is computed from them (wantInterest).
 const (
-	flagInputClosed       uint16 = 1 << iota // read EOF
-	flagPausedByModule                       // the module paused reading
+	flagInputClosed       uint16 = 1 << iota // read EOF, or the peer hung up
+	flagPausedByModule                       // the module paused reading (PauseReading)
 	flagPausedByWatermark                    // the loop paused reading: output above the high watermark
 	flagWantWritable                         // the module wants OnWritable while the socket takes output
 	flagClosing                              // graceful close in progress: flushing, then lingering
-	flagShutWritePending                     // half-close once output is flushed
-	flagWriteShut                            // shutdown(SHUT_WR) done
-	flagInCallback                           // a module callback is running
-	flagOnWritableOwed                       // OnWritable is owed: output was queued and has drained
+	flagShutWritePending                     // CloseWrite asked: half-close once output is flushed
+	flagWriteShut                            // shutdown(SHUT_WR) done, or writes failed
+	flagInCallback                           // a module callback is running: interest is updated after it
+	flagOnWritableOwed                       // queued output has drained: OnWritable is owed
 	flagConnecting                           // a Dial in progress
 	flagOutbound                             // dialed or attached, not accepted: outside the listener's limits
-	flagRedeliverQueued                      // queued on the loop to show the module its kept input again
+	flagRedeliverQueued                      // in the loop's redeliverQueue, to show the module its kept input again
 	flagHungUp                               // the peer is gone both ways: out of epoll, finishing kept input
 	flagWriteFailed                          // a write failed (EPIPE, ECONNRESET): output is dropped, input is still read
 )
@@ -33,27 +40,27 @@ const (
 //
 // An idle connection costs what this struct costs, so what only some
 // connections need lives behind pointers that stay nil for most: kept
-// input, queued output, and the rest (connExtra). What Inbound shows during
-// OnReadable is the loop's (eventLoop.inbound), since one OnReadable runs at a
-// time per loop. 120 bytes on 64-bit platforms (the 128-byte size class);
-// TestConnSize holds it there.
+// input, queued output, and the rest (connExtra). What Inbound shows
+// during OnReadable is the loop's (eventLoop.inbound), since one
+// OnReadable runs at a time per loop. The struct stays within the 128-byte
+// size class; TestConnSize holds it there.
 type conn struct {
 	loop *eventLoop
 	lis  *Listener
 
-	// keptInput holds input the module left unconsumed between reads; nil until
-	// a read first leaves some.
+	// keptInput holds input the module left unconsumed between reads; nil
+	// until a read first leaves some.
 	keptInput *[]byte
 	// out is output the kernel has not taken yet; nil while there is none.
 	// The loop recycles the queues.
 	out *outQueue
-	// extra is what few connections need: a dialed or attached connection's
-	// handler, a graceful close's state. nil until then.
+	// extra is what few connections need: a dialed or attached
+	// connection's handler, a graceful close's state. nil until then.
 	extra *connExtra
-	ctx   any
+	ctx   any // the module's value (api.Conn's Context and SetContext)
 
-	// Intrusive list links for the idle or lingering list; lastActive is the
-	// time of the last activity, in the loop clock's Unix nanoseconds.
+	// Links in one of the loop's timeout lists (list; see connList), and
+	// the time of the last activity, in the loop clock's Unix nanoseconds.
 	prev, next *conn
 	list       *connList
 	lastActive int64
@@ -61,8 +68,8 @@ type conn struct {
 	fd       int32
 	interest uint32 // the interest set registered with epoll
 	gen      uint32 // the loop's number for that registration (eventLoop.gen)
-	flags    uint16
-	closed   bool
+	flags    uint16 // flag* bits
+	closed   bool   // closeNow has run: the descriptor is closed, OnClose called
 
 	// The peer's address, compact: remoteFamily is 4 or 6 (remoteIP[:4]
 	// or remoteIP holds the address), 0 for a unix socket.
@@ -73,8 +80,8 @@ type conn struct {
 
 // connExtra is the state few connections need.
 type connExtra struct {
-	// h serves a dialed or attached connection; nil for an accepted one,
-	// which its listener's module serves.
+	// handler serves a dialed or attached connection; nil for an accepted
+	// one, which its listener's module serves.
 	handler api.StreamHandler
 	// closing is what a graceful close (flagClosing) remembers until the
 	// descriptor is closed.
@@ -82,7 +89,8 @@ type connExtra struct {
 }
 
 // closeState is what a graceful close remembers until the descriptor is
-// closed.
+// closed: what OnClose will be told, and when the close began (which
+// bounds the linger, see touch).
 type closeState struct {
 	reason api.Reason
 	err    error
@@ -108,7 +116,7 @@ func (c *conn) handler() api.StreamHandler {
 	return c.lis.stream
 }
 
-// extra returns the connection's connExtra, making it on first use.
+// ensureExtra returns the connection's connExtra, making it on first use.
 func (c *conn) ensureExtra() *connExtra {
 	if c.extra == nil {
 		c.extra = new(connExtra)
@@ -179,6 +187,9 @@ func (c *conn) updateInterest() {
 	}
 }
 
+// handleEvent dispatches one epoll event: a Dial completing, a socket
+// error, then output, input and hang-up in that order, each only while
+// the connection is still open.
 func (c *conn) handleEvent(events uint32) {
 	if c.flags&flagConnecting != 0 {
 		c.connected()
@@ -232,10 +243,10 @@ func (c *conn) callback(f func(api.Conn)) {
 	c.updateInterest()
 }
 
-// Listener implements api.Conn.
+// Listener implements api.Conn. Loop only.
 func (c *conn) Listener() string { return c.lis.spec.Name }
 
-// LocalAddr implements api.Conn.
+// LocalAddr implements api.Conn. Loop only.
 func (c *conn) LocalAddr() net.Addr {
 	if c.closed {
 		return nil
@@ -247,7 +258,7 @@ func (c *conn) LocalAddr() net.Addr {
 	return sockaddrToNet(sa)
 }
 
-// RemoteAddr implements api.Conn.
+// RemoteAddr implements api.Conn. Loop only.
 func (c *conn) RemoteAddr() net.Addr {
 	if c.remoteFamily == 0 {
 		return &net.UnixAddr{Net: "unix"}
@@ -255,6 +266,7 @@ func (c *conn) RemoteAddr() net.Addr {
 	return net.TCPAddrFromAddrPort(c.remote())
 }
 
+// remoteString returns the peer's address for logs; it allocates.
 func (c *conn) remoteString() string {
 	if c.remoteFamily == 0 {
 		return "unix"
@@ -262,15 +274,16 @@ func (c *conn) remoteString() string {
 	return c.remote().String()
 }
 
-// Context implements api.Conn.
+// Context implements api.Conn. Loop only.
 func (c *conn) Context() any { return c.ctx }
 
-// SetContext implements api.Conn.
+// SetContext implements api.Conn. Loop only.
 func (c *conn) SetContext(v any) { c.ctx = v }
 
-// Loop implements api.Conn.
+// Loop implements api.Conn. Loop only.
 func (c *conn) Loop() api.Loop { return c.lis.views[c.loop.index] }
 
+// sockaddrToNet converts an address from x/sys to the net package's.
 func sockaddrToNet(sa unix.Sockaddr) net.Addr {
 	switch a := sa.(type) {
 	case *unix.SockaddrInet4:

@@ -8,7 +8,7 @@ import (
 	"github.com/netd/netd/pkg/modules/api"
 )
 
-// Close implements api.Conn.
+// Close implements api.Conn. Loop only.
 func (c *conn) Close() error {
 	if c.closed || c.flags&flagClosing != 0 {
 		return nil
@@ -27,7 +27,7 @@ func (c *conn) Close() error {
 }
 
 // CloseFor implements api.Conn: flush, half-close, wait (bounded) for the
-// peer's EOF, close.
+// peer's EOF, close. Loop only.
 func (c *conn) CloseFor(reason api.Reason, err error) {
 	if c.closed || c.flags&flagClosing != 0 {
 		return
@@ -54,7 +54,7 @@ func (c *conn) CloseFor(reason api.Reason, err error) {
 // finished sending, else half-close and linger for its EOF.
 func (c *conn) finishClose() {
 	if c.flags&flagInputClosed != 0 {
-		c.closeNow(c.extra.closing.reason, c.extra.closing.err)
+		c.endClose()
 		return
 	}
 	c.shutWrite()
@@ -63,7 +63,14 @@ func (c *conn) finishClose() {
 	}
 }
 
-// discardInput reads and drops input while lingering; EOF ends the linger.
+// endClose closes a gracefully closing connection at once, with the
+// reason and error its CloseFor was given.
+func (c *conn) endClose() {
+	c.closeNow(c.extra.closing.reason, c.extra.closing.err)
+}
+
+// discardInput reads and drops input while lingering; EOF ends the
+// linger, and so does a read error.
 func (c *conn) discardInput() {
 	n, err := rawRead(int(c.fd), c.loop.readBuf)
 	switch {
@@ -75,20 +82,20 @@ func (c *conn) discardInput() {
 	case n == 0 && err == nil:
 		c.flags |= flagInputClosed
 		if c.buffered() == 0 {
-			c.closeNow(c.extra.closing.reason, c.extra.closing.err)
+			c.endClose()
 		} else {
 			c.updateInterest()
 		}
 	case err == unix.EAGAIN || err == unix.EINTR:
 	default:
-		c.closeNow(c.extra.closing.reason, c.extra.closing.err)
+		c.endClose()
 	}
 }
 
 // Abort implements api.Conn. A zero linger makes the close send a TCP
 // reset, so that the peer cannot take an aborted exchange for a complete
 // one; a unix socket's peer sees ECONNRESET on its next read anyway, or
-// end-of-file when nothing was in flight.
+// end-of-file when nothing was in flight. Loop only.
 func (c *conn) Abort(reason api.Reason, err error) {
 	if c.closed {
 		return
@@ -111,7 +118,8 @@ func (c *conn) closeNow(reason api.Reason, err error) {
 	// descriptor shares its file, and any fork (an upgrade, an exec
 	// module's child) shares every descriptor until the child execs. A
 	// registration left behind would report events for this connection
-	// under the number the next accept reuses.
+	// under the number the next accept reuses. A hung-up connection has
+	// left epoll already (see hungUp).
 	if c.flags&flagHungUp == 0 {
 		c.loop.removeFD(int(c.fd))
 	} else {

@@ -40,33 +40,39 @@ func (c *conn) readOnce() bool {
 	}
 }
 
+// maxIdleKeptCap bounds the kept-input buffer a connection holds on to
+// once the module has consumed everything: one long line must not pin its
+// memory for good.
+const maxIdleKeptCap = 4096
+
 // deliver shows the module its unconsumed input followed by fresh bytes,
-// then keeps what it left. While OnReadable runs, the loop's delivering,
-// inbound and consumed say what Inbound shows (the loop's buffer or in) and what
-// the module has taken of it; they are saved and restored around the
+// then keeps what it left. Fresh bytes are shown in the loop's buffer,
+// without a copy, unless input is kept already. While OnReadable runs,
+// the loop's delivering, inbound and consumed say what Inbound shows and
+// what the module has taken of it; they are saved and restored around the
 // callback, so that a delivery nested in another's callback leaves the
 // outer one's intact.
 func (c *conn) deliver(fresh []byte) {
 	l := c.loop
-	cur := fresh
+	input := fresh
 	if c.keptInput != nil && len(*c.keptInput) > 0 {
 		*c.keptInput = append(*c.keptInput, fresh...)
-		cur = *c.keptInput
+		input = *c.keptInput
 	}
 	outerConn, outerInbound, outerConsumed := l.delivering, l.inbound, l.consumed
-	l.delivering, l.inbound, l.consumed = c, cur, 0
+	l.delivering, l.inbound, l.consumed = c, input, 0
 	c.callback(c.handler().OnReadable)
-	cur, consumed := l.inbound, l.consumed
+	input, consumed := l.inbound, l.consumed
 	l.delivering, l.inbound, l.consumed = outerConn, outerInbound, outerConsumed
 	if c.closed {
 		return
 	}
-	rest := cur[consumed:]
+	rest := input[consumed:]
 	switch {
 	case len(rest) == 0:
 		if c.keptInput != nil {
-			if cap(*c.keptInput) > 4096 {
-				*c.keptInput = nil // do not let one long line pin memory for good
+			if cap(*c.keptInput) > maxIdleKeptCap {
+				*c.keptInput = nil
 			} else {
 				*c.keptInput = (*c.keptInput)[:0]
 			}
@@ -87,6 +93,7 @@ func (c *conn) deliver(fresh []byte) {
 
 // Inbound implements api.Conn. Inside OnReadable it shows the loop's
 // buffer without a copy; in any other callback, the input kept so far.
+// Loop only.
 func (c *conn) Inbound() []byte {
 	if l := c.loop; l.delivering == c {
 		return l.inbound[l.consumed:]
@@ -94,7 +101,7 @@ func (c *conn) Inbound() []byte {
 	return c.kept()
 }
 
-// Consume implements api.Conn.
+// Consume implements api.Conn. Loop only.
 func (c *conn) Consume(n int) {
 	l := c.loop
 	if l.delivering != c {
@@ -111,10 +118,11 @@ func (c *conn) Consume(n int) {
 	l.consumed += n
 }
 
-// InputClosed implements api.Conn.
+// InputClosed implements api.Conn. Loop only.
 func (c *conn) InputClosed() bool { return c.flags&flagInputClosed != 0 }
 
-// kept returns the input kept between reads.
+// kept returns the input kept between reads: what the module left
+// unconsumed.
 func (c *conn) kept() []byte {
 	if c.keptInput == nil {
 		return nil
@@ -122,7 +130,7 @@ func (c *conn) kept() []byte {
 	return *c.keptInput
 }
 
-// PauseReading implements api.Conn.
+// PauseReading implements api.Conn. Loop only.
 func (c *conn) PauseReading() {
 	c.flags |= flagPausedByModule
 	if c.flags&flagInCallback == 0 {
@@ -130,7 +138,7 @@ func (c *conn) PauseReading() {
 	}
 }
 
-// ResumeReading implements api.Conn.
+// ResumeReading implements api.Conn. Loop only.
 func (c *conn) ResumeReading() {
 	c.flags &^= flagPausedByModule
 	c.redeliver()
@@ -172,6 +180,8 @@ func (c *conn) deliverKept() {
 // it left (a proxy whose other side is slow, say) is shown again when it
 // resumes reading. Nothing the peer sent is dropped.
 func (c *conn) hungUp() {
+	// Bounded all the same, though the peer has stopped sending: the
+	// loop never reads without a limit.
 	for i := 0; i < 1024 && !c.closed && c.flags&flagInputClosed == 0; i++ {
 		if !c.readOnce() {
 			break

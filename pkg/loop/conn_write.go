@@ -13,7 +13,10 @@ import (
 var errWriteFailed = errors.New("write failed: the peer stopped reading")
 
 // Write implements api.Conn: straight to the kernel when nothing is
-// queued, and only the rest is copied.
+// queued, and only the rest is copied. Once more than the listener's high
+// watermark is queued the loop stops reading the connection, until flush
+// brings the queue down to the low watermark: a peer that sends without
+// reading cannot make the daemon buffer without bound. Loop only.
 func (c *conn) Write(p []byte) (int, error) {
 	if c.closed || c.flags&(flagClosing|flagShutWritePending|flagWriteShut) != 0 {
 		return 0, api.ErrClosed
@@ -44,7 +47,7 @@ func (c *conn) Write(p []byte) (int, error) {
 	return total, nil
 }
 
-// Buffered implements api.Conn.
+// Buffered implements api.Conn. Loop only.
 func (c *conn) Buffered() int { return c.buffered() }
 
 // buffered returns the bytes of output queued.
@@ -71,8 +74,10 @@ func (c *conn) dropOutput() {
 	}
 }
 
-// handleWritable flushes queued output and tells the module when it may
-// write more.
+// handleWritable flushes queued output. Once all of it is sent, it goes
+// on with a graceful close or a half-close that waited for the flush, or
+// calls OnWritable when that is owed (queued output has drained) or
+// wanted (WantWritable).
 func (c *conn) handleWritable() {
 	if c.buffered() > 0 {
 		if !c.flush() {
@@ -98,8 +103,10 @@ func (c *conn) handleWritable() {
 	c.updateInterest()
 }
 
-// flush writes queued output with writev. It reports false when the
-// connection was closed by an error.
+// flush writes queued output with writev until the kernel takes no more,
+// resumes reading at the low watermark, and marks OnWritable owed once
+// the queue is empty. It reports false when the connection was closed by
+// an error.
 func (c *conn) flush() bool {
 	for c.out != nil && c.out.n > 0 {
 		c.loop.writevBufs = c.out.views(c.loop.writevBufs[:0])
@@ -131,7 +138,7 @@ func (c *conn) flush() bool {
 	return true
 }
 
-// WantWritable implements api.Conn.
+// WantWritable implements api.Conn. Loop only.
 func (c *conn) WantWritable(on bool) {
 	if on {
 		c.flags |= flagWantWritable
@@ -143,7 +150,7 @@ func (c *conn) WantWritable(on bool) {
 	}
 }
 
-// CloseWrite implements api.Conn.
+// CloseWrite implements api.Conn. Loop only.
 func (c *conn) CloseWrite() error {
 	if c.closed || c.flags&flagClosing != 0 {
 		return api.ErrClosed
@@ -155,6 +162,7 @@ func (c *conn) CloseWrite() error {
 	return nil
 }
 
+// shutWrite half-closes: the peer reads end-of-file after the output sent.
 func (c *conn) shutWrite() {
 	if c.flags&flagWriteShut != 0 {
 		return

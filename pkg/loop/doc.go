@@ -17,33 +17,27 @@
 // before serving anything when one address is taken. Start runs the loops
 // and registers every listener with them. Listen and Listener.Close may also
 // be called while running (reload). Shutdown stops accepting, drains every
-// connection (see Drain below) and stops the loops once none is left or its
-// context ends, whichever comes first.
+// connection (see "Backpressure and drain" below) and stops the loops once
+// none is left or its context ends, whichever comes first.
 //
 // # Threading
 //
 // A stream listener's socket is registered in every loop with
-// EPOLLEXCLUSIVE: the kernel wakes one loop per incoming connection and that
-// loop accepts it. Measured against one SO_REUSEPORT socket per loop and one
-// acceptor handing connections out round-robin (docs/BENCHMARKS.md,
-// "Accepting: one socket in every loop, or a socket per loop", 2026-11-26,
-// loops: 2): 11.4k connections/s at 80 µs of server CPU each, against 12.1k
-// at 82 µs and 10.9k at 85 µs, all within the noise, and no better per
-// echoed line; the one socket is kept, since it is also the one thing
-// systemd activation, upgrades and reloads hand over. Its weakness was
-// balance: the kernel wakes the first loop waiting in the socket's wait
-// queue, so a burst of connects went to one loop (57 to 64 of 64). Now a
+// EPOLLEXCLUSIVE: the kernel wakes one loop per incoming connection and
+// that loop accepts it. One socket shared by the loops, rather than one
+// SO_REUSEPORT socket per loop or one acceptor handing connections out,
+// is kept because it is also the one thing systemd activation, upgrades
+// and reloads hand over, and the alternatives did no better (measurements
+// in docs/BENCHMARKS.md, "Appendix: notes moved from pkg/loop's comments").
+// The kernel wakes the first loop waiting in the socket's wait queue, so a
 // loop that serves more accepted connections than the least busy one moves
-// its registration to the back of that queue after accepting and leaves
-// the rest of a burst to the others (acceptor.giveWay: two epoll_ctl
-// calls, no other loop disturbed). 64 connects one after another to 4
-// idle loops end 16 on each; a burst of 64 on 2 loops ends between 24/40
-// and 33/31; 1000 end 525/475. Handing accepted connections to another
-// loop's task queue was tried as well: it woke the other loop once per
-// hand-off and added nothing to the balance.
+// its registration to the back of that queue (acceptor.giveWay).
+//
 // A datagram socket belongs to one loop. Other goroutines reach a loop only
 // through its task queue (Submit), which wakes it through an eventfd.
-// Counters are atomics that any goroutine may read.
+// Counters are atomics that any goroutine may read. Each exported method
+// says in its doc whether it may be called from any goroutine or only on
+// the loop (from a module callback or a Submit task).
 //
 // # Level-triggered
 //

@@ -39,7 +39,8 @@ type Config struct {
 }
 
 // Engine owns the event loops and the listeners. Its methods may be called
-// from any goroutine.
+// from any goroutine; those that wait for the loops (Start, Listen,
+// Replace, Shutdown) not from a loop's own, which would wait for itself.
 type Engine struct {
 	cfg   Config
 	log   hclog.Logger
@@ -93,17 +94,19 @@ func New(cfg Config) (*Engine, error) {
 	return e, nil
 }
 
-// Loops returns the number of event loops.
+// Loops returns the number of event loops. Any goroutine.
 func (e *Engine) Loops() int { return len(e.loops) }
 
-// ActiveConnections returns the number of live stream connections.
+// ActiveConnections returns the number of live stream connections. Any
+// goroutine.
 func (e *Engine) ActiveConnections() int64 { return e.active.Load() }
 
 // Listen binds a listener's socket. Before Start nothing is accepted; after
 // Start the listener serves at once. The listener owns spec.Module from
 // this call on: it stops the module (api.Stopper) once its last connection
 // has closed, and at once when Listen fails, so that a module started for
-// a listener that never ran does not hold its resources for good.
+// a listener that never ran does not hold its resources for good. Any
+// goroutine but a loop's.
 func (e *Engine) Listen(spec ListenerSpec) (*Listener, error) {
 	return e.listen(spec, nil)
 }
@@ -113,6 +116,7 @@ func (e *Engine) Listen(spec ListenerSpec) (*Listener, error) {
 // connections finish under old's settings. When the network and address
 // are unchanged the socket itself is handed over, so no connect is refused
 // in between and nothing is rebound. spec.Module is owned as in Listen.
+// Any goroutine but a loop's.
 func (e *Engine) Replace(old *Listener, spec ListenerSpec) (*Listener, error) {
 	if spec.File == nil && old.spec.File == nil && spec.Network == old.spec.Network && spec.Address == old.spec.Address {
 		f, err := old.File()
@@ -137,6 +141,8 @@ func (e *Engine) Replace(old *Listener, spec ListenerSpec) (*Listener, error) {
 	return l, nil
 }
 
+// listen makes the listener for spec, refusing a name that another open
+// listener (other than replacing) has, and starts it when the engine runs.
 func (e *Engine) listen(spec ListenerSpec, replacing *Listener) (*Listener, error) {
 	l, err := newListener(e, spec)
 	if err != nil {
@@ -184,7 +190,8 @@ func (e *Engine) stopUnused(spec ListenerSpec) {
 	}
 }
 
-// Listeners returns the listeners that accept connections now.
+// Listeners returns the listeners that accept connections now. Any
+// goroutine.
 func (e *Engine) Listeners() []*Listener {
 	e.mu.Lock()
 	defer e.mu.Unlock()
@@ -197,7 +204,8 @@ func (e *Engine) Listeners() []*Listener {
 	return out
 }
 
-// Start runs the loops and starts every listener bound so far.
+// Start runs the loops and starts every listener bound so far. Any
+// goroutine but a loop's.
 func (e *Engine) Start() error {
 	e.mu.Lock()
 	if e.started || e.stopped {
@@ -227,7 +235,8 @@ func (e *Engine) Start() error {
 // still reads what its peer had sent, hands it to its module, flushes its
 // output and closes. Shutdown returns once every connection is closed, or
 // when ctx ends, at which point the rest are aborted. The loops are stopped
-// either way, and the module instances are stopped.
+// either way, and the module instances are stopped. Any goroutine but a
+// loop's.
 func (e *Engine) Shutdown(ctx context.Context) error {
 	e.mu.Lock()
 	if e.stopped {
@@ -274,7 +283,7 @@ func (e *Engine) Shutdown(ctx context.Context) error {
 	return err
 }
 
-// Draining reports whether Shutdown has begun.
+// Draining reports whether Shutdown has begun. Any goroutine.
 func (e *Engine) Draining() bool { return e.draining.Load() }
 
 // checkDrained closes e.drained once no listener accepts any more and no

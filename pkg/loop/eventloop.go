@@ -27,57 +27,65 @@ type registration struct {
 	gen uint32
 }
 
-// eventLoop is one goroutine around one epoll instance. Apart from Submit,
-// call and stop, its methods run only on its own goroutine.
+// eventLoop is one goroutine around one epoll instance. Only its own
+// goroutine touches its fields, except where a field says otherwise
+// (the task queue, the flags read by Submit and call, the counters).
 type eventLoop struct {
 	engine *Engine
-	index  int
+	index  int // the loop's place in Engine.loops, and in per-loop slices
 	epfd   int
-	wakefd int
+	wakefd int // the eventfd Submit writes to wake the loop
 
-	// conns holds the connections by descriptor: a slice, not a map, for
-	// lookup and GC, and of *conn, 8 bytes a slot, not of fdHandler. The
-	// few other descriptors (acceptors, the eventfd, datagram sockets,
-	// watches) are in nonConns.
-	conns      []*conn
-	nonConns   map[int]registration
-	events     []unix.EpollEvent
-	readBuf    []byte // the loop's read buffer, shared by all its connections
-	iov        []unix.Iovec
-	msg        unix.Msghdr // sendmsg's header for iov, so that it does not escape
-	writevBufs [][]byte    // scratch for writev
-	pool       chunkPool
-	now        time.Time
+	// conns holds the connections by descriptor, nonConns every other
+	// registered descriptor (acceptors, the eventfd, datagram sockets,
+	// watches). Connections are many and looked up on every event: a
+	// slice of *conn, 8 bytes a slot, is cheaper to index and to scan for
+	// the GC than a map or a slice of interfaces. The others are few.
+	conns    []*conn
+	nonConns map[int]registration
 
-	// timeoutLists holds one list per idle_timeout in use, ordered by last
-	// activity; lingering holds connections closing gracefully.
+	events     []unix.EpollEvent // epoll_wait's result buffer
+	readBuf    []byte            // the read buffer, shared by all the loop's connections
+	iov        []unix.Iovec      // writev's iovecs, reused so that a write allocates nothing
+	msg        unix.Msghdr       // sendmsg's header for iov, here so that it does not escape
+	writevBufs [][]byte          // the queued output one writev sends, reused likewise
+	pool       chunkPool         // output chunks, recycled within the loop
+	now        time.Time         // the loop's clock, read once per iteration
+
+	// Timers are lists ordered by last activity (see connList), so the
+	// head of each is the next to expire. timeoutLists has one list per
+	// idle_timeout and connect timeout in use; lingering holds connections
+	// closing gracefully, draining those being drained by Shutdown.
 	timeoutLists []*connList
 	lingering    connList
-	draining     connList // connections being drained, by last activity
+	draining     connList
 
-	// redeliverQueue holds connections whose kept input must be shown to their
-	// module again (see conn.redeliver).
+	// redeliverQueue holds connections whose kept input must be shown to
+	// their module again once the current event is done (see
+	// conn.redeliver).
 	redeliverQueue []*conn
 
-	// pausedAcceptors holds listeners paused after an accept error.
+	// pausedAcceptors holds this loop's acceptors paused after an accept
+	// error, until their backoff ends.
 	pausedAcceptors []*acceptor
 
-	// gen numbers the loop's epoll registrations. Each carries its number
-	// in the event's data beside the descriptor, and an event whose
-	// number is not that of what is registered under the descriptor now
-	// is dropped. A registration outlives close(2) while another process
-	// holds the file (a fork, until it execs), and if it is not removed
-	// first it goes on reporting events under a number that the next
-	// socket reuses: a reaped child's pidfd or a closed socket reports
-	// EPOLLHUP, and a new connection that got the number was closed for
-	// it (seen in TestExecNoZombies, one run in 15 with both loops
-	// spawning children).
+	// gen numbers the loop's epoll registrations. Each registration
+	// carries its number in the event's data beside the descriptor, and
+	// an event whose number is not that of what is registered under the
+	// descriptor now is dropped. The reason: a registration outlives
+	// close(2) while another process shares the file (a fork, until it
+	// execs) and goes on reporting events, which must not reach the next
+	// connection that reuses the descriptor number.
 	gen uint32
 
 	// spinning is set after an iteration that handled events: the next
 	// one polls without blocking first (see poll).
 	spinning bool
 
+	// The task queue: any goroutine appends to tasks under tasksMu (see
+	// Submit); the loop swaps it with spareTasks and runs it. wakeSent
+	// saves a write to the eventfd while a wake-up is pending. running,
+	// quit and done tell other goroutines whether the loop runs.
 	tasksMu    sync.Mutex
 	tasks      []func()
 	spareTasks []func()
@@ -86,11 +94,11 @@ type eventLoop struct {
 	quit       atomic.Bool
 	done       chan struct{}
 
-	ctlEvent unix.EpollEvent // scratch for epoll_ctl, so it does not escape
+	ctlEvent unix.EpollEvent // epoll_ctl's argument, here so that it does not escape
 
-	// While a connection's OnReadable runs, delivering is that
-	// connection, inbound what its Inbound shows and consumed what the module has taken
-	// of it (see conn.deliver).
+	// While a connection's OnReadable runs, delivering is that connection,
+	// inbound what its Inbound shows and consumed how much of it the
+	// module has taken (see conn.deliver).
 	delivering *conn
 	inbound    []byte
 	consumed   int
@@ -98,12 +106,13 @@ type eventLoop struct {
 	// freeOutQueues recycles output queues (see conn.queue).
 	freeOutQueues []*outQueue
 
-	// acceptAddr receives accept4's peer address: a buffer of the loop's, so that
-	// an accept allocates nothing.
+	// acceptAddr receives accept4's peer address: a buffer of the loop's,
+	// so that an accept allocates nothing.
 	acceptAddr    unix.RawSockaddrAny
 	acceptAddrLen uint32
 
-	// Counters for metrics; only the loop writes them.
+	// Counters for metrics: only the loop writes them, any goroutine
+	// reads them (Engine.LoopStats).
 	handled atomic.Uint64 // readiness events dispatched
 	wakeups atomic.Uint64 // epoll_wait returns
 	busy    atomic.Int64  // nanoseconds spent handling events
@@ -113,7 +122,7 @@ type eventLoop struct {
 	served atomic.Int64
 }
 
-// wakeHandler drains the eventfd.
+// wakeHandler drains the eventfd, so that the next Submit writes it again.
 type wakeHandler struct{ l *eventLoop }
 
 func (w wakeHandler) handleEvent(uint32) {
@@ -122,6 +131,8 @@ func (w wakeHandler) handleEvent(uint32) {
 	w.l.wakeSent.Store(false)
 }
 
+// newEventLoop makes e's loop number index, with its epoll instance and
+// eventfd; it runs once Engine.Start starts it.
 func newEventLoop(e *Engine, index int) (*eventLoop, error) {
 	epfd, err := unix.EpollCreate1(unix.EPOLL_CLOEXEC)
 	if err != nil {
@@ -251,7 +262,8 @@ func (l *eventLoop) Submit(f func()) error {
 func (l *eventLoop) Now() time.Time { return l.now }
 
 // call runs f on the loop and waits for its result; before the loop runs
-// (or after it stopped) it runs f directly. Never call it from the loop.
+// (or after it stopped) it runs f directly. Any goroutine but the loop's
+// own, which would wait for itself.
 func (l *eventLoop) call(f func() error) error {
 	if !l.running.Load() {
 		return f()
@@ -273,6 +285,8 @@ func (l *eventLoop) call(f func() error) error {
 	}
 }
 
+// wake makes the loop's epoll_wait return, with one eventfd write however
+// many tasks are queued before the loop reads it. Any goroutine.
 func (l *eventLoop) wake() {
 	if l.wakeSent.Swap(true) {
 		return
@@ -287,6 +301,8 @@ func (l *eventLoop) stop() {
 	l.wake()
 }
 
+// runTasks runs the tasks queued so far, then the redeliveries they
+// queued. A task queued while they run waits for the next iteration.
 func (l *eventLoop) runTasks() {
 	l.tasksMu.Lock()
 	tasks := l.tasks
@@ -311,9 +327,8 @@ func (l *eventLoop) runRedeliveries() {
 	l.redeliverQueue = l.redeliverQueue[:0]
 }
 
-// run is the loop's goroutine.
-// The engine sets running before it starts the goroutine, so that call
-// never runs a task beside a live loop.
+// run is the loop's goroutine. The engine sets running before it starts
+// the goroutine, so that call never runs a task beside a live loop.
 func (l *eventLoop) run() {
 	defer close(l.done)
 	defer l.running.Store(false)
@@ -368,14 +383,13 @@ func (l *eventLoop) run() {
 }
 
 // poll returns the events ready now, without blocking. After a busy
-// iteration, more is often ready a few microseconds later (in ping-pong,
-// the peers' next requests): a raw system call, which a zero timeout
-// cannot make block, keeps the P, so the runtime neither hands it off
-// (sysmon's retake, a futex wake of another thread) nor reschedules. Only
-// when this comes back empty, and once more after a runtime.Gosched (as
-// gnet does: it lets anything else runnable go first, and gives the peers
-// that moment), does the loop block in EpollWait, which goes through the
-// scheduler so that the GC and other goroutines can run.
+// iteration more is often ready a moment later (in ping-pong, the peers'
+// next requests). A raw system call with a zero timeout keeps the loop's
+// P: the runtime neither hands it to another thread nor reschedules. Only
+// when this comes back empty, and once more after a runtime.Gosched (which
+// lets anything else runnable go first), does the loop block in
+// EpollWait, which goes through the scheduler so that the GC and other
+// goroutines can run.
 func (l *eventLoop) poll() int {
 	r, _, e := unix.RawSyscall6(unix.SYS_EPOLL_PWAIT, uintptr(l.epfd),
 		uintptr(unsafe.Pointer(&l.events[0])), uintptr(len(l.events)), 0, 0, 0)
@@ -411,6 +425,8 @@ func (l *eventLoop) guard(c *conn, f func()) {
 	f()
 }
 
+// recovered logs a panic that dispatch or guard caught; when it happened
+// on a connection, that connection is aborted and the loop goes on.
 func (l *eventLoop) recovered(h fdHandler, r any) {
 	if c, ok := h.(*conn); ok {
 		c.lis.log.Error("module panicked; connection aborted", "remote", c.remoteString(), "panic", fmt.Sprint(r))
@@ -465,7 +481,7 @@ func (l *eventLoop) expireTimers() {
 		}
 	}
 	for c := l.lingering.head; c != nil && !now.Before(c.deadline(l.lingering.timeout)); c = l.lingering.head {
-		c.closeNow(c.extra.closing.reason, c.extra.closing.err)
+		c.endClose()
 	}
 	if len(l.pausedAcceptors) > 0 {
 		kept := l.pausedAcceptors[:0]
@@ -517,6 +533,8 @@ func (l *eventLoop) abortAll() {
 	}
 }
 
+// closeFDs closes the epoll instance and the eventfd, once the loop has
+// stopped (or never ran).
 func (l *eventLoop) closeFDs() {
 	if l.epfd >= 0 {
 		_ = unix.Close(l.epfd)

@@ -602,7 +602,7 @@ func TestHostileUDPQueueDropsAtTheDoor(t *testing.T) {
 			blocker := bytes.Repeat([]byte("b"), tc.size)
 			ps.queue = append(ps.queue, queuedPacket{data: blocker, to: addrPortToSockaddr(to, ps.v6)})
 			ps.queued += len(blocker)
-			ps.setEvents(unix.EPOLLIN | unix.EPOLLOUT)
+			ps.setInterest(unix.EPOLLIN | unix.EPOLLOUT)
 			for i := 0; i < tc.accepts+100; i++ {
 				p := bytes.Repeat([]byte{'a' + byte(i%26)}, tc.size)
 				switch err := ps.WriteTo(p, to); {
@@ -633,7 +633,7 @@ func TestHostileUDPQueueDropsAtTheDoor(t *testing.T) {
 		var left int
 		var events uint32
 		ok := pollUntil(5*time.Second, func() bool {
-			_ = ps.loop.call(func() error { left, events = len(ps.queue), ps.events; return nil })
+			_ = ps.loop.call(func() error { left, events = len(ps.queue), ps.interest; return nil })
 			return left == 0 && events == unix.EPOLLIN
 		})
 		if !ok {

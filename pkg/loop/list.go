@@ -18,6 +18,7 @@ type connList struct {
 	err    error
 }
 
+// pushBack appends c, the most recently active.
 func (l *connList) pushBack(c *conn) {
 	c.list = l
 	c.prev, c.next = l.tail, nil
@@ -29,6 +30,7 @@ func (l *connList) pushBack(c *conn) {
 	l.tail = c
 }
 
+// remove takes c out of the list.
 func (l *connList) remove(c *conn) {
 	if c.prev != nil {
 		c.prev.next = c.next
@@ -43,6 +45,7 @@ func (l *connList) remove(c *conn) {
 	c.prev, c.next, c.list = nil, nil, nil
 }
 
+// moveToBack makes c the most recently active.
 func (l *connList) moveToBack(c *conn) {
 	if l.tail == c {
 		return
@@ -97,6 +100,7 @@ func (c *conn) touchOutput() {
 	}
 }
 
+// deadline returns when the connection expires in a list with timeout.
 func (c *conn) deadline(timeout time.Duration) time.Time {
 	return time.Unix(0, c.lastActive+int64(timeout))
 }

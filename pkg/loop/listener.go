@@ -57,7 +57,8 @@ type ListenerSpec struct {
 }
 
 // Listener is one bound socket and the module that serves it. Its methods
-// may be called from any goroutine.
+// may be called from any goroutine; Close not from a loop's own, since it
+// waits for the loops.
 type Listener struct {
 	spec    ListenerSpec
 	engine  *Engine
@@ -147,21 +148,23 @@ func newListener(e *Engine, spec ListenerSpec) (*Listener, error) {
 	return l, nil
 }
 
-// Name returns the listener's name.
+// Name returns the listener's name. Any goroutine.
 func (l *Listener) Name() string { return l.spec.Name }
 
 // Addr returns the bound address in config spelling, with the real port
 // where port 0 was asked for: tcp://127.0.0.1:41234, unix:///run/x.sock.
+// Any goroutine.
 func (l *Listener) Addr() string { return l.addr }
 
-// Spec returns the spec the listener was created with.
+// Spec returns the spec the listener was created with. Any goroutine.
 func (l *Listener) Spec() ListenerSpec { return l.spec }
 
-// ActiveConnections returns the listener's live connections.
+// ActiveConnections returns the listener's live connections. Any
+// goroutine.
 func (l *Listener) ActiveConnections() int64 { return l.active.Load() }
 
 // File returns a dup of the listening socket, for handing it to another
-// process. The caller closes it.
+// process. The caller closes it. Any goroutine.
 func (l *Listener) File() (*os.File, error) {
 	fd, err := unix.Dup(l.fd)
 	if err != nil {
@@ -191,7 +194,8 @@ func (l *Listener) start() error {
 }
 
 // Close stops accepting. Open connections go on until they close; the
-// module is stopped once the last one has. Safe to call twice.
+// module is stopped once the last one has. Safe to call twice. Any
+// goroutine but a loop's.
 func (l *Listener) Close() {
 	if l.closed.Swap(true) {
 		return
@@ -210,7 +214,8 @@ func (l *Listener) Close() {
 }
 
 // Disown makes Close leave the unix socket file in place: another process
-// (an upgrade) serves it now. Other sockets have no file to keep.
+// (an upgrade) serves it now. Other sockets have no file to keep. Any
+// goroutine.
 func (l *Listener) Disown() {
 	l.engine.mu.Lock()
 	l.path = ""
@@ -437,8 +442,7 @@ var (
 )
 
 // listenBacklog returns the kernel's somaxconn: a burst of clients should
-// wait in the kernel's queue, never be refused (the seed server's backlog
-// of 5 stalled bursts for seconds).
+// wait in the kernel's queue, never be refused.
 func listenBacklog() int {
 	backlogOnce.Do(func() {
 		b, err := os.ReadFile("/proc/sys/net/core/somaxconn")

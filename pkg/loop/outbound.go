@@ -20,7 +20,7 @@ type loopView struct {
 
 var _ api.Loop = (*loopView)(nil)
 
-// Dial implements api.Loop.
+// Dial implements api.Loop. Loop only.
 func (v *loopView) Dial(network, address string, timeout time.Duration, h api.StreamHandler) (api.Conn, error) {
 	if h == nil {
 		return nil, errors.New("netd: Dial with a nil handler")
@@ -105,7 +105,7 @@ func (c *conn) connected() {
 	}
 }
 
-// Attach implements api.Loop.
+// Attach implements api.Loop. Loop only.
 func (v *loopView) Attach(fd int, h api.StreamHandler) (api.Conn, error) {
 	if h == nil {
 		return nil, errors.New("netd: Attach with a nil handler")
@@ -143,7 +143,7 @@ type watcher struct {
 
 func (w *watcher) handleEvent(uint32) { w.f() }
 
-// Watch implements api.Loop.
+// Watch implements api.Loop. Loop only.
 func (v *loopView) Watch(fd int, f func()) (func(), error) {
 	if f == nil {
 		return nil, errors.New("netd: Watch with a nil func")

@@ -13,6 +13,7 @@ type chunkPool struct {
 
 const maxPooled = 256
 
+// get returns an empty chunk of chunkSize capacity.
 func (p *chunkPool) get() []byte {
 	if n := len(p.free); n > 0 {
 		b := p.free[n-1]
@@ -23,6 +24,7 @@ func (p *chunkPool) get() []byte {
 	return make([]byte, 0, chunkSize)
 }
 
+// put keeps b for reuse, unless the pool is full or b is not a chunk.
 func (p *chunkPool) put(b []byte) {
 	if cap(b) == chunkSize && len(p.free) < maxPooled {
 		p.free = append(p.free, b[:0])

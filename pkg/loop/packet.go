@@ -17,6 +17,8 @@ const (
 	maxQueuedPktBytes = 4 << 20
 )
 
+// queuedPacket is a reply the kernel would not take yet: a copy of the
+// datagram and its destination.
 type queuedPacket struct {
 	data []byte
 	to   unix.Sockaddr
@@ -25,24 +27,27 @@ type queuedPacket struct {
 // packetSocket is a udp listener's socket, served by one loop. It is the
 // api.PacketWriter its module writes through.
 type packetSocket struct {
-	lis    *Listener
-	loop   *eventLoop
-	queue  []queuedPacket
-	queued int // bytes in queue
-	events uint32
-	v6     bool // the socket is AF_INET6
+	lis      *Listener
+	loop     *eventLoop
+	queue    []queuedPacket
+	queued   int    // bytes in queue
+	interest uint32 // the interest set registered with epoll
+	v6       bool   // the socket is AF_INET6
 }
 
 var _ api.PacketWriter = (*packetSocket)(nil)
 
+// newPacketSocket makes the socket of lis, served by loop l.
 func newPacketSocket(lis *Listener, l *eventLoop) *packetSocket {
-	p := &packetSocket{lis: lis, loop: l, events: unix.EPOLLIN}
+	p := &packetSocket{lis: lis, loop: l, interest: unix.EPOLLIN}
 	if sa, err := unix.Getsockname(lis.fd); err == nil {
 		_, p.v6 = sa.(*unix.SockaddrInet6)
 	}
 	return p
 }
 
+// handleEvent sends queued replies when the socket takes output, then
+// reads up to packetBatch datagrams and hands each to the module.
 func (p *packetSocket) handleEvent(events uint32) {
 	if events&unix.EPOLLOUT != 0 {
 		p.flush()
@@ -82,7 +87,7 @@ func (p *packetSocket) deliver(data []byte, from netip.AddrPort) {
 	p.lis.packet.OnPacket(p, data, from)
 }
 
-// WriteTo implements api.PacketWriter.
+// WriteTo implements api.PacketWriter. Loop only.
 func (p *packetSocket) WriteTo(b []byte, to netip.AddrPort) error {
 	if p.lis.closed.Load() {
 		return api.ErrClosed
@@ -106,13 +111,15 @@ func (p *packetSocket) WriteTo(b []byte, to netip.AddrPort) error {
 	}
 	p.queue = append(p.queue, queuedPacket{data: append([]byte(nil), b...), to: sa})
 	p.queued += len(b)
-	p.setEvents(unix.EPOLLIN | unix.EPOLLOUT)
+	p.setInterest(unix.EPOLLIN | unix.EPOLLOUT)
 	return nil
 }
 
-// Listener implements api.PacketWriter.
+// Listener implements api.PacketWriter. Loop only.
 func (p *packetSocket) Listener() string { return p.lis.spec.Name }
 
+// flush sends queued replies in order until the kernel takes no more; a
+// reply that fails for another reason is dropped.
 func (p *packetSocket) flush() {
 	stats := &p.lis.stats[p.loop.index]
 	sent := 0
@@ -132,18 +139,21 @@ func (p *packetSocket) flush() {
 	clear(p.queue[k:])
 	p.queue = p.queue[:k]
 	if len(p.queue) == 0 {
-		p.setEvents(unix.EPOLLIN)
+		p.setInterest(unix.EPOLLIN)
 	}
 }
 
-func (p *packetSocket) setEvents(ev uint32) {
-	if ev != p.events && !p.lis.closed.Load() {
+// setInterest registers the socket for ev, unless the listener is closed.
+func (p *packetSocket) setInterest(ev uint32) {
+	if ev != p.interest && !p.lis.closed.Load() {
 		if p.loop.modify(p.lis.fd, ev) == nil {
-			p.events = ev
+			p.interest = ev
 		}
 	}
 }
 
+// sockaddrToAddrPort converts an IPv4 or IPv6 address from x/sys; ok is
+// false for any other family.
 func sockaddrToAddrPort(sa unix.Sockaddr) (netip.AddrPort, bool) {
 	switch a := sa.(type) {
 	case *unix.SockaddrInet4:

@@ -6,23 +6,20 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// The loop's sockets are non-blocking (accept4 with SOCK_NONBLOCK, socket
-// with SOCK_NONBLOCK, SetNonblock on Attach), so its reads and writes on
-// them return at once, with EAGAIN when they would block. They go through
+// The loop's sockets are non-blocking (accept4 and socket with
+// SOCK_NONBLOCK, SetNonblock on Attach), so its reads and writes on them
+// return at once, with EAGAIN when they would block. They go through
 // RawSyscall, which skips the scheduler's entersyscall and exitsyscall
-// (x/sys's Read and Write, and Syscall, make that pair on every call). The
-// cost: during a call (a write's loopback delivery can take tens of
-// microseconds) sysmon cannot hand the loop's P to another thread, and a
-// stop-the-world waits for the call to return. The loop's goroutine is the
-// only one meant to run on its P, so that delays at most a GC worker by as
-// long. Only non-blocking descriptors may use these.
+// that x/sys's Read, Write and Syscall make on every call. The price:
+// during the call sysmon cannot hand the loop's P to another thread, and a
+// stop-the-world waits for the call to return; since the loop's goroutine
+// is the only one meant to run on its P, that delays at most a GC worker.
+// Only non-blocking descriptors may use these.
 //
 // Every descriptor the loop reads and writes is a stream socket (Attach
 // refuses anything else), so they are recvfrom, sendto and sendmsg rather
 // than read, write and writev, for MSG_NOSIGNAL: a write to a peer that is
 // gone fails with EPIPE alone, without a SIGPIPE for the runtime to field.
-// (The socket calls also skip the file layer: the system call layers' share
-// of a perf profile of pipelined echo fell from 6.6% to 6.0%.)
 
 // rawRead reads into p as unix.Read does: n is -1 on error.
 func rawRead(fd int, p []byte) (int, error) {
@@ -66,9 +63,9 @@ func errnoErr(e unix.Errno) error {
 // maxIovecs bounds one writev; Linux allows 1024.
 const maxIovecs = 64
 
-// writev sends bufs in one system call, sendmsg(2) with MSG_NOSIGNAL as in
-// rawio.go, and returns the bytes written. x/sys's Writev allocates its
-// iovec slice; this reuses the loop's.
+// writev sends bufs in one system call, sendmsg(2) with MSG_NOSIGNAL as
+// above, and returns the bytes written. x/sys's Writev allocates its iovec
+// slice; this reuses the loop's.
 func (l *eventLoop) writev(fd int, bufs [][]byte) (int, error) {
 	iov := l.iov[:0]
 	for _, b := range bufs {

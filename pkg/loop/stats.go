@@ -33,6 +33,7 @@ type counters struct {
 	_             [64]byte
 }
 
+// closed counts a connection closed for r.
 func (c *counters) closed(r api.Reason) {
 	for i, s := range standardReasons {
 		if s == r {
