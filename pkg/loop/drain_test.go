@@ -7,14 +7,8 @@ import (
 	"testing"
 	"time"
 
-	"go.uber.org/goleak"
-
 	"github.com/netd/netd/pkg/modules/api"
 )
-
-func TestMain(m *testing.M) {
-	goleak.VerifyTestMain(m)
-}
 
 // TestShutdownDrains: lines a client sent before Shutdown still come back,
 // then the server closes and Shutdown returns without waiting out its
