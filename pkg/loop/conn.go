@@ -84,6 +84,8 @@ type connExtra struct {
 	// closing is what a graceful close (flagClosing) remembers until the
 	// descriptor is closed.
 	closing closeState
+	// tls is the TLS layer of a connection on a TLS listener (tls.go).
+	tls *tlsState
 }
 
 // closeState is what a graceful close remembers until the descriptor is
@@ -352,6 +354,9 @@ func (c *conn) writeFailed(err error) {
 // readOnce reports whether the read returned bytes or EOF (as opposed to
 // nothing yet or an error).
 func (c *conn) readOnce() bool {
+	if c.x != nil && c.x.tls != nil {
+		return c.tlsReadOnce()
+	}
 	n, err := rawRead(int(c.fd), c.loop.buf)
 	switch {
 	case n > 0:
@@ -528,6 +533,15 @@ func (c *conn) Write(p []byte) (int, error) {
 	if c.closed || c.flags&(flagClosing|flagCloseWrite|flagWriteShut) != 0 {
 		return 0, api.ErrClosed
 	}
+	if c.x != nil && c.x.tls != nil {
+		return c.tlsWrite(p)
+	}
+	return c.writeRaw(p)
+}
+
+// writeRaw is Write below the TLS layer: the bytes go to the socket as
+// they are.
+func (c *conn) writeRaw(p []byte) (int, error) {
 	total := len(p)
 	if c.out == nil && len(p) > 0 && c.flags&flagConnecting == 0 {
 		n, err := rawWrite(int(c.fd), p)
@@ -602,6 +616,9 @@ func (c *conn) shutWrite() {
 	if c.flags&flagWriteShut != 0 {
 		return
 	}
+	if c.x != nil && c.x.tls != nil && c.tlsCloseNotify() {
+		return // close_notify is queued: shutWrite runs again once it is flushed
+	}
 	c.flags |= flagWriteShut
 	if err := unix.Shutdown(int(c.fd), unix.SHUT_WR); err != nil && err != unix.ENOTCONN {
 		c.closeNow(api.ReasonError, err)
@@ -653,6 +670,9 @@ func (c *conn) CloseFor(reason api.Reason, err error) {
 // finishClose runs once output is flushed: close at once when the peer has
 // finished sending, else half-close and linger for its EOF.
 func (c *conn) finishClose() {
+	if c.x.tls != nil && c.tlsCloseNotify() {
+		return // close_notify is queued: finishClose runs again once it is flushed
+	}
 	if c.flags&flagInputClosed != 0 {
 		c.closeNow(c.x.closing.reason, c.x.closing.err)
 		return
@@ -716,6 +736,9 @@ func (c *conn) closeNow(reason api.Reason, err error) {
 		c.loop.removeFD(int(c.fd))
 	} else {
 		c.loop.fds[c.fd] = nil
+	}
+	if c.x != nil && c.x.tls != nil {
+		c.tlsRelease()
 	}
 	_ = unix.Close(int(c.fd))
 	c.dropOutput()

@@ -97,6 +97,9 @@ type eventLoop struct {
 
 	// outFree recycles output queues (see conn.queue).
 	outFree []*outQueue
+	// tls is the loop's TLS scratch (tls.go); nil until a TLS connection
+	// reads or writes.
+	tls *tlsScratch
 
 	// rsa receives accept4's peer address: a buffer of the loop's, so that
 	// an accept allocates nothing.
