@@ -98,5 +98,5 @@
 // (7.1 kB heap, no goroutine). CPU per echoed line, client included and
 // on a loaded machine: ping-pong 33 µs against the stdlib's 21 µs,
 // pipelined 2.0 µs against 1.5 µs; handshakes 358/s against 265/s
-// (docs/BENCHMARKS.md has the commands).
+// (pkg/modules/echo/tls_bench_test.go says how to run them).
 package loop
