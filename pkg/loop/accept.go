@@ -181,6 +181,10 @@ func (a *acceptor) serve(fd int, peer netip.AddrPort, isIP bool) {
 			l.recovered(c, r)
 		}
 	}()
+	if lis.spec.TLS != nil {
+		c.tlsAccept() // the module sees the connection once its handshake is done
+		return
+	}
 	c.callback(lis.stream.OnAccept)
 	if lis.engine.draining.Load() && !c.closed {
 		// Shutdown began while this one waited in the backlog (or, in an

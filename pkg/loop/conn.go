@@ -86,6 +86,8 @@ type connExtra struct {
 	// closing is what a graceful close (flagClosing) remembers until the
 	// descriptor is closed.
 	closing closeState
+	// tls is the TLS layer of a connection on a TLS listener (tls.go).
+	tls *tlsState
 }
 
 // closeState is what a graceful close remembers until the descriptor is

@@ -53,6 +53,9 @@ func (c *conn) CloseFor(reason api.Reason, err error) {
 // finishClose runs once output is flushed: close at once when the peer has
 // finished sending, else half-close and linger for its EOF.
 func (c *conn) finishClose() {
+	if c.extra.tls != nil && c.tlsCloseNotify() {
+		return // close_notify is queued: finishClose runs again once it is flushed
+	}
 	if c.flags&flagInputClosed != 0 {
 		c.endClose()
 		return
@@ -124,6 +127,9 @@ func (c *conn) closeNow(reason api.Reason, err error) {
 		c.loop.removeFD(int(c.fd))
 	} else {
 		c.loop.conns[c.fd] = nil
+	}
+	if c.extra != nil && c.extra.tls != nil {
+		c.tlsRelease()
 	}
 	_ = unix.Close(int(c.fd))
 	c.dropOutput()

@@ -13,6 +13,9 @@ import (
 // or EOF (as opposed to nothing yet, or an error, which closes the
 // connection).
 func (c *conn) readOnce() bool {
+	if c.extra != nil && c.extra.tls != nil {
+		return c.tlsReadOnce()
+	}
 	n, err := rawRead(int(c.fd), c.loop.readBuf)
 	switch {
 	case n > 0:

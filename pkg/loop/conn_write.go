@@ -21,6 +21,15 @@ func (c *conn) Write(p []byte) (int, error) {
 	if c.closed || c.flags&(flagClosing|flagShutWritePending|flagWriteShut) != 0 {
 		return 0, api.ErrClosed
 	}
+	if c.extra != nil && c.extra.tls != nil {
+		return c.tlsWrite(p)
+	}
+	return c.writeRaw(p)
+}
+
+// writeRaw is Write below the TLS layer: the bytes go to the socket as
+// they are.
+func (c *conn) writeRaw(p []byte) (int, error) {
 	total := len(p)
 	if c.out == nil && len(p) > 0 && c.flags&flagConnecting == 0 {
 		n, err := rawWrite(int(c.fd), p)
@@ -166,6 +175,9 @@ func (c *conn) CloseWrite() error {
 func (c *conn) shutWrite() {
 	if c.flags&flagWriteShut != 0 {
 		return
+	}
+	if c.extra != nil && c.extra.tls != nil && c.tlsCloseNotify() {
+		return // close_notify is queued: shutWrite runs again once it is flushed
 	}
 	c.flags |= flagWriteShut
 	if err := unix.Shutdown(int(c.fd), unix.SHUT_WR); err != nil && err != unix.ENOTCONN {

@@ -67,4 +67,30 @@
 // half-closes, and waits (bounded by a linger deadline) for the peer's
 // end-of-file before closing, so that unread input cannot turn the close
 // into a reset that destroys the output just sent.
+//
+// # TLS
+//
+// A listener with ListenerSpec.TLS terminates TLS in the loop (tls.go);
+// modules see plaintext through the same api.Conn, and api.Conn.TLS tells
+// them what was negotiated. crypto/tls cannot resume a handshake after a
+// would-block error (its handshake error is sticky), so the handshake runs
+// on a goroutine over an in-memory transport: the loop hands it the
+// ciphertext it reads and sends what it writes. The goroutine starts only
+// once the client's first record is complete, holds one of GOMAXPROCS
+// compute slots only while it computes, and ends with the handshake; a
+// connection that finds no slot waits in a queue without one
+// (tls_pool.go). Then the connection is the loop's alone, with no
+// goroutine: after the handshake crypto/tls does not make a temporary
+// net.Error sticky, so a read hands it the bytes just read and decrypts
+// until it reports "would block", keeping a partial record for the next
+// read; a module's Write encrypts into the loop's scratch and leaves in
+// one write. close_notify precedes a half-close or close.
+//
+// Chosen over a goroutine per connection for memory: with 10,000 idle TLS
+// connections the stdlib's goroutine-per-connection echo grew by 42.6 kB
+// of RSS per connection (23.9 kB heap, 8.2 kB stack), netd by 12.2 kB
+// (7.1 kB heap, no goroutine). CPU per echoed line, client included and
+// on a loaded machine: ping-pong 33 µs against the stdlib's 21 µs,
+// pipelined 2.0 µs against 1.5 µs; handshakes 358/s against 265/s
+// (pkg/modules/echo/tls_bench_test.go says how to run them).
 package loop

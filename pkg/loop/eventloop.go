@@ -105,6 +105,9 @@ type eventLoop struct {
 
 	// freeOutQueues recycles output queues (see conn.queue).
 	freeOutQueues []*outQueue
+	// tls is the loop's TLS scratch (tls.go); nil until a TLS connection
+	// reads or writes.
+	tls *tlsScratch
 
 	// acceptAddr receives accept4's peer address: a buffer of the loop's,
 	// so that an accept allocates nothing.

@@ -54,6 +54,8 @@ type ListenerSpec struct {
 	MaxInput int
 	// Logger is the listener's named logger; nil means the engine's.
 	Logger hclog.Logger
+	// TLS, when set, terminates TLS on a stream listener (tls.go).
+	TLS *TLSSpec
 }
 
 // Listener is one bound socket and the module that serves it. Its methods
@@ -76,8 +78,9 @@ type Listener struct {
 	closed   atomic.Bool
 	stopOnce sync.Once
 
-	// The "over limit" and accept error warnings, one a second each.
-	overLimitLog, acceptErrLog api.LogLimit
+	// The "over limit", accept error and TLS handshake warnings, one a
+	// second each.
+	overLimitLog, acceptErrLog, tlsLog api.LogLimit
 
 	packetSock *packetSocket
 	// views are the listener's api.Loop on each loop.
@@ -118,10 +121,16 @@ func newListener(e *Engine, spec ListenerSpec) (*Listener, error) {
 		if l.stream == nil {
 			return nil, fmt.Errorf("listener %q: module does not serve %s", spec.Name, spec.Network)
 		}
+		if err := spec.TLS.check(); err != nil {
+			return nil, fmt.Errorf("listener %q: %w", spec.Name, err)
+		}
 	case "udp", "udp4", "udp6":
 		l.family = "packet"
 		if l.packet == nil {
 			return nil, fmt.Errorf("listener %q: module does not serve %s", spec.Name, spec.Network)
+		}
+		if spec.TLS != nil {
+			return nil, fmt.Errorf("listener %q: TLS needs a stream network, not %s", spec.Name, spec.Network)
 		}
 	default:
 		return nil, fmt.Errorf("listener %q: unknown network %q", spec.Name, spec.Network)

@@ -230,6 +230,9 @@ type Conn interface {
 	SetContext(v any)
 	// Loop returns the loop that owns the connection.
 	Loop() Loop
+	// TLS returns what the connection's TLS handshake negotiated; nil on
+	// a plaintext connection.
+	TLS() *TLSInfo
 }
 
 // PacketWriter sends datagrams from one socket. Only the loop that owns the

@@ -79,6 +79,8 @@ type Conn struct {
 	// closed with the connection (-1: none).
 	connecting bool
 	fd         int
+
+	tls *api.TLSInfo // what TLS reports; see SetTLS
 }
 
 var _ api.Conn = (*Conn)(nil)
