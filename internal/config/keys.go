@@ -46,6 +46,7 @@ var topKeys = []key[*Config]{
 		same:   func(a, b *Config) bool { return differs(logKeys, &a.Log, &b.Log) == nil }},
 	countKey("loops", func(c *Config) *int { return &c.Loops }),
 	durationKey("shutdown_timeout", func(c *Config) *time.Duration { return &c.ShutdownTimeout }),
+	durationKey("drain_delay", func(c *Config) *time.Duration { return &c.DrainDelay }),
 	countKey("max_connections", func(c *Config) *int { return &c.MaxConnections }),
 	stringKey("user", func(c *Config) *string { return &c.User }),
 	stringKey("group", func(c *Config) *string { return &c.Group }),

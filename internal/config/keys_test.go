@@ -248,6 +248,7 @@ func TestConfigDiffers(t *testing.T) {
 		"log":              {"{level: info, format: text}", "{level: info, format: json}"},
 		"loops":            {"1", "2"},
 		"shutdown_timeout": {"1s", "2s"},
+		"drain_delay":      {"0s", "5s"},
 		"max_connections":  {"1", "2"},
 		"user":             {"a", "b"},
 		"group":            {"a", "b"},
