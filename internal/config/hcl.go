@@ -98,8 +98,8 @@ func parseHCL(filename string, src []byte, errs *errList) (*value, bool) {
 		return nil, false
 	}
 	file, diags := hclsyntax.ParseConfig(src, filename, hcl.InitialPos)
-	if diags.HasErrors() || file == nil {
-		addDiags(errs, diags)
+	addDiags(errs, diags)
+	if file == nil || !onlyRedefinitions(diags) {
 		return nil, false
 	}
 	body, ok := file.Body.(*hclsyntax.Body)
@@ -109,6 +109,18 @@ func parseHCL(filename string, src []byte, errs *errList) (*value, bool) {
 	}
 	h := hclConv{errs: errs, src: src}
 	return h.root(body), true
+}
+
+// onlyRedefinitions reports whether diags holds no error but attributes set
+// twice. The parser keeps the first and the tree is whole, so the rest of
+// the file is worth checking, as a YAML file with a duplicate key is.
+func onlyRedefinitions(diags hcl.Diagnostics) bool {
+	for _, d := range diags {
+		if d.Severity == hcl.DiagError && d.Summary != "Attribute redefined" {
+			return false
+		}
+	}
+	return true
 }
 
 func checkHCLTokens(filename string, src []byte, errs *errList) bool {
