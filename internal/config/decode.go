@@ -142,9 +142,15 @@ func (d *decoder) listenerName(l *Listener, f *field) {
 	switch {
 	case v.kind != kindString:
 		d.errs.add(v.pos, "%s: name: want a string, got %s", m.ctx, v.describe())
-	case checkName(v.str) != "":
-		d.errs.add(v.pos, "%s: name %q: %s", m.ctx, v.str, checkName(v.str))
+	case v.str == "":
+		d.errs.add(v.pos, "%s: name: must not be empty", m.ctx)
 	default:
+		// A name with characters it may not have is reported, and still
+		// used, so that the listener's other problems, its module's
+		// options among them, are checked and named in this pass too.
+		if problem := checkName(v.str); problem != "" {
+			d.errs.add(v.pos, "%s: name %q: %s", m.ctx, v.str, problem)
+		}
 		l.Name = v.str
 		m.ctx = fmt.Sprintf("listener %q", l.Name)
 		if first, dup := d.names[l.Name]; dup {
@@ -197,9 +203,6 @@ func (d *decoder) watermarks(l *Listener, m listenerMeta) {
 // checkName keeps listener names fit for log fields, metric labels and
 // logger names: letters, digits and - _ . : as HAProxy allows.
 func checkName(name string) string {
-	if name == "" {
-		return "must not be empty"
-	}
 	for _, r := range name {
 		if !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || strings.ContainsRune("-_.:", r)) {
 			return "use only letters, digits and - _ . :"
