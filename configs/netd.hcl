@@ -8,6 +8,7 @@ log {
 }
 loops            = 0
 shutdown_timeout = "10s"
+drain_delay      = "0s" # on SIGTERM, /readyz says 503 this long before accepting stops
 max_connections  = 20000
 
 # Line echo, as the original Python server: whole lines come back.

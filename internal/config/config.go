@@ -28,6 +28,7 @@ type Config struct {
 	Log             Log           // "" fields when absent from the file
 	Loops           int           // 0 = one per CPU
 	ShutdownTimeout time.Duration // DefaultShutdownTimeout when absent
+	DrainDelay      time.Duration // on stop, accepting on with /readyz failing first; 0 = none
 	MaxConnections  int           // all listeners together; 0 = unlimited
 	User, Group     string        // "" = keep the user and group netd started as
 	Admin           *Admin        // nil when absent

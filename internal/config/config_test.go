@@ -83,6 +83,7 @@ func TestFull(t *testing.T) {
 				Log:             Log{Level: "debug", Format: "json"},
 				Loops:           4,
 				ShutdownTimeout: 30 * time.Second,
+				DrainDelay:      5 * time.Second,
 				MaxConnections:  50000,
 				User:            "netd",
 				Group:           "netd",
@@ -145,7 +146,7 @@ func TestDefaults(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if c.ShutdownTimeout != DefaultShutdownTimeout || c.Admin != nil || c.Log != (Log{}) || c.Loops != 0 {
+	if c.ShutdownTimeout != DefaultShutdownTimeout || c.Admin != nil || c.Log != (Log{}) || c.Loops != 0 || c.DrainDelay != 0 {
 		t.Errorf("defaults: %+v", c)
 	}
 	l := c.Listeners[0]

@@ -23,7 +23,10 @@ type listenerMeta struct {
 // problem: it records it and goes on with what it can still check.
 type decoder struct {
 	errs     *errList
-	adminPos Pos // of admin.address, for the address clash check
+	adminPos Pos            // of admin.address, for the address clash check
+	names    map[string]Pos // listener names seen so far
+	metas    []listenerMeta // one per decoded listener
+	lm       *listenerMeta  // the listener being decoded
 }
 
 func (d *decoder) config(file string, root *value) (*Config, []listenerMeta) {
@@ -38,78 +41,25 @@ func (d *decoder) config(file string, root *value) (*Config, []listenerMeta) {
 		d.errs.add(root.pos, "want a mapping of settings at the top level, got %s", root.describe())
 		return cfg, nil
 	}
-	var listeners *field
-	for i := range root.fields {
-		f := &root.fields[i]
-		v := f.val
-		if f.key == "listeners" {
-			listeners = f
-			continue
-		}
-		if v.unset() {
-			if !knownTopKey(f.key) {
-				d.errs.add(f.keyPos, "unknown key %q", f.key)
-			}
-			continue
-		}
-		switch f.key {
-		case "log":
-			d.log(&cfg.Log, v)
-		case "loops":
-			cfg.Loops = d.count("loops", v)
-		case "shutdown_timeout":
-			cfg.ShutdownTimeout = d.duration("shutdown_timeout", v)
-		case "max_connections":
-			cfg.MaxConnections = d.count("max_connections", v)
-		case "user":
-			cfg.User = d.string("user", v)
-		case "group":
-			cfg.Group = d.string("group", v)
-		case "admin":
-			cfg.Admin = d.admin(f)
-		default:
-			d.errs.add(f.keyPos, "unknown key %q", f.key)
-		}
+	top := ""
+	decodeMap(d, topKeys, root, cfg, &top, "", Pos{1, 1})
+	switch f := root.get("listeners"); {
+	case f == nil:
+		d.errs.add(Pos{1, 1}, "no listeners: at least one is required")
+	case f.val.kind == kindNull:
+		d.errs.add(f.keyPos, "no listeners: at least one is required")
 	}
-	metas := d.listeners(cfg, listeners)
-	d.checkAddresses(cfg, metas)
-	return cfg, metas
+	d.checkAddresses(cfg, d.metas)
+	return cfg, d.metas
 }
 
-func knownTopKey(k string) bool {
-	switch k {
-	case "log", "loops", "shutdown_timeout", "max_connections", "user", "group", "admin", "listeners":
-		return true
-	}
-	return false
-}
-
-func (d *decoder) log(l *Log, v *value) {
-	if v.kind != kindMap {
-		d.errs.add(v.pos, "log: want a mapping, got %s", v.describe())
+func (d *decoder) log(l *Log, lf *field) {
+	if lf.val.kind != kindMap {
+		d.errs.add(lf.val.pos, "log: want a mapping, got %s", lf.val.describe())
 		return
 	}
-	for _, f := range v.fields {
-		if f.key != "level" && f.key != "format" {
-			d.errs.add(f.keyPos, "unknown key %q in log", f.key)
-			continue
-		}
-		if f.val.unset() {
-			continue
-		}
-		s := d.string("log."+f.key, f.val)
-		switch {
-		case s == "":
-		case f.key == "level" && !oneOf(s, "trace", "debug", "info", "warn", "error"):
-			d.errs.add(f.val.pos, "log.level: unknown level %q (want trace, debug, info, warn or error)", s)
-		case f.key == "format" && !oneOf(s, "text", "json"):
-			d.errs.add(f.val.pos, "log.format: unknown format %q (want text or json)", s)
-		case f.key == "level":
-			l.Level = s
-		default:
-			l.Format = s
-		}
-	}
+	ctx := "log"
+	decodeMap(d, logKeys, lf.val, l, &ctx, ".", lf.keyPos)
 }
 
 func (d *decoder) admin(af *field) *Admin {
@@ -119,152 +69,60 @@ func (d *decoder) admin(af *field) *Admin {
 		return nil
 	}
 	a := &Admin{}
-	for _, f := range v.fields {
-		switch f.key {
-		case "address":
-			if f.val.unset() {
-				continue
-			}
-			d.adminPos = f.val.pos
-			a.Address = d.string("admin.address", f.val)
-			if f.val.kind == kindString {
-				problem := checkHostPort("tcp", a.Address)
-				if strings.Contains(a.Address, "://") {
-					problem = "want host:port, without a scheme"
-				}
-				if problem != "" {
-					d.errs.add(f.val.pos, "admin.address %q: %s", a.Address, problem)
-				}
-			}
-		case "pprof":
-			if !f.val.unset() {
-				a.Pprof = d.bool("admin.pprof", f.val)
-			}
-		default:
-			d.errs.add(f.keyPos, "unknown key %q in admin", f.key)
-		}
-	}
-	if f := v.get("address"); f == nil || f.val.kind == kindNull {
-		d.errs.add(af.keyPos, "admin: missing address")
-	}
+	ctx := "admin"
+	decodeMap(d, adminKeys, v, a, &ctx, ".", af.keyPos)
 	return a
 }
 
-func (d *decoder) listeners(cfg *Config, lf *field) []listenerMeta {
-	if lf == nil {
-		d.errs.add(Pos{1, 1}, "no listeners: at least one is required")
-		return nil
+func (d *decoder) adminAddress(a *Admin, f *field, what string) {
+	d.adminPos = f.val.pos
+	a.Address = d.string(what, f.val)
+	if f.val.kind != kindString {
+		return
 	}
+	problem := checkHostPort("tcp", a.Address)
+	if strings.Contains(a.Address, "://") {
+		problem = "want host:port, without a scheme"
+	}
+	if problem != "" {
+		d.errs.add(f.val.pos, "%s %q: %s", what, a.Address, problem)
+	}
+}
+
+// listeners decodes the listener list, which is set: its absence is
+// reported by config.
+func (d *decoder) listeners(cfg *Config, lf *field) {
 	v := lf.val
 	switch {
-	case v.kind == kindInvalid:
-		return nil
-	case v.kind == kindNull || (v.kind == kindList && len(v.list) == 0):
+	case v.kind == kindList && len(v.list) == 0:
 		d.errs.add(lf.keyPos, "no listeners: at least one is required")
-		return nil
+		return
 	case v.kind != kindList:
 		d.errs.add(v.pos, "listeners: want a list, got %s", v.describe())
-		return nil
+		return
 	}
-	names := map[string]Pos{}
-	var metas []listenerMeta
+	d.names = map[string]Pos{}
 	for i, item := range v.list {
-		l, m, ok := d.listener(i+1, item, names)
+		l, m, ok := d.listener(i+1, item)
 		if ok {
 			cfg.Listeners = append(cfg.Listeners, l)
-			metas = append(metas, m)
+			d.metas = append(d.metas, m)
 		}
 	}
-	return metas
 }
 
 // listener decodes the i'th listener. It reports false when item is not
 // a mapping at all, since nothing about it can be checked further.
-func (d *decoder) listener(i int, item *value, names map[string]Pos) (Listener, listenerMeta, bool) {
+func (d *decoder) listener(i int, item *value) (Listener, listenerMeta, bool) {
 	m := listenerMeta{ctx: fmt.Sprintf("listener #%d", i)}
 	if item.kind != kindMap {
 		d.errs.add(item.pos, "%s: want a mapping, got %s", m.ctx, item.describe())
 		return Listener{}, m, false
 	}
 	l := Listener{Pos: item.pos}
-
-	// The name comes first whatever its place in the mapping, so that
-	// every other message can say which listener it is about.
-	nf := item.get("name")
-	switch {
-	case nf == nil || nf.val.kind == kindNull:
-		d.errs.add(item.pos, "%s: missing name", m.ctx)
-	case nf.val.kind == kindInvalid:
-		// Already reported.
-	case nf.val.kind != kindString:
-		d.errs.add(nf.val.pos, "%s: name: want a string, got %s", m.ctx, nf.val.describe())
-	case checkName(nf.val.str) != "":
-		d.errs.add(nf.val.pos, "%s: name %q: %s", m.ctx, nf.val.str, checkName(nf.val.str))
-	default:
-		l.Name = nf.val.str
-		m.ctx = fmt.Sprintf("listener %q", l.Name)
-		if first, dup := names[l.Name]; dup {
-			d.errs.add(nf.val.pos, "duplicate listener name %q (first at %s)", l.Name, first)
-		} else {
-			names[l.Name] = nf.val.pos
-		}
-	}
-
-	for _, f := range item.fields {
-		v := f.val
-		if v.unset() {
-			if !oneOf(f.key, "name", "address", "module", "max_connections", "idle_timeout", "high_watermark", "low_watermark", "options") {
-				d.errs.add(f.keyPos, "unknown key %q in %s", f.key, m.ctx)
-			}
-			continue
-		}
-		switch f.key {
-		case "name":
-		case "address":
-			m.addrPos = v.pos
-			if v.kind != kindString {
-				d.errs.add(v.pos, "%s: address: want a string, got %s", m.ctx, v.describe())
-				continue
-			}
-			l.Address = v.str
-			addr, err := ParseAddress(v.str)
-			if err != nil {
-				d.errs.add(v.pos, "%s: %v", m.ctx, err)
-				continue
-			}
-			l.Addr, m.addrOK = addr, true
-		case "module":
-			m.modulePos = v.pos
-			l.Module = d.string(m.ctx+": module", v)
-			if v.kind == kindString && l.Module == "" {
-				d.errs.add(v.pos, "%s: module: must not be empty", m.ctx)
-			}
-		case "max_connections":
-			l.MaxConnections = d.count(m.ctx+": max_connections", v)
-		case "idle_timeout":
-			l.IdleTimeout = d.duration(m.ctx+": idle_timeout", v)
-		case "high_watermark":
-			l.HighWatermark = d.count(m.ctx+": high_watermark", v)
-			m.highPos = v.pos
-		case "low_watermark":
-			l.LowWatermark = d.count(m.ctx+": low_watermark", v)
-			m.lowPos = v.pos
-		case "options":
-			if v.kind != kindMap {
-				d.errs.add(v.pos, "%s: options: want a mapping, got %s", m.ctx, v.describe())
-				continue
-			}
-			l.Options = &Options{file: d.errs.file, pos: f.keyPos, root: v}
-		default:
-			d.errs.add(f.keyPos, "unknown key %q in %s", f.key, m.ctx)
-		}
-	}
-	if f := item.get("address"); f == nil || f.val.kind == kindNull {
-		d.errs.add(item.pos, "%s: missing address", m.ctx)
-	}
-	if f := item.get("module"); f == nil || f.val.kind == kindNull {
-		d.errs.add(item.pos, "%s: missing module", m.ctx)
-	}
+	d.lm = &m
+	decodeMap(d, listenerKeys, item, &l, &m.ctx, ": ", item.pos)
+	d.lm = nil
 	d.watermarks(&l, m)
 	if l.Options == nil {
 		l.Options = &Options{file: d.errs.file, pos: item.pos, root: &value{kind: kindMap, pos: item.pos}}
@@ -275,6 +133,48 @@ func (d *decoder) listener(i int, item *value, names map[string]Pos) (Listener, 
 		m.addrOK = false
 	}
 	return l, m, true
+}
+
+// listenerName decodes a listener's name and from then on names the
+// listener by it in messages.
+func (d *decoder) listenerName(l *Listener, f *field) {
+	v, m := f.val, d.lm
+	switch {
+	case v.kind != kindString:
+		d.errs.add(v.pos, "%s: name: want a string, got %s", m.ctx, v.describe())
+	case v.str == "":
+		d.errs.add(v.pos, "%s: name: must not be empty", m.ctx)
+	default:
+		// A name with characters it may not have is reported, and still
+		// used, so that the listener's other problems, its module's
+		// options among them, are checked and named in this pass too.
+		if problem := checkName(v.str); problem != "" {
+			d.errs.add(v.pos, "%s: name %q: %s", m.ctx, v.str, problem)
+		}
+		l.Name = v.str
+		m.ctx = fmt.Sprintf("listener %q", l.Name)
+		if first, dup := d.names[l.Name]; dup {
+			d.errs.add(v.pos, "duplicate listener name %q (first at %s)", l.Name, first)
+		} else {
+			d.names[l.Name] = v.pos
+		}
+	}
+}
+
+func (d *decoder) listenerAddress(l *Listener, f *field, what string) {
+	v, m := f.val, d.lm
+	m.addrPos = v.pos
+	if v.kind != kindString {
+		d.errs.add(v.pos, "%s: want a string, got %s", what, v.describe())
+		return
+	}
+	l.Address = v.str
+	addr, err := ParseAddress(v.str)
+	if err != nil {
+		d.errs.add(v.pos, "%s: %v", m.ctx, err)
+		return
+	}
+	l.Addr, m.addrOK = addr, true
 }
 
 // watermarks checks a listener's output watermarks: stream listeners only,
@@ -303,9 +203,6 @@ func (d *decoder) watermarks(l *Listener, m listenerMeta) {
 // checkName keeps listener names fit for log fields, metric labels and
 // logger names: letters, digits and - _ . : as HAProxy allows.
 func checkName(name string) string {
-	if name == "" {
-		return "must not be empty"
-	}
 	for _, r := range name {
 		if !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || strings.ContainsRune("-_.:", r)) {
 			return "use only letters, digits and - _ . :"
@@ -408,6 +305,14 @@ func (v *value) duration() (time.Duration, string) {
 		}
 	}
 	return 0, fmt.Sprintf("want a duration such as \"30s\", got %s", v.describe())
+}
+
+// orList renders choices as "a, b or c".
+func orList(choices []string) string {
+	if len(choices) < 2 {
+		return strings.Join(choices, "")
+	}
+	return strings.Join(choices[:len(choices)-1], ", ") + " or " + choices[len(choices)-1]
 }
 
 func oneOf(s string, choices ...string) bool {

@@ -13,32 +13,69 @@ import (
 	"github.com/zclconf/go-cty/cty/convert"
 )
 
-// The HCL layout of a config file. Unknown attributes and blocks are
-// reported by HCL itself, with its "did you mean" hints.
+// The HCL layout of a config file, made from the key tables. Unknown
+// attributes and blocks are reported by HCL itself, with its "did you
+// mean" hints.
 var (
-	hclRootSchema = &hcl.BodySchema{
-		Attributes: []hcl.AttributeSchema{
-			{Name: "loops"}, {Name: "shutdown_timeout"}, {Name: "max_connections"},
-			{Name: "user"}, {Name: "group"},
-		},
-		Blocks: []hcl.BlockHeaderSchema{
-			{Type: "log"}, {Type: "admin"}, {Type: "listener", LabelNames: []string{"name"}},
-		},
+	hclRootSchema = hclSchema(topKeys)
+	// hclBodies is the layout of each block's body, by block type; the
+	// body of a block not named here (options) holds free-form attributes.
+	hclBodies = map[string]*hcl.BodySchema{
+		"log":      hclSchema(logKeys),
+		"admin":    hclSchema(adminKeys),
+		"listener": hclSchema(listenerKeys),
 	}
-	hclLogSchema = &hcl.BodySchema{
-		Attributes: []hcl.AttributeSchema{{Name: "level"}, {Name: "format"}},
-	}
-	hclAdminSchema = &hcl.BodySchema{
-		Attributes: []hcl.AttributeSchema{{Name: "address"}, {Name: "pprof"}},
-	}
-	hclListenerSchema = &hcl.BodySchema{
-		Attributes: []hcl.AttributeSchema{
-			{Name: "address"}, {Name: "module"}, {Name: "max_connections"}, {Name: "idle_timeout"},
-			{Name: "high_watermark"}, {Name: "low_watermark"},
-		},
-		Blocks: []hcl.BlockHeaderSchema{{Type: "options"}},
-	}
+	// hclBlockKeys is the tree key each block type fills.
+	hclBlockKeys = mergeBlockKeys(blockKeys(topKeys), blockKeys(listenerKeys))
 )
+
+func hclSchema[T any](keys []key[T]) *hcl.BodySchema {
+	s := &hcl.BodySchema{}
+	for _, k := range keys {
+		switch k.hcl {
+		case hclAttr:
+			s.Attributes = append(s.Attributes, hcl.AttributeSchema{Name: k.name})
+		case hclBlock:
+			s.Blocks = append(s.Blocks, hcl.BlockHeaderSchema{Type: k.name})
+		case hclBlocks:
+			s.Blocks = append(s.Blocks, hcl.BlockHeaderSchema{Type: k.hclName, LabelNames: []string{k.hclLabel}})
+		}
+	}
+	return s
+}
+
+// hclBlockKey is the tree key an HCL block fills: a mapping, or, for a
+// list, one item of it, whose label is its key label.
+type hclBlockKey struct {
+	key, label string
+	list       bool
+}
+
+func blockKeys[T any](keys []key[T]) map[string]hclBlockKey {
+	m := map[string]hclBlockKey{}
+	for _, k := range keys {
+		switch k.hcl {
+		case hclBlock:
+			m[k.name] = hclBlockKey{key: k.name}
+		case hclBlocks:
+			m[k.hclName] = hclBlockKey{key: k.name, label: k.hclLabel, list: true}
+		}
+	}
+	return m
+}
+
+func mergeBlockKeys(ms ...map[string]hclBlockKey) map[string]hclBlockKey {
+	out := map[string]hclBlockKey{}
+	for _, m := range ms {
+		for t, k := range m {
+			if _, dup := out[t]; dup {
+				panic("config: HCL block type " + t + " has two meanings")
+			}
+			out[t] = k
+		}
+	}
+	return out
+}
 
 // Bounds on HCL source, checked on its tokens before it is parsed.
 // hclsyntax parses recursively, and a megabyte of "[" or "!" overflows the
@@ -61,12 +98,29 @@ func parseHCL(filename string, src []byte, errs *errList) (*value, bool) {
 		return nil, false
 	}
 	file, diags := hclsyntax.ParseConfig(src, filename, hcl.InitialPos)
-	if diags.HasErrors() || file == nil {
-		addDiags(errs, diags)
+	addDiags(errs, diags)
+	if file == nil || !onlyRedefinitions(diags) {
+		return nil, false
+	}
+	body, ok := file.Body.(*hclsyntax.Body)
+	if !ok {
+		errs.add(Pos{1, 1}, "HCL parser returned a %T body", file.Body)
 		return nil, false
 	}
 	h := hclConv{errs: errs, src: src}
-	return h.root(file.Body), true
+	return h.root(body), true
+}
+
+// onlyRedefinitions reports whether diags holds no error but attributes set
+// twice. The parser keeps the first and the tree is whole, so the rest of
+// the file is worth checking, as a YAML file with a duplicate key is.
+func onlyRedefinitions(diags hcl.Diagnostics) bool {
+	for _, d := range diags {
+		if d.Severity == hcl.DiagError && d.Summary != "Attribute redefined" {
+			return false
+		}
+	}
+	return true
 }
 
 func checkHCLTokens(filename string, src []byte, errs *errList) bool {
@@ -143,65 +197,74 @@ type hclConv struct {
 	src  []byte
 }
 
-func (h *hclConv) root(body hcl.Body) *value {
-	content, diags := body.Content(hclRootSchema)
-	addDiags(h.errs, diags)
-	root := &value{kind: kindMap, pos: Pos{1, 1}}
-	root.fields = h.attrs(content.Attributes)
-	var listeners *value
-	first := map[string]Pos{}
-	for _, b := range content.Blocks {
-		pos := hclPos(b.DefRange.Start)
-		switch b.Type {
-		case "log", "admin":
-			if at, dup := first[b.Type]; dup {
-				h.errs.add(pos, "duplicate %s block (first at %s)", b.Type, at)
-				continue
-			}
-			first[b.Type] = pos
-			schema := hclLogSchema
-			if b.Type == "admin" {
-				schema = hclAdminSchema
-			}
-			c, diags := b.Body.Content(schema)
-			addDiags(h.errs, diags)
-			root.fields = append(root.fields, field{key: b.Type, keyPos: pos,
-				val: &value{kind: kindMap, pos: pos, fields: h.attrs(c.Attributes)}})
-		case "listener":
-			if listeners == nil {
-				listeners = &value{kind: kindList, pos: pos}
-				root.fields = append(root.fields, field{key: "listeners", keyPos: pos, val: listeners})
-			}
-			listeners.list = append(listeners.list, h.listener(b))
-		}
-	}
-	return root
+func (h *hclConv) root(body *hclsyntax.Body) *value {
+	return h.body(body, hclRootSchema, Pos{1, 1})
 }
 
-func (h *hclConv) listener(b *hcl.Block) *value {
-	pos := hclPos(b.DefRange.Start)
+// body converts a block's body as schema lays it out (nil: free-form
+// attributes). Blocks are converted in file order, those whose labels HCL
+// found wrong too, so that their contents are checked with the rest; the
+// duplicate of a block is checked, then left out.
+func (h *hclConv) body(b *hclsyntax.Body, schema *hcl.BodySchema, pos Pos) *value {
 	v := &value{kind: kindMap, pos: pos}
-	if len(b.Labels) == 1 {
-		lp := hclPos(b.LabelRanges[0].Start)
-		v.fields = append(v.fields, field{key: "name", keyPos: lp, val: &value{kind: kindString, pos: lp, str: b.Labels[0]}})
+	if schema == nil {
+		attrs, diags := b.JustAttributes()
+		addDiags(h.errs, diags)
+		v.fields = h.attrs(attrs)
+		return v
 	}
-	content, diags := b.Body.Content(hclListenerSchema)
+	content, diags := b.Content(schema)
 	addDiags(h.errs, diags)
-	v.fields = append(v.fields, h.attrs(content.Attributes)...)
-	var optsAt *Pos
-	for _, ob := range content.Blocks {
-		opos := hclPos(ob.DefRange.Start)
-		if optsAt != nil {
-			h.errs.add(opos, "duplicate options block (first at %s)", *optsAt)
+	v.fields = h.attrs(content.Attributes)
+	lists := map[string]*value{}
+	first := map[string]Pos{}
+	for _, blk := range b.Blocks {
+		bk, ok := hclBlockKeys[blk.Type]
+		if !ok || !declares(schema, blk.Type) {
+			continue // HCL has reported it
+		}
+		bpos := hclPos(blk.TypeRange.Start)
+		inner := h.body(blk.Body, hclBodies[blk.Type], bpos)
+		if bk.list {
+			inner.fields = append([]field{h.label(blk, bk.label, bpos)}, inner.fields...)
+			l := lists[bk.key]
+			if l == nil {
+				l = &value{kind: kindList, pos: bpos}
+				lists[bk.key] = l
+				v.fields = append(v.fields, field{key: bk.key, keyPos: bpos, val: l})
+			}
+			l.list = append(l.list, inner)
 			continue
 		}
-		optsAt = &opos
-		attrs, diags := ob.Body.JustAttributes()
-		addDiags(h.errs, diags)
-		v.fields = append(v.fields, field{key: "options", keyPos: opos,
-			val: &value{kind: kindMap, pos: opos, fields: h.attrs(attrs)}})
+		if at, dup := first[blk.Type]; dup {
+			h.errs.add(bpos, "duplicate %s block (first at %s)", blk.Type, at)
+			continue
+		}
+		first[blk.Type] = bpos
+		v.fields = append(v.fields, field{key: bk.key, keyPos: bpos, val: inner})
 	}
 	return v
+}
+
+// label is the field a list block's label fills. A block without one
+// (which HCL has reported) gets an invalid value, so that it is not
+// reported again as missing; of too many labels (also reported), the first
+// counts.
+func (h *hclConv) label(blk *hclsyntax.Block, key string, pos Pos) field {
+	if len(blk.Labels) == 0 {
+		return field{key: key, keyPos: pos, val: &value{kind: kindInvalid, pos: pos}}
+	}
+	lp := hclPos(blk.LabelRanges[0].Start)
+	return field{key: key, keyPos: lp, val: &value{kind: kindString, pos: lp, str: blk.Labels[0]}}
+}
+
+func declares(schema *hcl.BodySchema, blockType string) bool {
+	for _, b := range schema.Blocks {
+		if b.Type == blockType {
+			return true
+		}
+	}
+	return false
 }
 
 // attrs converts attributes to fields in file order; HCL hands them over

@@ -1,4 +1,5 @@
 shutdown_timeout = "5 minutes"
+drain_delay      = 5
 listener "a" {
   address      = "tcp://:1"
   module       = "test-echo"

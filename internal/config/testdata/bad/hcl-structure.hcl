@@ -1,8 +1,9 @@
 log = "debug"
 listener "a" "b" {
-  address = "tcp://:1"
-  module  = "test-echo"
+  address      = "tcp://:1"
+  module       = "test-echo"
+  idle_timeout = "soon"
 }
 admin "x" {
-  address = "127.0.0.1:1"
+  address = "127.0.0.1"
 }

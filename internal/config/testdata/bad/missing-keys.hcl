@@ -5,6 +5,7 @@ listener "b" {
   address = "tcp://:2"
 }
 listener {
-  address = "tcp://:3"
-  module  = "test-echo"
+  address         = "tcp://:3"
+  module          = "test-echo"
+  max_connections = -1
 }

@@ -5,6 +5,7 @@ log {
 }
 loops            = 4
 shutdown_timeout = "30s"
+drain_delay      = "5s"
 max_connections  = 50000
 user             = "netd"
 group            = "netd"

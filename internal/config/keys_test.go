@@ -1,0 +1,300 @@
+package config
+
+import (
+	"fmt"
+	"reflect"
+	"slices"
+	"strings"
+	"testing"
+)
+
+// checkTable checks what every key table must hold: unique names, a
+// decoder and a comparison for every key, and what HCL needs of a list.
+func checkTable[T any](t *testing.T, table string, keys []key[T]) {
+	t.Helper()
+	seen := map[string]bool{}
+	for _, k := range keys {
+		if k.name == "" || seen[k.name] {
+			t.Errorf("%s: key %q is empty or twice", table, k.name)
+		}
+		seen[k.name] = true
+		if k.decode == nil || k.same == nil {
+			t.Errorf("%s: key %q lacks a decoder or a comparison", table, k.name)
+		}
+		if (k.hcl == hclBlocks) != (k.hclName != "" && k.hclLabel != "") {
+			t.Errorf("%s: key %q: hclName and hclLabel are for hclBlocks keys, which need both", table, k.name)
+		}
+	}
+}
+
+func TestKeyTables(t *testing.T) {
+	checkTable(t, "topKeys", topKeys)
+	checkTable(t, "logKeys", logKeys)
+	checkTable(t, "adminKeys", adminKeys)
+	checkTable(t, "listenerKeys", listenerKeys)
+	// The HCL schema is the table's: every key but the label is in it.
+	s := hclBodies["listener"]
+	var names []string
+	for _, a := range s.Attributes {
+		names = append(names, a.Name)
+	}
+	for _, b := range s.Blocks {
+		names = append(names, b.Type)
+	}
+	for _, k := range listenerKeys {
+		if in := slices.Contains(names, k.name); in == (k.hcl == hclLabel) {
+			t.Errorf("listener key %q (hcl shape %d): in the HCL schema = %v", k.name, k.hcl, in)
+		}
+	}
+}
+
+// notSettings are the fields of Config and Listener that no key sets:
+// File and Pos say where, Instance is made from the keys.
+var notSettings = map[string]bool{"File": true, "Pos": true, "Instance": true}
+
+// TestFullSetsEveryField: testdata/good/full.yaml sets every field of
+// Config and of its first Listener, so that a field added without a key
+// (or without a line in full.yaml and full.hcl) fails here.
+func TestFullSetsEveryField(t *testing.T) {
+	c, err := Load("testdata/good/full.yaml", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, v := range []reflect.Value{reflect.ValueOf(*c), reflect.ValueOf(c.Listeners[0])} {
+		for i := 0; i < v.NumField(); i++ {
+			if v.Field(i).IsZero() {
+				t.Errorf("full.yaml leaves %s.%s unset: give it a key in keys.go and a value in testdata/good/full.*",
+					v.Type().Name(), v.Type().Field(i).Name)
+			}
+		}
+	}
+}
+
+// mutator changes one leaf of a value (the target'th, in the order walk
+// meets them), or with target -1 only counts them.
+type mutator struct {
+	t      *testing.T
+	target int
+	n      int
+	path   string // of the leaf changed
+}
+
+var optionsType = reflect.TypeOf((*Options)(nil))
+
+func (m *mutator) walk(v reflect.Value, path string) {
+	if v.Type() == optionsType {
+		m.leaf(v, path, func() {
+			o, err := OptionsFromYAML("x.yaml", []byte("changed: true\n"))
+			if err != nil {
+				m.t.Fatal(err)
+			}
+			v.Set(reflect.ValueOf(o))
+		})
+		return
+	}
+	switch v.Kind() {
+	case reflect.Struct:
+		for i := 0; i < v.NumField(); i++ {
+			if f := v.Type().Field(i); !notSettings[f.Name] {
+				m.walk(v.Field(i), path+"."+f.Name)
+			}
+		}
+	case reflect.Pointer:
+		if v.IsNil() {
+			m.leaf(v, path, func() { v.Set(reflect.New(v.Type().Elem())) })
+			return
+		}
+		m.walk(v.Elem(), path)
+	case reflect.Slice:
+		if v.Len() > 0 {
+			m.leaf(v, path+"[:len-1]", func() { v.Set(v.Slice(0, v.Len()-1)) })
+		}
+		for i := 0; i < v.Len(); i++ {
+			m.walk(v.Index(i), fmt.Sprintf("%s[%d]", path, i))
+		}
+	case reflect.String:
+		m.leaf(v, path, func() { v.SetString(v.String() + "x") })
+	case reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64:
+		m.leaf(v, path, func() { v.SetInt(v.Int() + 1) })
+	case reflect.Bool:
+		m.leaf(v, path, func() { v.SetBool(!v.Bool()) })
+	default:
+		m.t.Errorf("%s: this test cannot change a %s; teach it", path, v.Type())
+	}
+}
+
+func (m *mutator) leaf(v reflect.Value, path string, change func()) {
+	if m.n == m.target {
+		if !v.CanSet() {
+			m.t.Errorf("%s cannot be set from a test (unexported?)", path)
+		} else {
+			change()
+		}
+		m.path = path
+	}
+	m.n++
+}
+
+// TestDiffersSeesEveryField changes each field of a loaded Config and of a
+// Listener, down to the leaves, and asks Differs to notice: a field that
+// no key compares fails here.
+func TestDiffersSeesEveryField(t *testing.T) {
+	load := func() *Config {
+		c, err := Load("testdata/good/full.yaml", nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return c
+	}
+	base := load()
+	count := &mutator{t: t, target: -1}
+	count.walk(reflect.ValueOf(base).Elem(), "Config")
+	if count.n < 20 {
+		t.Fatalf("only %d leaves in Config", count.n)
+	}
+	for i := 0; i < count.n; i++ {
+		c := load()
+		m := &mutator{t: t, target: i}
+		m.walk(reflect.ValueOf(c).Elem(), "Config")
+		if base.Differs(c) == nil || c.Differs(base) == nil {
+			t.Errorf("Config.Differs does not see a change of %s", m.path)
+		}
+	}
+
+	count = &mutator{t: t, target: -1}
+	count.walk(reflect.ValueOf(&base.Listeners[0]).Elem(), "Listener")
+	for i := 0; i < count.n; i++ {
+		l := load().Listeners[0]
+		m := &mutator{t: t, target: i}
+		m.walk(reflect.ValueOf(&l).Elem(), "Listener")
+		if base.Listeners[0].Differs(l) == nil || l.Differs(base.Listeners[0]) == nil {
+			t.Errorf("Listener.Differs does not see a change of %s", m.path)
+		}
+	}
+	if base.Differs(load()) != nil || base.Listeners[0].Differs(load().Listeners[0]) != nil {
+		t.Errorf("a config differs from itself loaded again")
+	}
+}
+
+// keyChanges gives, for every key of a table, a value and a changed one.
+type keyChanges map[string][2]string
+
+func (kc keyChanges) render(t *testing.T, names []string, change string, format string, sep string) string {
+	t.Helper()
+	var parts []string
+	for _, n := range names {
+		v, ok := kc[n]
+		if !ok {
+			t.Fatalf("key %q has no values in this test", n)
+		}
+		i := 0
+		if n == change {
+			i = 1
+		}
+		parts = append(parts, fmt.Sprintf("%s: %s", n, v[i]))
+	}
+	return fmt.Sprintf(format, strings.Join(parts, sep))
+}
+
+func names[T any](keys []key[T]) []string {
+	var out []string
+	for _, k := range keys {
+		out = append(out, k.name)
+	}
+	return out
+}
+
+// TestListenerDiffers: changing each key of a listener, and only it, makes
+// Differs name that key, whichever way round it compares.
+func TestListenerDiffers(t *testing.T) {
+	kc := keyChanges{
+		"name":            {"a", "b"},
+		"address":         {"'tcp://127.0.0.1:1'", "'tcp://127.0.0.1:2'"},
+		"module":          {"test-echo", "test-metrics"},
+		"max_connections": {"1", "2"},
+		"idle_timeout":    {"1s", "2s"},
+		"high_watermark":  {"8192", "16384"},
+		"low_watermark":   {"1024", "2048"},
+		"options":         {"{mode: line}", "{mode: raw}"},
+	}
+	keys := names(listenerKeys)
+	parse := func(change string) Listener {
+		t.Helper()
+		src := kc.render(t, keys, change, "listeners:\n  - {%s}\n", ", ")
+		c, err := Parse("l.yaml", []byte(src), nil)
+		if err != nil {
+			t.Fatalf("%s\n%v", src, err)
+		}
+		return c.Listeners[0]
+	}
+	base := parse("")
+	if d := base.Differs(parse("")); d != nil {
+		t.Errorf("the same listener differs: %v", d)
+	}
+	for _, k := range keys {
+		l := parse(k)
+		if d := base.Differs(l); !slices.Equal(d, []string{k}) {
+			t.Errorf("changing %s: Differs = %v", k, d)
+		}
+		if d := l.Differs(base); !slices.Equal(d, []string{k}) {
+			t.Errorf("changing %s back: Differs = %v", k, d)
+		}
+	}
+}
+
+// TestConfigDiffers: the same for the top-level keys.
+func TestConfigDiffers(t *testing.T) {
+	kc := keyChanges{
+		"log":              {"{level: info, format: text}", "{level: info, format: json}"},
+		"loops":            {"1", "2"},
+		"shutdown_timeout": {"1s", "2s"},
+		"drain_delay":      {"0s", "5s"},
+		"max_connections":  {"1", "2"},
+		"user":             {"a", "b"},
+		"group":            {"a", "b"},
+		"admin":            {"{address: '127.0.0.1:9900'}", "{address: '127.0.0.1:9900', pprof: true}"},
+		"listeners":        {"[{name: a, address: 'tcp://127.0.0.1:1', module: test-echo}]", "[{name: a, address: 'tcp://127.0.0.1:1', module: test-echo, idle_timeout: 1m}]"},
+	}
+	keys := names(topKeys)
+	parse := func(change string) *Config {
+		t.Helper()
+		src := kc.render(t, keys, change, "%s\n", "\n")
+		c, err := Parse("c.yaml", []byte(src), nil)
+		if err != nil {
+			t.Fatalf("%s\n%v", src, err)
+		}
+		return c
+	}
+	base := parse("")
+	for _, k := range keys {
+		c := parse(k)
+		if d := base.Differs(c); !slices.Equal(d, []string{k}) {
+			t.Errorf("changing %s: Differs = %v", k, d)
+		}
+	}
+	// An admin block and none differ.
+	c := parse("")
+	c.Admin = nil
+	if d := base.Differs(c); !slices.Equal(d, []string{"admin"}) {
+		t.Errorf("dropping admin: Differs = %v", d)
+	}
+}
+
+func TestSuggest(t *testing.T) {
+	known := []string{"address", "module", "max_connections", "idle_timeout", "high_watermark", "low_watermark"}
+	for _, c := range []struct{ in, want string }{
+		{"adress", "address"},
+		{"addresss", "address"},
+		{"Address", "address"},
+		{"modlue", "module"},
+		{"max_conections", "max_connections"},
+		{"idle-timeout", "idle_timeout"},
+		{"high_water", ""},
+		{"port", ""},
+		{"", ""},
+	} {
+		if got := suggest(c.in, known); got != c.want {
+			t.Errorf("suggest(%q) = %q, want %q", c.in, got, c.want)
+		}
+	}
+}
