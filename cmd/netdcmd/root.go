@@ -1,8 +1,9 @@
 // Package netdcmd is netd's command line: serve, validate, modules,
-// version, bench. It wires the config, the event loop and the registered
-// modules together. A main package imports it together with the modules it
-// wants (see cmd/netd) and calls Main, which is how a netd with
-// out-of-tree modules is built.
+// version, bench, reload. It holds the commands, their flags and the
+// mapping of errors to exit codes; serve hands the config to
+// internal/daemon, which runs it. A main package imports netdcmd together
+// with the modules it wants (see cmd/netd) and calls Main, which is how a
+// netd with out-of-tree modules is built.
 package netdcmd
 
 import (
@@ -164,5 +165,12 @@ func (g *globals) applyFile(level, format string) {
 	}
 }
 
-func (g *globals) level() string  { return strings.ToLower(g.v.GetString("log.level")) }
-func (g *globals) format() string { return strings.ToLower(g.v.GetString("log.format")) }
+// logging is daemon.Options.Logging: the config file's log settings
+// under flags and environment.
+func (g *globals) logging(fileLevel, fileFormat string) (level, format string, err error) {
+	g.applyFile(fileLevel, fileFormat)
+	if err := g.checkLogFlags(); err != nil {
+		return "", "", err
+	}
+	return strings.ToLower(g.v.GetString("log.level")), strings.ToLower(g.v.GetString("log.format")), nil
+}
