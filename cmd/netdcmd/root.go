@@ -102,7 +102,6 @@ func newRootCmd(stdout, stderr io.Writer) *cobra.Command {
 	}
 	root.SetOut(stdout)
 	root.SetErr(stderr)
-	root.CompletionOptions.DisableDefaultCmd = true
 	pf := root.PersistentFlags()
 	pf.String(flagLevel, "", "log level: trace, debug, info, warn or error (env NETD_LOG_LEVEL)")
 	pf.String(flagFormat, "", "log format: text or json (env NETD_LOG_FORMAT)")
@@ -122,6 +121,13 @@ func newRootCmd(stdout, stderr io.Writer) *cobra.Command {
 		newBenchCmd(),
 		newReloadCmd(),
 	)
+	// cobra would add its completion command only at Execute; added here,
+	// it gets the usage errors of the others: `netd completion nosuch`
+	// exits 2 instead of printing help and exiting 0.
+	root.InitDefaultCompletionCmd()
+	if comp, _, err := root.Find([]string{"completion"}); err == nil && comp != root {
+		comp.RunE = func(cmd *cobra.Command, _ []string) error { return cmd.Help() }
+	}
 	for _, c := range root.Commands() {
 		wrapArgs(c)
 	}
