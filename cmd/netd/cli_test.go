@@ -58,3 +58,40 @@ func TestCompletion(t *testing.T) {
 		}
 	})
 }
+
+// TestListeningNamesConfig: the listening line names the config in force,
+// as the user gave it, or ./netd.yaml when serve found it in its working
+// directory. (The embedded default binds the fixed port 8888; its line is
+// tested in internal/daemon.)
+func TestListeningNamesConfig(t *testing.T) {
+	const cfg = "listeners:\n  - name: e\n    address: tcp://127.0.0.1:0\n    module: echo\n"
+	given := writeConfig(t, "given.yaml", cfg)
+	local := t.TempDir()
+	if err := os.WriteFile(filepath.Join(local, "netd.yaml"), []byte(cfg), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	cases := []struct {
+		name, dir string
+		args      []string
+		want      string
+	}{
+		{"flag", "", []string{"-c", given}, "config=" + given},
+		{"flag json", "", []string{"-c", given, "--log-format", "json"}, `"config":"` + given + `"`},
+		{"working directory", local, nil, "config=./netd.yaml"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			d := startDaemonIn(t, tc.dir, nil, tc.args...)
+			roundTrip(t, d.dial("e"), "served\n")
+			var line string
+			for _, l := range strings.Split(d.logText(), "\n") {
+				if strings.Contains(l, "listening") {
+					line = l
+				}
+			}
+			if !strings.Contains(line, tc.want) {
+				t.Fatalf("the listening line does not have %s: %s", tc.want, line)
+			}
+		})
+	}
+}

@@ -158,21 +158,25 @@ func (d *Daemon) Run(ctx context.Context) error {
 	signals := make(chan os.Signal, 4)
 	signal.Notify(signals, syscall.SIGINT, syscall.SIGTERM, syscall.SIGHUP, syscall.SIGUSR2)
 	defer signal.Stop(signals)
-	return d.run(ctx, signals)
+	return d.run(ctx, signals, true)
 }
 
-// run is Run with the signals it acts on. tableflip allows one upgrader
-// per process: run runs once in a process.
-func (d *Daemon) run(ctx context.Context, signals <-chan os.Signal) error {
-	var err error
+// run is Run with the signals it acts on. Without upgrades (tests:
+// tableflip allows one upgrader per process, for good) SIGUSR2 does
+// nothing.
+func (d *Daemon) run(ctx context.Context, signals <-chan os.Signal, upgrades bool) error {
 	if err := d.systemdSockets(); err != nil {
 		return fmt.Errorf("%s: %w", d.src.Name(), err)
 	}
-	if d.upg, err = newUpgrader(); err != nil {
-		d.closeActivated()
-		return fmt.Errorf("%s: %w", d.src.Name(), err)
+	if upgrades {
+		upg, err := newUpgrader()
+		if err != nil {
+			d.closeActivated()
+			return fmt.Errorf("%s: %w", d.src.Name(), err)
+		}
+		d.upg = upg
+		defer upg.Stop()
 	}
-	defer d.upg.Stop()
 	if err := d.start(); err != nil {
 		d.closeActivated()
 		return fmt.Errorf("%s: %w", d.src.Name(), err)
@@ -249,7 +253,7 @@ func (d *Daemon) start() error {
 		return abort(err)
 	}
 	d.ready.Store(true)
-	kv := []any{"pid", os.Getpid(), "loops", engine.Loops()}
+	kv := []any{"pid", os.Getpid(), "loops", engine.Loops(), "config", d.src.Name()}
 	for _, l := range engine.Listeners() {
 		kv = append(kv, l.Name(), l.Addr())
 	}
@@ -332,22 +336,25 @@ func (d *Daemon) moduleSpec(l *config.Listener) loop.ListenerSpec {
 // wait serves until SIGINT or SIGTERM, until an upgrade's new process is
 // ready, or until ctx is done, then drains.
 func (d *Daemon) wait(ctx context.Context, signals <-chan os.Signal) error {
+	var upgraded <-chan struct{}
+	if d.upg != nil {
+		upgraded = d.upg.Exit()
+	}
 	for {
 		select {
 		case sig := <-signals:
 			switch sig {
 			case syscall.SIGHUP:
-				d.log.Info("SIGHUP: reloading", "config", d.src.Name())
-				d.notify(systemd.Reloading)
-				_ = d.Reload()
-				d.notify(systemd.Ready)
+				d.sighup()
 			case syscall.SIGUSR2:
-				go d.upgrade()
+				if d.upg != nil {
+					go d.upgrade()
+				}
 			default:
 				d.notify(systemd.Stopping)
 				return d.shutdown(sig.String(), signals)
 			}
-		case <-d.upg.Exit():
+		case <-upgraded:
 			// The new process serves now; systemd follows its MAINPID, so
 			// this one does not report STOPPING.
 			d.disownSockets()
@@ -357,6 +364,19 @@ func (d *Daemon) wait(ctx context.Context, signals <-chan os.Signal) error {
 			return d.shutdown(context.Cause(ctx).Error(), signals)
 		}
 	}
+}
+
+// sighup reloads the config file. The embedded default has none: that
+// gets one line saying so, and counts as a failed reload.
+func (d *Daemon) sighup() {
+	if d.src.Embedded() {
+		d.log.Warn("SIGHUP: cannot reload", "reason", d.Reload())
+		return
+	}
+	d.log.Info("SIGHUP: reloading", "config", d.src.Name())
+	d.notify(systemd.Reloading)
+	_ = d.Reload()
+	d.notify(systemd.Ready)
 }
 
 // shutdown drains, bounded by shutdown_timeout; a second SIGINT or SIGTERM

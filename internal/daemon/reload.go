@@ -62,7 +62,7 @@ func (d *Daemon) forgetEnded() {
 
 func (d *Daemon) applyReload() error {
 	if d.src.Embedded() {
-		return errors.New("the embedded default config cannot be reloaded; run with -c FILE")
+		return errNoFile
 	}
 	cfg, err := d.src.load(d.configEnv())
 	if err != nil {
