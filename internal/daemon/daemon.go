@@ -187,8 +187,12 @@ func (d *Daemon) run(ctx context.Context, signals <-chan os.Signal, upgrades boo
 }
 
 // Addrs maps each running listener's name to the address it is bound to
-// (the real port where the config asked for port 0).
+// (the real port where the config asked for port 0); nil until every
+// listener listens. Any goroutine.
 func (d *Daemon) Addrs() map[string]string {
+	if !d.ready.Load() { // stored once d.engine is set
+		return nil
+	}
 	out := map[string]string{}
 	for _, l := range d.engine.Listeners() {
 		out[l.Name()] = l.Addr()
