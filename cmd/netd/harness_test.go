@@ -90,9 +90,17 @@ var listeningKV = regexp.MustCompile(`([A-Za-z0-9_.-]+)=(\S+)`)
 // line, from which it learns every listener's real address.
 func startDaemon(t *testing.T, env []string, args ...string) *daemon {
 	t.Helper()
+	return startDaemonIn(t, "", env, args...)
+}
+
+// startDaemonIn is startDaemon in the working directory dir ("" is the
+// test's).
+func startDaemonIn(t *testing.T, dir string, env []string, args ...string) *daemon {
+	t.Helper()
 	d := &daemon{t: t, addrs: map[string]string{}, lines: make(chan string, 1024), done: make(chan struct{})}
 	d.cmd = exec.Command(netdBin, append([]string{"serve"}, args...)...)
 	d.cmd.Env = append(os.Environ(), env...)
+	d.cmd.Dir = dir
 	stderr, err := d.cmd.StderrPipe()
 	if err != nil {
 		t.Fatal(err)

@@ -2,10 +2,7 @@ package netdcmd
 
 import (
 	"fmt"
-	"io"
 	"strings"
-
-	"github.com/hashicorp/go-hclog"
 )
 
 func checkLevel(s string) error {
@@ -22,16 +19,4 @@ func checkFormat(s string) error {
 		return nil
 	}
 	return fmt.Errorf("log format %q: want text or json", s)
-}
-
-// newLogger builds the daemon's root logger. Sub-loggers are named where
-// things are wired (listener.NAME, loop).
-func newLogger(w io.Writer, level, format string) hclog.Logger {
-	return hclog.New(&hclog.LoggerOptions{
-		Name:       "netd",
-		Level:      hclog.LevelFromString(level),
-		Output:     w,
-		JSONFormat: format == "json",
-		TimeFormat: "2006-01-02T15:04:05.000Z07:00",
-	})
 }

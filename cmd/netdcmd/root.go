@@ -1,8 +1,9 @@
 // Package netdcmd is netd's command line: serve, validate, modules,
-// version, bench. It wires the config, the event loop and the registered
-// modules together. A main package imports it together with the modules it
-// wants (see cmd/netd) and calls Main, which is how a netd with
-// out-of-tree modules is built.
+// version, bench, reload. It holds the commands, their flags and the
+// mapping of errors to exit codes; serve hands the config to
+// internal/daemon, which runs it. A main package imports netdcmd together
+// with the modules it wants (see cmd/netd) and calls Main, which is how a
+// netd with out-of-tree modules is built.
 package netdcmd
 
 import (
@@ -101,7 +102,6 @@ func newRootCmd(stdout, stderr io.Writer) *cobra.Command {
 	}
 	root.SetOut(stdout)
 	root.SetErr(stderr)
-	root.CompletionOptions.DisableDefaultCmd = true
 	pf := root.PersistentFlags()
 	pf.String(flagLevel, "", "log level: trace, debug, info, warn or error (env NETD_LOG_LEVEL)")
 	pf.String(flagFormat, "", "log format: text or json (env NETD_LOG_FORMAT)")
@@ -121,6 +121,13 @@ func newRootCmd(stdout, stderr io.Writer) *cobra.Command {
 		newBenchCmd(),
 		newReloadCmd(),
 	)
+	// cobra would add its completion command only at Execute; added here,
+	// it gets the usage errors of the others: `netd completion nosuch`
+	// exits 2 instead of printing help and exiting 0.
+	root.InitDefaultCompletionCmd()
+	if comp, _, err := root.Find([]string{"completion"}); err == nil && comp != root {
+		comp.RunE = func(cmd *cobra.Command, _ []string) error { return cmd.Help() }
+	}
 	for _, c := range root.Commands() {
 		wrapArgs(c)
 	}
@@ -164,5 +171,12 @@ func (g *globals) applyFile(level, format string) {
 	}
 }
 
-func (g *globals) level() string  { return strings.ToLower(g.v.GetString("log.level")) }
-func (g *globals) format() string { return strings.ToLower(g.v.GetString("log.format")) }
+// logging is daemon.Options.Logging: the config file's log settings
+// under flags and environment.
+func (g *globals) logging(fileLevel, fileFormat string) (level, format string, err error) {
+	g.applyFile(fileLevel, fileFormat)
+	if err := g.checkLogFlags(); err != nil {
+		return "", "", err
+	}
+	return strings.ToLower(g.v.GetString("log.level")), strings.ToLower(g.v.GetString("log.format")), nil
+}

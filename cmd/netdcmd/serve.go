@@ -3,23 +3,10 @@ package netdcmd
 import (
 	"context"
 	"errors"
-	"fmt"
-	"os"
-	"os/signal"
-	"sync"
-	"sync/atomic"
-	"syscall"
-	"time"
 
-	"github.com/cloudflare/tableflip"
-	"github.com/hashicorp/go-hclog"
 	"github.com/spf13/cobra"
 
-	"github.com/netd/netd/internal/admin"
-	"github.com/netd/netd/internal/config"
-	"github.com/netd/netd/internal/systemd"
-	"github.com/netd/netd/pkg/loop"
-	"github.com/netd/netd/pkg/modules/api"
+	"github.com/netd/netd/internal/daemon"
 )
 
 func newServeCmd(g *globals) *cobra.Command {
@@ -31,302 +18,25 @@ func newServeCmd(g *globals) *cobra.Command {
 			"or, when there is none, runs the embedded default: line echo on tcp://127.0.0.1:8888.\n\n" +
 			"SIGINT and SIGTERM stop accepting and drain every connection, bounded by shutdown_timeout.",
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			d := &daemon{g: g, src: resolveConfig(file), stderr: cmd.ErrOrStderr()}
-			return d.run()
+			d, err := daemon.New(daemon.Options{
+				Source:  daemon.FindSource(file),
+				Log:     cmd.ErrOrStderr(),
+				Logging: g.logging,
+				Version: Version,
+				Commit:  Commit,
+			})
+			if err != nil {
+				return printConfigError(cmd.ErrOrStderr(), err)
+			}
+			if err := d.Run(context.Background()); err != nil {
+				if errors.Is(err, daemon.ErrLogged) {
+					return reportedError{err}
+				}
+				return err
+			}
+			return nil
 		},
 	}
 	cmd.Flags().StringVarP(&file, "config", "c", "", "config file (.yaml, .yml or .hcl)")
 	return cmd
-}
-
-// daemon is one run of `netd serve`.
-type daemon struct {
-	g      *globals
-	src    configSource
-	stderr interface{ Write([]byte) (int, error) }
-	log    hclog.Logger
-	cfg    *config.Config
-	engine *loop.Engine
-
-	// reloadMu serializes reloads (SIGHUP and the admin endpoint) and
-	// guards listeners, retired and totals.
-	reloadMu  sync.Mutex
-	listeners []*runningListener
-	// retired are listeners a reload replaced by one with the same name
-	// and module (forgetEnded drops the others): their connections may
-	// still run, and their counts belong to their successor's series.
-	retired []*runningListener
-	// totals keeps the final counts of retired listeners by name and
-	// module, for as long as a listener carries them on.
-	totals map[admin.ListenerID]admin.ListenerSnapshot
-
-	ready     atomic.Bool
-	admin     *admin.Server
-	metrics   *admin.Metrics
-	upg       *tableflip.Upgrader
-	activated map[string][]*os.File // sockets systemd passed, by name
-}
-
-// runningListener pairs a config listener with the socket serving it.
-type runningListener struct {
-	cfg config.Listener
-	lis *loop.Listener
-}
-
-// idOf is what a listener's series belong to: a reload that keeps a
-// listener's name and module keeps its series.
-func idOf(l config.Listener) admin.ListenerID {
-	return admin.ListenerID{Listener: l.Name, Module: l.Module}
-}
-
-// retire keeps a replaced or removed listener's counts, until
-// forgetEnded finds that no listener carries them on. Caller holds
-// reloadMu.
-func (d *daemon) retire(r *runningListener) {
-	d.retired = append(d.retired, &runningListener{cfg: r.cfg, lis: r.lis})
-}
-
-// configEnv is what the daemon's module instances get: its logger, and a
-// registerer per listener that remembers what the listener registered,
-// so that forgetEnded can take the series away with the listener.
-func (d *daemon) configEnv() config.Env {
-	return config.Env{Logger: d.log, Metrics: d.metrics.ListenerRegisterer}
-}
-
-func (d *daemon) recordReload(err error) {
-	d.metrics.Reloaded(d.configHash(), time.Now(), err)
-}
-
-func (d *daemon) run() error {
-	// The file's log settings rank below flags and environment, and the
-	// modules get their loggers at provisioning: read the file once to
-	// learn its log settings, then load it for real with the right logger.
-	first, err := d.src.load(config.Env{})
-	if err != nil {
-		return printConfigError(d.stderr, err)
-	}
-	d.g.applyFile(first.Log.Level, first.Log.Format)
-	if err := d.g.checkLogFlags(); err != nil {
-		return fmt.Errorf("%s: %w", d.src.name(), err)
-	}
-	d.log = newLogger(d.stderr, d.g.level(), d.g.format())
-	// The metrics exist before the modules, which register their own.
-	d.metrics = admin.NewMetrics(daemonSource{d}, Version, Commit)
-	d.cfg, err = d.src.load(d.configEnv())
-	if err != nil {
-		return printConfigError(d.stderr, err)
-	}
-
-	// Signals are caught before the first socket opens, so that an early
-	// SIGTERM still gets a clean shutdown.
-	signals := make(chan os.Signal, 4)
-	signal.Notify(signals, syscall.SIGINT, syscall.SIGTERM, syscall.SIGHUP, syscall.SIGUSR2)
-	defer signal.Stop(signals)
-
-	if err := d.systemdSockets(); err != nil {
-		return fmt.Errorf("%s: %w", d.src.name(), err)
-	}
-	if d.upg, err = newUpgrader(); err != nil {
-		return fmt.Errorf("%s: %w", d.src.name(), err)
-	}
-	defer d.upg.Stop()
-	d.totals = map[admin.ListenerID]admin.ListenerSnapshot{}
-	if err := d.start(); err != nil {
-		d.closeActivated()
-		return fmt.Errorf("%s: %w", d.src.name(), err)
-	}
-	d.closeActivated()
-	defer d.stopAdmin()
-	return d.wait(signals)
-}
-
-// start binds every listener, drops privileges, then starts the loops.
-// Nothing is served unless everything could be bound.
-func (d *daemon) start() error {
-	engine, err := loop.New(loop.Config{
-		Loops:          d.cfg.Loops,
-		MaxConnections: d.cfg.MaxConnections,
-		Logger:         d.log.Named("loop"),
-	})
-	if err != nil {
-		return err
-	}
-	d.engine = engine
-	abort := func(err error) error {
-		_ = engine.Shutdown(context.Background())
-		return err
-	}
-	for i := range d.cfg.Listeners {
-		cl := &d.cfg.Listeners[i]
-		inherited, err := d.inheritedFile(cl)
-		if err != nil {
-			return abort(err)
-		}
-		var spec loop.ListenerSpec
-		if inherited != nil {
-			spec = d.adoptedSpec(cl, inherited)
-		} else if spec, err = d.listenerSpec(cl); err != nil {
-			return abort(err)
-		}
-		l, err := engine.Listen(spec)
-		if inherited != nil {
-			inherited.Close() // the listener holds its own dup
-		}
-		if err != nil {
-			return abort(err)
-		}
-		d.listeners = append(d.listeners, &runningListener{cfg: *cl, lis: l})
-	}
-	if err := d.startAdmin(); err != nil {
-		return abort(err)
-	}
-	if err := dropPrivileges(d.cfg.User, d.cfg.Group); err != nil {
-		d.stopAdmin()
-		return abort(err)
-	}
-	for _, l := range d.cfg.Listeners {
-		if s, ok := l.Instance.(api.Starter); ok {
-			if err := s.Start(); err != nil {
-				return abort(fmt.Errorf("listener %q: module %s: start: %w", l.Name, l.Module, err))
-			}
-		}
-	}
-	if err := engine.Start(); err != nil {
-		d.stopAdmin()
-		return abort(err)
-	}
-	d.ready.Store(true)
-	kv := []any{"pid", os.Getpid(), "loops", engine.Loops()}
-	for _, l := range engine.Listeners() {
-		kv = append(kv, l.Name(), l.Addr())
-	}
-	if d.admin != nil {
-		kv = append(kv, "admin", "http://"+d.admin.Addr().String())
-	}
-	d.log.Info("listening", kv...)
-	d.metrics.ConfigLoaded(d.configHash(), time.Now())
-	if err := d.upg.Ready(); err != nil {
-		d.log.Warn("upgrade: cannot tell the old process we are ready", "error", err)
-	}
-	if d.upg.HasParent() {
-		d.notify(systemd.ReadyAsMain)
-	} else {
-		d.notify(systemd.Ready)
-	}
-	return nil
-}
-
-// socketNetwork tells a passed socket's network from its type: the loop
-// checks it against what the module serves.
-func socketNetwork(f *os.File) string {
-	if typ, _ := syscall.GetsockoptInt(int(f.Fd()), syscall.SOL_SOCKET, syscall.SO_TYPE); typ == syscall.SOCK_DGRAM {
-		return "udp"
-	}
-	return "tcp"
-}
-
-// listenerSpec turns a config listener into what the loop binds: its
-// address, or for fd://NAME the socket systemd passed.
-func (d *daemon) listenerSpec(l *config.Listener) (loop.ListenerSpec, error) {
-	spec := d.moduleSpec(l)
-	switch l.Addr.Scheme {
-	case "unix":
-		spec.Network, spec.Address = "unix", l.Addr.Path
-	case "fd":
-		f, err := d.activatedFile(l)
-		if err != nil {
-			return spec, err
-		}
-		spec.File, spec.Network = f, socketNetwork(f)
-	default:
-		spec.Network, spec.Address = l.Addr.Scheme, l.Addr.Host
-	}
-	return spec, nil
-}
-
-// adoptedSpec is the spec of a listener that serves a socket it was handed
-// (by an upgrade, or by its predecessor on reload) rather than one it binds.
-func (d *daemon) adoptedSpec(l *config.Listener, f *os.File) loop.ListenerSpec {
-	spec := d.moduleSpec(l)
-	switch l.Addr.Scheme {
-	case "unix":
-		spec.Network, spec.Address = "unix", l.Addr.Path
-	case "fd":
-		spec.Network = socketNetwork(f)
-	default:
-		spec.Network, spec.Address = l.Addr.Scheme, l.Addr.Host
-	}
-	spec.File, spec.OwnSocketFile = f, true
-	return spec
-}
-
-// moduleSpec is the part of a listener's spec that is not its socket.
-func (d *daemon) moduleSpec(l *config.Listener) loop.ListenerSpec {
-	return loop.ListenerSpec{
-		Name:           l.Name,
-		Module:         l.Instance,
-		MaxConnections: l.MaxConnections,
-		IdleTimeout:    l.IdleTimeout,
-		HighWatermark:  l.HighWatermark,
-		LowWatermark:   l.LowWatermark,
-		Logger:         d.log.Named("listener." + l.Name),
-	}
-}
-
-// wait serves until SIGINT or SIGTERM, or until an upgrade's new process
-// is ready, then drains.
-func (d *daemon) wait(signals <-chan os.Signal) error {
-	for {
-		select {
-		case sig := <-signals:
-			switch sig {
-			case syscall.SIGHUP:
-				d.log.Info("SIGHUP: reloading", "config", d.src.name())
-				d.notify(systemd.Reloading)
-				_ = d.reload()
-				d.notify(systemd.Ready)
-			case syscall.SIGUSR2:
-				go d.upgrade()
-			default:
-				d.notify(systemd.Stopping)
-				return d.shutdown(sig.String(), signals)
-			}
-		case <-d.upg.Exit():
-			// The new process serves now; systemd follows its MAINPID, so
-			// this one does not report STOPPING.
-			d.disownSockets()
-			return d.shutdown("upgrade", signals)
-		}
-	}
-}
-
-// shutdown drains, bounded by shutdown_timeout; a second SIGINT or SIGTERM
-// cuts the drain short.
-func (d *daemon) shutdown(why string, signals <-chan os.Signal) error {
-	d.reloadMu.Lock()
-	timeout := d.cfg.ShutdownTimeout // a reload may have changed it
-	d.reloadMu.Unlock()
-	d.log.Info("draining", "cause", why, "connections", d.engine.ActiveConnections(), "timeout", timeout)
-	ctx, cancel := context.WithTimeout(context.Background(), timeout)
-	defer cancel()
-	go func() {
-		for s := range signals {
-			if s == syscall.SIGINT || s == syscall.SIGTERM {
-				d.log.Warn("second signal: closing every connection now", "signal", s.String())
-				cancel()
-				return
-			}
-		}
-	}()
-	start := time.Now()
-	err := d.engine.Shutdown(ctx)
-	if err != nil && !errors.Is(err, context.Canceled) && !errors.Is(err, context.DeadlineExceeded) {
-		d.log.Error("shutdown", "error", err)
-		return reportedError{err}
-	}
-	if err != nil {
-		d.log.Warn("drain cut short; remaining connections closed", "error", err)
-	}
-	d.log.Info("stopped", "drain", time.Since(start).Round(time.Millisecond))
-	return nil
 }

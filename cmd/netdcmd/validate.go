@@ -19,7 +19,7 @@ func newValidateCmd(g *globals) *cobra.Command {
 			if file == "" {
 				return usageError{fmt.Errorf("validate needs -c FILE")}
 			}
-			cfg, err := configSource{path: file}.load(config.Env{})
+			cfg, err := config.LoadEnv(file, config.Env{})
 			if err != nil {
 				return printConfigError(cmd.ErrOrStderr(), err)
 			}

@@ -1,4 +1,4 @@
-package netdcmd
+package daemon
 
 import (
 	"context"
@@ -11,75 +11,57 @@ import (
 	"testing"
 	"time"
 
-	"github.com/hashicorp/go-hclog"
-	"github.com/spf13/viper"
-
-	"github.com/netd/netd/internal/admin"
-	"github.com/netd/netd/pkg/loop"
 	"github.com/netd/netd/pkg/modules/apitest"
 	_ "github.com/netd/netd/pkg/modules/echo"
 	_ "github.com/netd/netd/pkg/modules/proxy"
 )
 
-// startTestDaemon runs the listeners of config in this process, as serve
-// does but without signals, upgrades or an admin endpoint, so that a test
-// can reload it and read its metrics registry.
-func startTestDaemon(t *testing.T, config string) (*daemon, string) {
+// startTestDaemon starts the listeners of config in this process, as Run
+// does but without signals or upgrades (tableflip allows one upgrader per
+// process), so that a test can reload it and read its metrics registry.
+func startTestDaemon(t *testing.T, config string) (*Daemon, string) {
 	t.Helper()
 	path := filepath.Join(t.TempDir(), "netd.yaml")
 	if err := os.WriteFile(path, []byte(config), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	d := &daemon{g: &globals{v: viper.New()}, src: configSource{path: path}, stderr: io.Discard, log: hclog.NewNullLogger()}
-	d.metrics = admin.NewMetrics(daemonSource{d}, "", "")
-	d.totals = map[admin.ListenerID]admin.ListenerSnapshot{}
-	var err error
-	if d.cfg, err = d.src.load(d.configEnv()); err != nil {
+	return startSource(t, Source{Path: path}, io.Discard), path
+}
+
+// startSource starts src's listeners as startTestDaemon does, logging to w.
+func startSource(t *testing.T, src Source, w io.Writer) *Daemon {
+	t.Helper()
+	d, err := New(Options{Source: src, Log: w})
+	if err != nil {
 		t.Fatal(err)
 	}
-	if d.engine, err = loop.New(loop.Config{Loops: 1}); err != nil {
+	if err := d.start(); err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		defer cancel()
+		d.stopAdmin()
 		_ = d.engine.Shutdown(ctx)
 	})
-	for i := range d.cfg.Listeners {
-		spec, err := d.listenerSpec(&d.cfg.Listeners[i])
-		if err != nil {
-			t.Fatal(err)
-		}
-		l, err := d.engine.Listen(spec)
-		if err != nil {
-			t.Fatal(err)
-		}
-		d.listeners = append(d.listeners, &runningListener{cfg: d.cfg.Listeners[i], lis: l})
-	}
-	if err := d.engine.Start(); err != nil {
-		t.Fatal(err)
-	}
-	return d, path
+	return d
 }
 
 // dialListener connects to the running listener name.
-func dialListener(t *testing.T, d *daemon, name string) net.Conn {
+func dialListener(t *testing.T, d *Daemon, name string) net.Conn {
 	t.Helper()
-	for _, l := range d.engine.Listeners() {
-		if l.Name() != name {
-			continue
-		}
-		_, address, _ := strings.Cut(l.Addr(), "://")
-		c, err := net.DialTimeout("tcp", address, 5*time.Second)
-		if err != nil {
-			t.Fatal(err)
-		}
-		_ = c.SetDeadline(time.Now().Add(20 * time.Second))
-		t.Cleanup(func() { c.Close() })
-		return c
+	addr, ok := d.Addrs()[name]
+	if !ok {
+		t.Fatalf("no listener %q", name)
 	}
-	t.Fatalf("no listener %q", name)
-	return nil
+	_, address, _ := strings.Cut(addr, "://")
+	c, err := net.DialTimeout("tcp", address, 5*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_ = c.SetDeadline(time.Now().Add(20 * time.Second))
+	t.Cleanup(func() { c.Close() })
+	return c
 }
 
 func echoLine(t *testing.T, c net.Conn, line string) {
@@ -94,14 +76,14 @@ func echoLine(t *testing.T, c net.Conn, line string) {
 }
 
 // series gathers the daemon's registry (apitest.Series).
-func series(t *testing.T, d *daemon) map[string]float64 {
+func series(t *testing.T, d *Daemon) map[string]float64 {
 	t.Helper()
 	return apitest.Series(t, d.metrics.Registry())
 }
 
 // waitSeries waits until every series in want has its value, and returns
 // the last scrape.
-func waitSeries(t *testing.T, d *daemon, want map[string]float64) map[string]float64 {
+func waitSeries(t *testing.T, d *Daemon, want map[string]float64) map[string]float64 {
 	t.Helper()
 	deadline := time.Now().Add(10 * time.Second)
 	for {
@@ -139,12 +121,12 @@ func ofListener(all map[string]float64, name string) []string {
 	return out
 }
 
-func reloadTo(t *testing.T, d *daemon, path, config string) error {
+func reloadTo(t *testing.T, d *Daemon, path, config string) error {
 	t.Helper()
 	if err := os.WriteFile(path, []byte(config), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	return d.reload()
+	return d.Reload()
 }
 
 const forgetBefore = `

@@ -1,4 +1,4 @@
-package netdcmd
+package daemon
 
 import (
 	"fmt"
@@ -37,7 +37,7 @@ func newUpgrader() (*tableflip.Upgrader, error) {
 }
 
 // inheritedFile returns the socket an old process passed for l, if any.
-func (d *daemon) inheritedFile(l *config.Listener) (*os.File, error) {
+func (d *Daemon) inheritedFile(l *config.Listener) (*os.File, error) {
 	if d.upg == nil || !d.upg.HasParent() {
 		return nil, nil
 	}
@@ -51,7 +51,7 @@ func (d *daemon) inheritedFile(l *config.Listener) (*os.File, error) {
 // upgrade starts the new binary with every listening socket. It returns
 // once the new process is ready (then upg.Exit closes and this process
 // drains) or the upgrade failed (and this process serves on).
-func (d *daemon) upgrade() {
+func (d *Daemon) upgrade() {
 	d.reloadMu.Lock()
 	for _, r := range d.listeners {
 		f, err := r.lis.File()
@@ -76,7 +76,7 @@ func (d *daemon) upgrade() {
 }
 
 // disownSockets leaves unix socket files in place for the new process.
-func (d *daemon) disownSockets() {
+func (d *Daemon) disownSockets() {
 	d.reloadMu.Lock()
 	defer d.reloadMu.Unlock()
 	for _, r := range d.listeners {

@@ -1,4 +1,4 @@
-package netdcmd
+package daemon
 
 import (
 	"fmt"

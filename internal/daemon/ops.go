@@ -1,4 +1,4 @@
-package netdcmd
+package daemon
 
 import (
 	"context"
@@ -16,7 +16,7 @@ import (
 // and module added to their successor's, so that such a reload never
 // resets a counter. A listener a reload removed, or gave another module,
 // is not there: forgetEnded dropped it.
-type daemonSource struct{ d *daemon }
+type daemonSource struct{ d *Daemon }
 
 var _ admin.Source = daemonSource{}
 
@@ -69,7 +69,7 @@ func (s daemonSource) Loops() []admin.LoopSnapshot {
 
 // startAdmin binds the admin endpoint, when the config has one. A taken
 // admin port is a start-up error like a taken listener port.
-func (d *daemon) startAdmin() error {
+func (d *Daemon) startAdmin() error {
 	if d.cfg.Admin == nil || d.cfg.Admin.Address == "" {
 		return nil
 	}
@@ -79,8 +79,8 @@ func (d *daemon) startAdmin() error {
 		Logger:  d.log.Named("admin"),
 		Reload:  d.reloadFromAdmin,
 		Source:  daemonSource{d},
-		Version: Version,
-		Commit:  Commit,
+		Version: d.opts.Version,
+		Commit:  d.opts.Commit,
 		Metrics: d.metrics,
 	})
 	if err != nil {
@@ -96,15 +96,15 @@ func (d *daemon) startAdmin() error {
 }
 
 // reloadFromAdmin is the admin endpoint's POST /-/reload.
-func (d *daemon) reloadFromAdmin() error {
+func (d *Daemon) reloadFromAdmin() error {
 	if d.engine.Draining() {
 		return fmt.Errorf("shutting down: %w", admin.ErrReloadConflict)
 	}
-	d.log.Info("reload requested through the admin endpoint", "config", d.src.name())
-	return d.reload()
+	d.log.Info("reload requested through the admin endpoint", "config", d.src.Name())
+	return d.Reload()
 }
 
-func (d *daemon) stopAdmin() {
+func (d *Daemon) stopAdmin() {
 	if d.admin == nil {
 		return
 	}
@@ -114,11 +114,11 @@ func (d *daemon) stopAdmin() {
 }
 
 // configHash identifies the config's bytes in netd_config_info.
-func (d *daemon) configHash() string {
-	if d.src.embedded {
+func (d *Daemon) configHash() string {
+	if d.src.Embedded() {
 		return admin.HashConfig(defaultConfig)
 	}
-	b, err := os.ReadFile(d.src.path)
+	b, err := os.ReadFile(d.src.Path)
 	if err != nil {
 		return ""
 	}
@@ -127,7 +127,7 @@ func (d *daemon) configHash() string {
 
 // systemdSockets takes the sockets systemd passed (socket activation),
 // once, before anything else opens a descriptor.
-func (d *daemon) systemdSockets() error {
+func (d *Daemon) systemdSockets() error {
 	files, err := systemd.Listeners()
 	if err != nil {
 		return fmt.Errorf("socket activation: %w", err)
@@ -137,7 +137,7 @@ func (d *daemon) systemdSockets() error {
 }
 
 // activatedFile returns the socket systemd passed for fd://NAME.
-func (d *daemon) activatedFile(l *config.Listener) (*os.File, error) {
+func (d *Daemon) activatedFile(l *config.Listener) (*os.File, error) {
 	files := d.activated[l.Addr.Path]
 	switch len(files) {
 	case 0:
@@ -156,9 +156,9 @@ func (d *daemon) activatedFile(l *config.Listener) (*os.File, error) {
 	}
 }
 
-// closeUnusedActivated closes the sockets systemd passed that no listener
-// took (the listeners hold dups of the ones they took).
-func (d *daemon) closeActivated() {
+// closeActivated closes every socket systemd passed: the listeners hold
+// dups of the ones they took.
+func (d *Daemon) closeActivated() {
 	for _, files := range d.activated {
 		for _, f := range files {
 			f.Close()
@@ -169,7 +169,7 @@ func (d *daemon) closeActivated() {
 
 // notify tells systemd (Type=notify) about a state change; without
 // NOTIFY_SOCKET it does nothing.
-func (d *daemon) notify(send func() (bool, error)) {
+func (d *Daemon) notify(send func() (bool, error)) {
 	if _, err := send(); err != nil {
 		d.log.Warn("systemd notify failed", "error", err)
 	}
