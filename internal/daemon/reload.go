@@ -77,16 +77,20 @@ func (d *Daemon) applyReload() error {
 	type change struct {
 		r    *runningListener // nil: added
 		next config.Listener
+		keys []string // the keys that differ from the running listener's
 	}
 	var changes []change
 	next := map[string]bool{}
 	for _, l := range cfg.Listeners {
 		next[l.Name] = true
 		r := old[l.Name]
-		if r != nil && sameListener(r.cfg, l) {
-			continue
+		var keys []string
+		if r != nil {
+			if keys = r.cfg.Differs(l); keys == nil {
+				continue
+			}
 		}
-		changes = append(changes, change{r: r, next: l})
+		changes = append(changes, change{r: r, next: l, keys: keys})
 	}
 
 	// Bind every listener that needs a new socket first, so that an
@@ -153,9 +157,9 @@ func (d *Daemon) applyReload() error {
 		d.retire(ch.r)
 		ch.r.cfg, ch.r.lis = ch.next, l
 		if prev.Addr() == l.Addr() {
-			d.log.Info("reload: listener replaced on its socket", "listener", name, "address", l.Addr(), "module", ch.next.Module)
+			d.log.Info("reload: listener replaced on its socket", "listener", name, "address", l.Addr(), "module", ch.next.Module, "changed", ch.keys)
 		} else {
-			d.log.Info("reload: listener moved", "listener", name, "from", prev.Addr(), "to", l.Addr(), "module", ch.next.Module)
+			d.log.Info("reload: listener moved", "listener", name, "from", prev.Addr(), "to", l.Addr(), "module", ch.next.Module, "changed", ch.keys)
 		}
 	}
 	kept := d.listeners[:0]
@@ -175,14 +179,6 @@ func (d *Daemon) applyReload() error {
 	d.cfg.Listeners = cfg.Listeners
 	d.log.Info("reload: done", "config", d.src.Name(), "listeners", len(d.listeners), "changed", len(changes))
 	return nil
-}
-
-// sameListener reports whether a reload leaves a listener alone.
-func sameListener(a, b config.Listener) bool {
-	return a.Addr == b.Addr && a.Module == b.Module &&
-		a.MaxConnections == b.MaxConnections && a.IdleTimeout == b.IdleTimeout &&
-		a.HighWatermark == b.HighWatermark && a.LowWatermark == b.LowWatermark &&
-		reflect.DeepEqual(a.Options.Map(), b.Options.Map())
 }
 
 // warnUnappliable names the settings a reload cannot change in a running
