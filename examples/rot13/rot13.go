@@ -23,6 +23,8 @@ type Options struct {
 // Rot13 is one instance of the module, serving one listener. It keeps no
 // state: what a connection has not finished stays in the loop's input.
 type Rot13 struct {
+	api.StreamBase // rot13 waits for the client, answers only input, keeps nothing
+
 	maxLine int
 }
 
@@ -52,9 +54,6 @@ func (r *Rot13) Provision(s api.Setup) error {
 	return nil
 }
 
-// OnAccept implements api.StreamHandler: rot13 waits for the client.
-func (*Rot13) OnAccept(api.Conn) {}
-
 // OnReadable implements api.StreamHandler: complete lines go back
 // rotated; the rest waits in the loop's input until its \n arrives, or
 // goes back as it is once the client half-closes.
@@ -79,12 +78,6 @@ func (r *Rot13) OnReadable(c api.Conn) {
 		_ = c.Close()
 	}
 }
-
-// OnWritable implements api.StreamHandler: rot13 only answers input.
-func (*Rot13) OnWritable(api.Conn) {}
-
-// OnClose implements api.StreamHandler: nothing to release.
-func (*Rot13) OnClose(api.Conn, api.Reason, error) {}
 
 // Rotate rotates an ASCII letter by 13 places and leaves any other byte
 // as it is.

@@ -133,6 +133,21 @@ type StreamHandler interface {
 	OnClose(c Conn, reason Reason, err error)
 }
 
+// StreamBase gives a stream module the callbacks it has nothing to do in:
+// embed it and write OnReadable, plus whichever of OnAccept, OnWritable and
+// OnClose the protocol needs. OnReadable is left out on purpose, so that
+// the compiler still asks for the one callback every protocol must have.
+type StreamBase struct{}
+
+// OnAccept does nothing: the module waits for the client to speak.
+func (StreamBase) OnAccept(Conn) {}
+
+// OnWritable does nothing: the module writes only in answer to input.
+func (StreamBase) OnWritable(Conn) {}
+
+// OnClose does nothing: the module keeps nothing to release.
+func (StreamBase) OnClose(Conn, Reason, error) {}
+
 // PacketHandler serves datagram sockets (udp).
 type PacketHandler interface {
 	// OnPacket runs for each datagram received. p is valid only until

@@ -49,6 +49,8 @@ type Options struct {
 // per-connection state: what a line mode connection has not finished stays
 // in the loop's input.
 type Echo struct {
+	api.StreamBase // echo waits for the client, answers only input, keeps nothing
+
 	raw     bool
 	maxLine int
 	log     hclog.Logger
@@ -103,9 +105,6 @@ func optErrorf(o api.Options, key, format string, args ...any) error {
 	}
 	return o.Errorf(key, format, args...)
 }
-
-// OnAccept implements api.StreamHandler. Echo waits for the client.
-func (e *Echo) OnAccept(api.Conn) {}
 
 // OnReadable implements api.StreamHandler. It allocates nothing: the lines
 // go out in one Write straight from the loop's input, and the partial line
@@ -168,13 +167,6 @@ func (e *Echo) echo(c api.Conn, p []byte) {
 	_, _ = c.Write(p)
 	c.Consume(len(p))
 }
-
-// OnWritable implements api.StreamHandler. Echo only answers input, and the
-// loop stops reading while output queues, so there is nothing to do.
-func (e *Echo) OnWritable(api.Conn) {}
-
-// OnClose implements api.StreamHandler. Echo keeps nothing to release.
-func (e *Echo) OnClose(api.Conn, api.Reason, error) {}
 
 // OnDrain implements api.Drainer: on shutdown a partial line goes back too,
 // so that nothing the client sent is lost, then the connection closes.

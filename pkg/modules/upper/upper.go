@@ -12,8 +12,10 @@ import (
 // client that never sends \n cannot make it grow without end.
 const maxLine = 64 << 10
 
-// Upper is one instance of the module, serving one listener.
-type Upper struct{}
+// Upper is one instance of the module, serving one listener. StreamBase
+// supplies the callbacks upper has nothing to do in: it waits for the
+// client, answers only input and keeps nothing to release.
+type Upper struct{ api.StreamBase }
 
 var (
 	_ api.Module        = (*Upper)(nil)
@@ -58,12 +60,3 @@ func (*Upper) OnReadable(c api.Conn) {
 		_ = c.Close()
 	}
 }
-
-// OnAccept implements api.StreamHandler: upper waits for the client.
-func (*Upper) OnAccept(api.Conn) {}
-
-// OnWritable implements api.StreamHandler: upper only answers input.
-func (*Upper) OnWritable(api.Conn) {}
-
-// OnClose implements api.StreamHandler: upper keeps nothing to release.
-func (*Upper) OnClose(api.Conn, api.Reason, error) {}
