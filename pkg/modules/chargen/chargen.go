@@ -77,12 +77,7 @@ func init() {
 
 // Provision implements api.Module. Chargen has no options: decoding into an
 // empty struct makes any option a FILE:LINE:COL error.
-func (*Chargen) Provision(s api.Setup) error {
-	if s.Options == nil {
-		return nil
-	}
-	return s.Options.Decode(&struct{}{})
-}
+func (*Chargen) Provision(s api.Setup) error { return s.Options.Decode(&struct{}{}) }
 
 // position is a connection's place in the pattern: the offset in stream of
 // the next byte to write, below Period.

@@ -55,9 +55,6 @@ func (d *Daytime) Provision(s api.Setup) error {
 	if d.now == nil {
 		d.now = time.Now
 	}
-	if s.Options == nil {
-		return nil
-	}
 	return s.Options.Decode(&struct{}{})
 }
 

@@ -28,12 +28,7 @@ func init() {
 
 // Provision implements api.Module. Discard has no options: decoding into an
 // empty struct makes any option a FILE:LINE:COL error.
-func (*Discard) Provision(s api.Setup) error {
-	if s.Options == nil {
-		return nil
-	}
-	return s.Options.Decode(&struct{}{})
-}
+func (*Discard) Provision(s api.Setup) error { return s.Options.Decode(&struct{}{}) }
 
 // OnReadable implements api.StreamHandler: everything that arrived is
 // dropped, and once the client has half-closed the connection closes.

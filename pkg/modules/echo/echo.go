@@ -74,18 +74,16 @@ func init() {
 // Provision implements api.Module.
 func (e *Echo) Provision(s api.Setup) error {
 	opts := Options{Mode: ModeLine, MaxLineBytes: DefaultMaxLineBytes}
-	if s.Options != nil {
-		if err := s.Options.Decode(&opts); err != nil {
-			return err
-		}
+	if err := s.Options.Decode(&opts); err != nil {
+		return err
 	}
 	switch opts.Mode {
 	case ModeLine, ModeRaw:
 	default:
-		return optErrorf(s.Options, "mode", "mode must be %q or %q, not %q", ModeLine, ModeRaw, opts.Mode)
+		return s.Options.Errorf("mode", "mode must be %q or %q, not %q", ModeLine, ModeRaw, opts.Mode)
 	}
 	if opts.MaxLineBytes < MinMaxLineBytes || opts.MaxLineBytes > MaxMaxLineBytes {
-		return optErrorf(s.Options, "max_line_bytes", "max_line_bytes must be between %d and %d, not %d",
+		return s.Options.Errorf("max_line_bytes", "max_line_bytes must be between %d and %d, not %d",
 			MinMaxLineBytes, MaxMaxLineBytes, opts.MaxLineBytes)
 	}
 	e.raw = opts.Mode == ModeRaw
@@ -95,15 +93,6 @@ func (e *Echo) Provision(s api.Setup) error {
 		e.log = hclog.NewNullLogger()
 	}
 	return nil
-}
-
-// optErrorf positions an error at an option when there is an options
-// block to point into.
-func optErrorf(o api.Options, key, format string, args ...any) error {
-	if o == nil {
-		return fmt.Errorf(format, args...)
-	}
-	return o.Errorf(key, format, args...)
 }
 
 // OnReadable implements api.StreamHandler. It allocates nothing: the lines

@@ -71,9 +71,9 @@ func TestOptions(t *testing.T) {
 	}
 }
 
-func TestProvisionWithoutOptionsOrLogger(t *testing.T) {
+func TestProvisionWithoutLogger(t *testing.T) {
 	e := new(echo.Echo)
-	if err := e.Provision(api.Setup{Listener: "bare", Network: "tcp"}); err != nil {
+	if err := e.Provision(api.Setup{Listener: "bare", Network: "tcp", Options: apitest.Options(t, "")}); err != nil {
 		t.Fatal(err)
 	}
 	c := apitest.NewConn(e, apitest.WithT(t))

@@ -56,9 +56,6 @@ func (m *Time) Provision(s api.Setup) error {
 	if m.now == nil {
 		m.now = time.Now
 	}
-	if s.Options == nil {
-		return nil
-	}
 	return s.Options.Decode(&struct{}{})
 }
 
