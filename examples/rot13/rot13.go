@@ -12,6 +12,10 @@ import (
 // DefaultMaxLine bounds an unfinished line when max_line_bytes is not set.
 const DefaultMaxLine = 4096
 
+// ReasonLineTooLong is the reason a connection closes with when a line is
+// longer than max_line_bytes: the label of netd_connections_closed_total.
+const ReasonLineTooLong api.Reason = "line_too_long"
+
 // Options are the module's options.
 type Options struct {
 	// MaxLineBytes bounds a line, its \n included; a longer one closes the
@@ -63,7 +67,7 @@ func (r *Rot13) OnReadable(c api.Conn) {
 	if c.InputClosed() {
 		n = len(in)
 	} else if len(in)-n >= r.maxLine {
-		c.CloseFor(api.ReasonLineTooLong, nil)
+		c.CloseFor(ReasonLineTooLong, nil)
 		return
 	}
 	if n > 0 {

@@ -289,7 +289,8 @@ type Loop interface {
 }
 
 // Reason says why a connection closed. It is the reason label of
-// netd_connections_closed_total.
+// netd_connections_closed_total. A module defines its own reasons as
+// constants of its package (echo.ReasonLineTooLong), not here.
 type Reason string
 
 // The reasons the loop itself uses; modules may use these or their own.
@@ -298,9 +299,8 @@ const (
 	ReasonDone        Reason = "done"         // the module finished the exchange
 	ReasonIdleTimeout Reason = "idle_timeout" // nothing sent or received for idle_timeout
 	ReasonOverLimit   Reason = "over_limit"   // max_connections reached
-	ReasonLineTooLong Reason = "line_too_long"
-	ReasonError       Reason = "error" // a socket error such as ECONNRESET
-	ReasonShutdown    Reason = "shutdown"
+	ReasonError       Reason = "error"        // a socket error such as ECONNRESET
+	ReasonShutdown    Reason = "shutdown"     // the daemon drained the connection
 )
 
 // Errors the contract returns.

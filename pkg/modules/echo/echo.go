@@ -33,6 +33,11 @@ const (
 	MaxMaxLineBytes = 4 << 20
 )
 
+// ReasonLineTooLong is the reason a connection closes with when a line
+// exceeds max_line_bytes: the reason label line_too_long of
+// netd_connections_closed_total.
+const ReasonLineTooLong api.Reason = "line_too_long"
+
 // ErrLineTooLong is the error a connection closes with when a line exceeds
 // max_line_bytes.
 var ErrLineTooLong = errors.New("netd: echo: line longer than max_line_bytes")
@@ -112,7 +117,7 @@ func (e *Echo) OnReadable(c api.Conn) {
 		// The complete lines before the long one were fine: they go back.
 		e.echo(c, in[:n])
 		e.log.Warn("line too long, closing connection", "remote", remote(c), "limit", e.maxLine)
-		c.CloseFor(api.ReasonLineTooLong, fmt.Errorf("%w (%d)", ErrLineTooLong, e.maxLine))
+		c.CloseFor(ReasonLineTooLong, fmt.Errorf("%w (%d)", ErrLineTooLong, e.maxLine))
 		return
 	}
 	if c.InputClosed() {

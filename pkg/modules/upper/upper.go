@@ -12,6 +12,11 @@ import (
 // client that never sends \n cannot make it grow without end.
 const maxLine = 64 << 10
 
+// ReasonLineTooLong is the reason a connection closes with when its line
+// reaches maxLine without a \n. A module names its own reasons: any string
+// is a label of netd_connections_closed_total.
+const ReasonLineTooLong api.Reason = "line_too_long"
+
 // Upper is one instance of the module, serving one listener. StreamBase
 // supplies the callbacks upper has nothing to do in: it waits for the
 // client, answers only input and keeps nothing to release.
@@ -42,7 +47,7 @@ func (*Upper) OnReadable(c api.Conn) {
 	if c.InputClosed() {
 		n = len(in)
 	} else if len(in)-n >= maxLine {
-		c.CloseFor(api.ReasonLineTooLong, nil)
+		c.CloseFor(ReasonLineTooLong, nil)
 		return
 	}
 	// One allocation per read keeps the example short; the echo module
