@@ -45,10 +45,6 @@ type Admin struct {
 	Pprof   bool
 }
 
-// DefaultHighWatermark is the high watermark of a listener that sets none;
-// the loop's default (loop.DefaultHighWatermark, which a test keeps equal).
-const DefaultHighWatermark = 1 << 20
-
 // Listener is one listener block.
 type Listener struct {
 	Name, Address, Module string
@@ -57,7 +53,8 @@ type Listener struct {
 	IdleTimeout           time.Duration // 0 = never
 	// HighWatermark and LowWatermark bound a connection's queued output
 	// in bytes: above the high mark the loop stops reading it until the
-	// queue is below the low mark. 0 = the default.
+	// queue is below the low mark. 0 = the default (api.DefaultHighWatermark,
+	// api.DefaultLowWatermark).
 	HighWatermark, LowWatermark int
 	Options                     *Options   // never nil; empty when the file has none
 	Instance                    api.Module // built and provisioned by Load

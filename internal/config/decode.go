@@ -5,6 +5,8 @@ import (
 	"math"
 	"strings"
 	"time"
+
+	"github.com/netd/netd/pkg/modules/api"
 )
 
 // listenerMeta is what the checks after decoding need to know about a
@@ -293,7 +295,7 @@ func (d *decoder) watermarks(l *Listener, m listenerMeta) {
 	}
 	high, what := l.HighWatermark, "high_watermark"
 	if high == 0 {
-		high, what = DefaultHighWatermark, "the default high_watermark"
+		high, what = api.DefaultHighWatermark, "the default high_watermark"
 	}
 	if l.LowWatermark >= high {
 		d.errs.add(m.lowPos, "%s: low_watermark %d must be below %s, %d", m.ctx, l.LowWatermark, what, high)

@@ -28,9 +28,10 @@ const (
 	MinMaxLineBytes = 2
 	// MaxMaxLineBytes is the largest max_line_bytes. Echo leaves the partial
 	// line in the loop's input, and the loop aborts a connection holding
-	// more than 4 MiB of it; above that bound the loop would close the
-	// connection with reason "error" before echo could say "line_too_long".
-	MaxMaxLineBytes = 4 << 20
+	// more than api.DefaultMaxInput of it; above that bound the loop would
+	// close the connection with reason "error" before echo could say
+	// "line_too_long".
+	MaxMaxLineBytes = api.DefaultMaxInput
 )
 
 // ReasonLineTooLong is the reason a connection closes with when a line
