@@ -17,6 +17,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/netd/netd/pkg/modules/api"
+	"github.com/netd/netd/pkg/options"
 )
 
 // DefaultShutdownTimeout is Config.ShutdownTimeout when the file sets none.
@@ -120,7 +121,9 @@ func ParseEnv(filename string, src []byte, env Env) (*Config, error) {
 	var ok bool
 	switch format {
 	case "yaml":
-		root, ok = parseYAML(src, errs)
+		var es Errors
+		root, es, ok = options.ParseYAML(filename, src)
+		errs.errs = append(errs.errs, es...)
 	default:
 		root, ok = parseHCL(filename, src, errs)
 	}
@@ -167,7 +170,7 @@ func provision(cfg *Config, metas []listenerMeta, errs *errList, env Env) {
 			continue
 		}
 		prefix := fmt.Sprintf("%s: module %s: ", m.ctx, l.Module)
-		l.Options.listener, l.Options.module = l.Name, l.Module
+		l.Options.SetOwner(l.Name, l.Module)
 		inst, err := provisionOne(info, api.Setup{
 			Listener: l.Name,
 			Network:  l.Addr.Network(),

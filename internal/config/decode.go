@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/netd/netd/pkg/modules/api"
+	"github.com/netd/netd/pkg/options"
 )
 
 // listenerMeta is what the checks after decoding need to know about a
@@ -30,31 +31,31 @@ type decoder struct {
 
 func (d *decoder) config(file string, root *value) (*Config, []listenerMeta) {
 	cfg := &Config{File: file, ShutdownTimeout: DefaultShutdownTimeout}
-	if root == nil || root.kind == kindNull {
-		root = &value{kind: kindMap, pos: Pos{1, 1}}
+	if root == nil || root.Kind == kindNull {
+		root = &value{Kind: kindMap, Pos: Pos{Line: 1, Column: 1}}
 	}
-	if root.kind == kindInvalid {
+	if root.Kind == kindInvalid {
 		return cfg, nil
 	}
-	if root.kind != kindMap {
-		d.errs.add(root.pos, "want a mapping of settings at the top level, got %s", root.describe())
+	if root.Kind != kindMap {
+		d.errs.add(root.Pos, "want a mapping of settings at the top level, got %s", root.Describe())
 		return cfg, nil
 	}
 	var listeners *field
-	for i := range root.fields {
-		f := &root.fields[i]
-		v := f.val
-		if f.key == "listeners" {
+	for i := range root.Fields {
+		f := &root.Fields[i]
+		v := f.Val
+		if f.Key == "listeners" {
 			listeners = f
 			continue
 		}
-		if v.unset() {
-			if !knownTopKey(f.key) {
-				d.errs.add(f.keyPos, "unknown key %q", f.key)
+		if v.Unset() {
+			if !knownTopKey(f.Key) {
+				d.errs.add(f.KeyPos, "unknown key %q", f.Key)
 			}
 			continue
 		}
-		switch f.key {
+		switch f.Key {
 		case "log":
 			d.log(&cfg.Log, v)
 		case "loops":
@@ -70,7 +71,7 @@ func (d *decoder) config(file string, root *value) (*Config, []listenerMeta) {
 		case "admin":
 			cfg.Admin = d.admin(f)
 		default:
-			d.errs.add(f.keyPos, "unknown key %q", f.key)
+			d.errs.add(f.KeyPos, "unknown key %q", f.Key)
 		}
 	}
 	metas := d.listeners(cfg, listeners)
@@ -87,26 +88,26 @@ func knownTopKey(k string) bool {
 }
 
 func (d *decoder) log(l *Log, v *value) {
-	if v.kind != kindMap {
-		d.errs.add(v.pos, "log: want a mapping, got %s", v.describe())
+	if v.Kind != kindMap {
+		d.errs.add(v.Pos, "log: want a mapping, got %s", v.Describe())
 		return
 	}
-	for _, f := range v.fields {
-		if f.key != "level" && f.key != "format" {
-			d.errs.add(f.keyPos, "unknown key %q in log", f.key)
+	for _, f := range v.Fields {
+		if f.Key != "level" && f.Key != "format" {
+			d.errs.add(f.KeyPos, "unknown key %q in log", f.Key)
 			continue
 		}
-		if f.val.unset() {
+		if f.Val.Unset() {
 			continue
 		}
-		s := d.string("log."+f.key, f.val)
+		s := d.string("log."+f.Key, f.Val)
 		switch {
 		case s == "":
-		case f.key == "level" && !oneOf(s, "trace", "debug", "info", "warn", "error"):
-			d.errs.add(f.val.pos, "log.level: unknown level %q (want trace, debug, info, warn or error)", s)
-		case f.key == "format" && !oneOf(s, "text", "json"):
-			d.errs.add(f.val.pos, "log.format: unknown format %q (want text or json)", s)
-		case f.key == "level":
+		case f.Key == "level" && !oneOf(s, "trace", "debug", "info", "warn", "error"):
+			d.errs.add(f.Val.Pos, "log.level: unknown level %q (want trace, debug, info, warn or error)", s)
+		case f.Key == "format" && !oneOf(s, "text", "json"):
+			d.errs.add(f.Val.Pos, "log.format: unknown format %q (want text or json)", s)
+		case f.Key == "level":
 			l.Level = s
 		default:
 			l.Format = s
@@ -115,62 +116,62 @@ func (d *decoder) log(l *Log, v *value) {
 }
 
 func (d *decoder) admin(af *field) *Admin {
-	v := af.val
-	if v.kind != kindMap {
-		d.errs.add(v.pos, "admin: want a mapping, got %s", v.describe())
+	v := af.Val
+	if v.Kind != kindMap {
+		d.errs.add(v.Pos, "admin: want a mapping, got %s", v.Describe())
 		return nil
 	}
 	a := &Admin{}
-	for _, f := range v.fields {
-		switch f.key {
+	for _, f := range v.Fields {
+		switch f.Key {
 		case "address":
-			if f.val.unset() {
+			if f.Val.Unset() {
 				continue
 			}
-			d.adminPos = f.val.pos
-			a.Address = d.string("admin.address", f.val)
-			if f.val.kind == kindString {
+			d.adminPos = f.Val.Pos
+			a.Address = d.string("admin.address", f.Val)
+			if f.Val.Kind == kindString {
 				problem := checkHostPort("tcp", a.Address)
 				if strings.Contains(a.Address, "://") {
 					problem = "want host:port, without a scheme"
 				}
 				if problem != "" {
-					d.errs.add(f.val.pos, "admin.address %q: %s", a.Address, problem)
+					d.errs.add(f.Val.Pos, "admin.address %q: %s", a.Address, problem)
 				}
 			}
 		case "pprof":
-			if !f.val.unset() {
-				a.Pprof = d.bool("admin.pprof", f.val)
+			if !f.Val.Unset() {
+				a.Pprof = d.bool("admin.pprof", f.Val)
 			}
 		default:
-			d.errs.add(f.keyPos, "unknown key %q in admin", f.key)
+			d.errs.add(f.KeyPos, "unknown key %q in admin", f.Key)
 		}
 	}
-	if f := v.get("address"); f == nil || f.val.kind == kindNull {
-		d.errs.add(af.keyPos, "admin: missing address")
+	if f := v.Get("address"); f == nil || f.Val.Kind == kindNull {
+		d.errs.add(af.KeyPos, "admin: missing address")
 	}
 	return a
 }
 
 func (d *decoder) listeners(cfg *Config, lf *field) []listenerMeta {
 	if lf == nil {
-		d.errs.add(Pos{1, 1}, "no listeners: at least one is required")
+		d.errs.add(Pos{Line: 1, Column: 1}, "no listeners: at least one is required")
 		return nil
 	}
-	v := lf.val
+	v := lf.Val
 	switch {
-	case v.kind == kindInvalid:
+	case v.Kind == kindInvalid:
 		return nil
-	case v.kind == kindNull || (v.kind == kindList && len(v.list) == 0):
-		d.errs.add(lf.keyPos, "no listeners: at least one is required")
+	case v.Kind == kindNull || (v.Kind == kindList && len(v.List) == 0):
+		d.errs.add(lf.KeyPos, "no listeners: at least one is required")
 		return nil
-	case v.kind != kindList:
-		d.errs.add(v.pos, "listeners: want a list, got %s", v.describe())
+	case v.Kind != kindList:
+		d.errs.add(v.Pos, "listeners: want a list, got %s", v.Describe())
 		return nil
 	}
 	names := map[string]Pos{}
 	var metas []listenerMeta
-	for i, item := range v.list {
+	for i, item := range v.List {
 		l, m, ok := d.listener(i+1, item, names)
 		if ok {
 			cfg.Listeners = append(cfg.Listeners, l)
@@ -184,62 +185,62 @@ func (d *decoder) listeners(cfg *Config, lf *field) []listenerMeta {
 // a mapping at all, since nothing about it can be checked further.
 func (d *decoder) listener(i int, item *value, names map[string]Pos) (Listener, listenerMeta, bool) {
 	m := listenerMeta{ctx: fmt.Sprintf("listener #%d", i)}
-	if item.kind != kindMap {
-		d.errs.add(item.pos, "%s: want a mapping, got %s", m.ctx, item.describe())
+	if item.Kind != kindMap {
+		d.errs.add(item.Pos, "%s: want a mapping, got %s", m.ctx, item.Describe())
 		return Listener{}, m, false
 	}
-	l := Listener{Pos: item.pos}
+	l := Listener{Pos: item.Pos}
 
 	// The name comes first whatever its place in the mapping, so that
 	// every other message can say which listener it is about.
-	nf := item.get("name")
+	nf := item.Get("name")
 	switch {
-	case nf == nil || nf.val.kind == kindNull:
-		d.errs.add(item.pos, "%s: missing name", m.ctx)
-	case nf.val.kind == kindInvalid:
+	case nf == nil || nf.Val.Kind == kindNull:
+		d.errs.add(item.Pos, "%s: missing name", m.ctx)
+	case nf.Val.Kind == kindInvalid:
 		// Already reported.
-	case nf.val.kind != kindString:
-		d.errs.add(nf.val.pos, "%s: name: want a string, got %s", m.ctx, nf.val.describe())
-	case checkName(nf.val.str) != "":
-		d.errs.add(nf.val.pos, "%s: name %q: %s", m.ctx, nf.val.str, checkName(nf.val.str))
+	case nf.Val.Kind != kindString:
+		d.errs.add(nf.Val.Pos, "%s: name: want a string, got %s", m.ctx, nf.Val.Describe())
+	case checkName(nf.Val.Str) != "":
+		d.errs.add(nf.Val.Pos, "%s: name %q: %s", m.ctx, nf.Val.Str, checkName(nf.Val.Str))
 	default:
-		l.Name = nf.val.str
+		l.Name = nf.Val.Str
 		m.ctx = fmt.Sprintf("listener %q", l.Name)
 		if first, dup := names[l.Name]; dup {
-			d.errs.add(nf.val.pos, "duplicate listener name %q (first at %s)", l.Name, first)
+			d.errs.add(nf.Val.Pos, "duplicate listener name %q (first at %s)", l.Name, first)
 		} else {
-			names[l.Name] = nf.val.pos
+			names[l.Name] = nf.Val.Pos
 		}
 	}
 
-	for _, f := range item.fields {
-		v := f.val
-		if v.unset() {
-			if !oneOf(f.key, "name", "address", "module", "max_connections", "idle_timeout", "high_watermark", "low_watermark", "options") {
-				d.errs.add(f.keyPos, "unknown key %q in %s", f.key, m.ctx)
+	for _, f := range item.Fields {
+		v := f.Val
+		if v.Unset() {
+			if !oneOf(f.Key, "name", "address", "module", "max_connections", "idle_timeout", "high_watermark", "low_watermark", "options") {
+				d.errs.add(f.KeyPos, "unknown key %q in %s", f.Key, m.ctx)
 			}
 			continue
 		}
-		switch f.key {
+		switch f.Key {
 		case "name":
 		case "address":
-			m.addrPos = v.pos
-			if v.kind != kindString {
-				d.errs.add(v.pos, "%s: address: want a string, got %s", m.ctx, v.describe())
+			m.addrPos = v.Pos
+			if v.Kind != kindString {
+				d.errs.add(v.Pos, "%s: address: want a string, got %s", m.ctx, v.Describe())
 				continue
 			}
-			l.Address = v.str
-			addr, err := ParseAddress(v.str)
+			l.Address = v.Str
+			addr, err := ParseAddress(v.Str)
 			if err != nil {
-				d.errs.add(v.pos, "%s: %v", m.ctx, err)
+				d.errs.add(v.Pos, "%s: %v", m.ctx, err)
 				continue
 			}
 			l.Addr, m.addrOK = addr, true
 		case "module":
-			m.modulePos = v.pos
+			m.modulePos = v.Pos
 			l.Module = d.string(m.ctx+": module", v)
-			if v.kind == kindString && l.Module == "" {
-				d.errs.add(v.pos, "%s: module: must not be empty", m.ctx)
+			if v.Kind == kindString && l.Module == "" {
+				d.errs.add(v.Pos, "%s: module: must not be empty", m.ctx)
 			}
 		case "max_connections":
 			l.MaxConnections = d.count(m.ctx+": max_connections", v)
@@ -247,29 +248,29 @@ func (d *decoder) listener(i int, item *value, names map[string]Pos) (Listener, 
 			l.IdleTimeout = d.duration(m.ctx+": idle_timeout", v)
 		case "high_watermark":
 			l.HighWatermark = d.count(m.ctx+": high_watermark", v)
-			m.highPos = v.pos
+			m.highPos = v.Pos
 		case "low_watermark":
 			l.LowWatermark = d.count(m.ctx+": low_watermark", v)
-			m.lowPos = v.pos
+			m.lowPos = v.Pos
 		case "options":
-			if v.kind != kindMap {
-				d.errs.add(v.pos, "%s: options: want a mapping, got %s", m.ctx, v.describe())
+			if v.Kind != kindMap {
+				d.errs.add(v.Pos, "%s: options: want a mapping, got %s", m.ctx, v.Describe())
 				continue
 			}
-			l.Options = &Options{file: d.errs.file, pos: f.keyPos, root: v}
+			l.Options = options.NewBlock(d.errs.file, f.KeyPos, v)
 		default:
-			d.errs.add(f.keyPos, "unknown key %q in %s", f.key, m.ctx)
+			d.errs.add(f.KeyPos, "unknown key %q in %s", f.Key, m.ctx)
 		}
 	}
-	if f := item.get("address"); f == nil || f.val.kind == kindNull {
-		d.errs.add(item.pos, "%s: missing address", m.ctx)
+	if f := item.Get("address"); f == nil || f.Val.Kind == kindNull {
+		d.errs.add(item.Pos, "%s: missing address", m.ctx)
 	}
-	if f := item.get("module"); f == nil || f.val.kind == kindNull {
-		d.errs.add(item.pos, "%s: missing module", m.ctx)
+	if f := item.Get("module"); f == nil || f.Val.Kind == kindNull {
+		d.errs.add(item.Pos, "%s: missing module", m.ctx)
 	}
 	d.watermarks(&l, m)
 	if l.Options == nil {
-		l.Options = &Options{file: d.errs.file, pos: item.pos, root: &value{kind: kindMap, pos: item.pos}}
+		l.Options = options.NewBlock(d.errs.file, item.Pos, nil)
 	}
 	if l.Name == "" {
 		// Without a name, the listener cannot be provisioned (the module
@@ -348,33 +349,33 @@ func (d *decoder) checkAddresses(cfg *Config, metas []listenerMeta) {
 }
 
 func (d *decoder) string(what string, v *value) string {
-	if v.kind != kindString {
-		d.errs.add(v.pos, "%s: want a string, got %s", what, v.describe())
+	if v.Kind != kindString {
+		d.errs.add(v.Pos, "%s: want a string, got %s", what, v.Describe())
 		return ""
 	}
-	return v.str
+	return v.Str
 }
 
 func (d *decoder) bool(what string, v *value) bool {
-	if v.kind != kindBool {
-		d.errs.add(v.pos, "%s: want true or false, got %s", what, v.describe())
+	if v.Kind != kindBool {
+		d.errs.add(v.Pos, "%s: want true or false, got %s", what, v.Describe())
 		return false
 	}
-	return v.b
+	return v.Bool
 }
 
 // count decodes a non-negative int.
 func (d *decoder) count(what string, v *value) int {
-	i, ok := v.int64()
+	i, ok := v.Int64()
 	switch {
-	case !ok && v.kind == kindNumber && v.num != nil && v.num.IsInt():
-		d.errs.add(v.pos, "%s: %s is out of range", what, v.describe())
+	case !ok && v.Kind == kindNumber && v.Num != nil && v.Num.IsInt():
+		d.errs.add(v.Pos, "%s: %s is out of range", what, v.Describe())
 	case !ok:
-		d.errs.add(v.pos, "%s: want an integer, got %s", what, v.describe())
+		d.errs.add(v.Pos, "%s: want an integer, got %s", what, v.Describe())
 	case i < 0:
-		d.errs.add(v.pos, "%s: must not be negative, got %s", what, v.describe())
+		d.errs.add(v.Pos, "%s: must not be negative, got %s", what, v.Describe())
 	case i > math.MaxInt:
-		d.errs.add(v.pos, "%s: %s is out of range", what, v.describe())
+		d.errs.add(v.Pos, "%s: %s is out of range", what, v.Describe())
 	default:
 		return int(i)
 	}
@@ -383,33 +384,15 @@ func (d *decoder) count(what string, v *value) int {
 
 // duration decodes a non-negative duration.
 func (d *decoder) duration(what string, v *value) time.Duration {
-	dur, problem := v.duration()
+	dur, problem := v.Duration()
 	if problem == "" && dur < 0 {
-		problem = "must not be negative, got " + v.describe()
+		problem = "must not be negative, got " + v.Describe()
 	}
 	if problem != "" {
-		d.errs.add(v.pos, "%s: %s", what, problem)
+		d.errs.add(v.Pos, "%s: %s", what, problem)
 		return 0
 	}
 	return dur
-}
-
-// duration returns v as a Go duration string, or a bare 0, which needs no
-// unit.
-func (v *value) duration() (time.Duration, string) {
-	switch v.kind {
-	case kindString:
-		dur, err := time.ParseDuration(v.str)
-		if err != nil {
-			return 0, fmt.Sprintf("invalid duration %q", v.str)
-		}
-		return dur, ""
-	case kindNumber:
-		if i, ok := v.int64(); ok && i == 0 {
-			return 0, ""
-		}
-	}
-	return 0, fmt.Sprintf("want a duration such as \"30s\", got %s", v.describe())
 }
 
 func oneOf(s string, choices ...string) bool {

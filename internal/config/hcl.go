@@ -117,7 +117,7 @@ func checkHCLNumber(lit string) string {
 	return ""
 }
 
-func hclPos(p hcl.Pos) Pos { return Pos{p.Line, p.Column} }
+func hclPos(p hcl.Pos) Pos { return Pos{Line: p.Line, Column: p.Column} }
 
 // addDiags converts HCL's error diagnostics (warnings are dropped) to
 // FILE:LINE:COL: summary: detail.
@@ -126,7 +126,7 @@ func addDiags(errs *errList, diags hcl.Diagnostics) {
 		if d.Severity != hcl.DiagError {
 			continue
 		}
-		pos := Pos{1, 1}
+		pos := Pos{Line: 1, Column: 1}
 		if d.Subject != nil {
 			pos = hclPos(d.Subject.Start)
 		}
@@ -146,8 +146,8 @@ type hclConv struct {
 func (h *hclConv) root(body hcl.Body) *value {
 	content, diags := body.Content(hclRootSchema)
 	addDiags(h.errs, diags)
-	root := &value{kind: kindMap, pos: Pos{1, 1}}
-	root.fields = h.attrs(content.Attributes)
+	root := &value{Kind: kindMap, Pos: Pos{Line: 1, Column: 1}}
+	root.Fields = h.attrs(content.Attributes)
 	var listeners *value
 	first := map[string]Pos{}
 	for _, b := range content.Blocks {
@@ -165,14 +165,14 @@ func (h *hclConv) root(body hcl.Body) *value {
 			}
 			c, diags := b.Body.Content(schema)
 			addDiags(h.errs, diags)
-			root.fields = append(root.fields, field{key: b.Type, keyPos: pos,
-				val: &value{kind: kindMap, pos: pos, fields: h.attrs(c.Attributes)}})
+			root.Fields = append(root.Fields, field{Key: b.Type, KeyPos: pos,
+				Val: &value{Kind: kindMap, Pos: pos, Fields: h.attrs(c.Attributes)}})
 		case "listener":
 			if listeners == nil {
-				listeners = &value{kind: kindList, pos: pos}
-				root.fields = append(root.fields, field{key: "listeners", keyPos: pos, val: listeners})
+				listeners = &value{Kind: kindList, Pos: pos}
+				root.Fields = append(root.Fields, field{Key: "listeners", KeyPos: pos, Val: listeners})
 			}
-			listeners.list = append(listeners.list, h.listener(b))
+			listeners.List = append(listeners.List, h.listener(b))
 		}
 	}
 	return root
@@ -180,14 +180,14 @@ func (h *hclConv) root(body hcl.Body) *value {
 
 func (h *hclConv) listener(b *hcl.Block) *value {
 	pos := hclPos(b.DefRange.Start)
-	v := &value{kind: kindMap, pos: pos}
+	v := &value{Kind: kindMap, Pos: pos}
 	if len(b.Labels) == 1 {
 		lp := hclPos(b.LabelRanges[0].Start)
-		v.fields = append(v.fields, field{key: "name", keyPos: lp, val: &value{kind: kindString, pos: lp, str: b.Labels[0]}})
+		v.Fields = append(v.Fields, field{Key: "name", KeyPos: lp, Val: &value{Kind: kindString, Pos: lp, Str: b.Labels[0]}})
 	}
 	content, diags := b.Body.Content(hclListenerSchema)
 	addDiags(h.errs, diags)
-	v.fields = append(v.fields, h.attrs(content.Attributes)...)
+	v.Fields = append(v.Fields, h.attrs(content.Attributes)...)
 	var optsAt *Pos
 	for _, ob := range content.Blocks {
 		opos := hclPos(ob.DefRange.Start)
@@ -198,8 +198,8 @@ func (h *hclConv) listener(b *hcl.Block) *value {
 		optsAt = &opos
 		attrs, diags := ob.Body.JustAttributes()
 		addDiags(h.errs, diags)
-		v.fields = append(v.fields, field{key: "options", keyPos: opos,
-			val: &value{kind: kindMap, pos: opos, fields: h.attrs(attrs)}})
+		v.Fields = append(v.Fields, field{Key: "options", KeyPos: opos,
+			Val: &value{Kind: kindMap, Pos: opos, Fields: h.attrs(attrs)}})
 	}
 	return v
 }
@@ -209,9 +209,9 @@ func (h *hclConv) listener(b *hcl.Block) *value {
 func (h *hclConv) attrs(attrs hcl.Attributes) []field {
 	fields := make([]field, 0, len(attrs))
 	for _, a := range attrs {
-		fields = append(fields, field{key: a.Name, keyPos: hclPos(a.NameRange.Start), val: h.expr(a.Expr, 0)})
+		fields = append(fields, field{Key: a.Name, KeyPos: hclPos(a.NameRange.Start), Val: h.expr(a.Expr, 0)})
 	}
-	sort.Slice(fields, func(i, j int) bool { return fields[i].keyPos.before(fields[j].keyPos) })
+	sort.Slice(fields, func(i, j int) bool { return fields[i].KeyPos.Before(fields[j].KeyPos) })
 	return fields
 }
 
@@ -222,17 +222,17 @@ func (h *hclConv) expr(e hcl.Expression, depth int) *value {
 	pos := hclPos(e.Range().Start)
 	if depth > maxDepth {
 		h.errs.add(pos, "values nested more than %d deep", maxDepth)
-		return &value{kind: kindInvalid, pos: pos}
+		return &value{Kind: kindInvalid, Pos: pos}
 	}
 	switch x := e.(type) {
 	case *hclsyntax.TupleConsExpr:
-		v := &value{kind: kindList, pos: pos}
+		v := &value{Kind: kindList, Pos: pos}
 		for _, el := range x.Exprs {
-			v.list = append(v.list, h.expr(el, depth+1))
+			v.List = append(v.List, h.expr(el, depth+1))
 		}
 		return v
 	case *hclsyntax.ObjectConsExpr:
-		v := &value{kind: kindMap, pos: pos}
+		v := &value{Kind: kindMap, Pos: pos}
 		seen := map[string]Pos{}
 		for _, item := range x.Items {
 			kpos := hclPos(item.KeyExpr.Range().Start)
@@ -245,19 +245,19 @@ func (h *hclConv) expr(e hcl.Expression, depth int) *value {
 				continue
 			}
 			seen[key] = kpos
-			v.fields = append(v.fields, field{key: key, keyPos: kpos, val: h.expr(item.ValueExpr, depth+1)})
+			v.Fields = append(v.Fields, field{Key: key, KeyPos: kpos, Val: h.expr(item.ValueExpr, depth+1)})
 		}
 		return v
 	}
 	cv, diags := e.Value(nil)
 	addDiags(h.errs, diags)
 	if diags.HasErrors() {
-		return &value{kind: kindInvalid, pos: pos}
+		return &value{Kind: kindInvalid, Pos: pos}
 	}
 	v := h.cty(cv, pos, depth)
-	if v.kind == kindNumber {
+	if v.Kind == kindNumber {
 		// Messages quote a number as it was written.
-		v.str = string(e.Range().SliceBytes(h.src))
+		v.Str = string(e.Range().SliceBytes(h.src))
 	}
 	return v
 }
@@ -284,7 +284,7 @@ func (h *hclConv) key(e hcl.Expression) (string, bool) {
 // cty converts an evaluated value; all its parts share pos, since a value
 // that was computed has no finer positions.
 func (h *hclConv) cty(cv cty.Value, pos Pos, depth int) *value {
-	invalid := &value{kind: kindInvalid, pos: pos}
+	invalid := &value{Kind: kindInvalid, Pos: pos}
 	if depth > maxDepth {
 		h.errs.add(pos, "values nested more than %d deep", maxDepth)
 		return invalid
@@ -295,29 +295,29 @@ func (h *hclConv) cty(cv cty.Value, pos Pos, depth int) *value {
 		return invalid
 	}
 	if cv.IsNull() {
-		return &value{kind: kindNull, pos: pos}
+		return &value{Kind: kindNull, Pos: pos}
 	}
 	ty := cv.Type()
 	switch {
 	case ty == cty.String:
-		return &value{kind: kindString, pos: pos, str: cv.AsString()}
+		return &value{Kind: kindString, Pos: pos, Str: cv.AsString()}
 	case ty == cty.Bool:
-		return &value{kind: kindBool, pos: pos, b: cv.True()}
+		return &value{Kind: kindBool, Pos: pos, Bool: cv.True()}
 	case ty == cty.Number:
 		f := cv.AsBigFloat()
-		return &value{kind: kindNumber, pos: pos, num: f, str: numberText(f)}
+		return &value{Kind: kindNumber, Pos: pos, Num: f, Str: numberText(f)}
 	case ty.IsListType() || ty.IsTupleType() || ty.IsSetType():
-		v := &value{kind: kindList, pos: pos}
+		v := &value{Kind: kindList, Pos: pos}
 		for it := cv.ElementIterator(); it.Next(); {
 			_, ev := it.Element()
-			v.list = append(v.list, h.cty(ev, pos, depth+1))
+			v.List = append(v.List, h.cty(ev, pos, depth+1))
 		}
 		return v
 	case ty.IsMapType() || ty.IsObjectType():
-		v := &value{kind: kindMap, pos: pos}
+		v := &value{Kind: kindMap, Pos: pos}
 		for it := cv.ElementIterator(); it.Next(); {
 			k, ev := it.Element()
-			v.fields = append(v.fields, field{key: k.AsString(), keyPos: pos, val: h.cty(ev, pos, depth+1)})
+			v.Fields = append(v.Fields, field{Key: k.AsString(), KeyPos: pos, Val: h.cty(ev, pos, depth+1)})
 		}
 		return v
 	}

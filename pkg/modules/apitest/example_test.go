@@ -3,10 +3,10 @@ package apitest_test
 import (
 	"fmt"
 
-	"github.com/netd/netd/internal/config"
 	"github.com/netd/netd/pkg/modules/api"
 	"github.com/netd/netd/pkg/modules/apitest"
 	"github.com/netd/netd/pkg/modules/echo"
+	"github.com/netd/netd/pkg/options"
 )
 
 func ExampleConn() {
@@ -41,7 +41,7 @@ func ExampleConn_Drain() {
 // noOptions is an empty options block, what netd hands a listener that has
 // none; a test with a testing.TB gets one from apitest.Options.
 func noOptions() api.Options {
-	o, err := config.OptionsFromYAML(apitest.OptionsFile, nil)
+	o, err := options.FromYAML(apitest.OptionsFile, nil)
 	if err != nil {
 		panic(err)
 	}
