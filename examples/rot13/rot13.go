@@ -12,6 +12,10 @@ import (
 // DefaultMaxLine bounds an unfinished line when max_line_bytes is not set.
 const DefaultMaxLine = 4096
 
+// ReasonLineTooLong is the reason a connection closes with when a line is
+// longer than max_line_bytes: the label of netd_connections_closed_total.
+const ReasonLineTooLong api.Reason = "line_too_long"
+
 // Options are the module's options.
 type Options struct {
 	// MaxLineBytes bounds a line, its \n included; a longer one closes the
@@ -23,6 +27,8 @@ type Options struct {
 // Rot13 is one instance of the module, serving one listener. It keeps no
 // state: what a connection has not finished stays in the loop's input.
 type Rot13 struct {
+	api.StreamBase // rot13 waits for the client, answers only input, keeps nothing
+
 	maxLine int
 }
 
@@ -52,9 +58,6 @@ func (r *Rot13) Provision(s api.Setup) error {
 	return nil
 }
 
-// OnAccept implements api.StreamHandler: rot13 waits for the client.
-func (*Rot13) OnAccept(api.Conn) {}
-
 // OnReadable implements api.StreamHandler: complete lines go back
 // rotated; the rest waits in the loop's input until its \n arrives, or
 // goes back as it is once the client half-closes.
@@ -64,7 +67,7 @@ func (r *Rot13) OnReadable(c api.Conn) {
 	if c.InputClosed() {
 		n = len(in)
 	} else if len(in)-n >= r.maxLine {
-		c.CloseFor(api.ReasonLineTooLong, nil)
+		c.CloseFor(ReasonLineTooLong, nil)
 		return
 	}
 	if n > 0 {
@@ -79,12 +82,6 @@ func (r *Rot13) OnReadable(c api.Conn) {
 		_ = c.Close()
 	}
 }
-
-// OnWritable implements api.StreamHandler: rot13 only answers input.
-func (*Rot13) OnWritable(api.Conn) {}
-
-// OnClose implements api.StreamHandler: nothing to release.
-func (*Rot13) OnClose(api.Conn, api.Reason, error) {}
 
 // Rotate rotates an ASCII letter by 13 places and leaves any other byte
 // as it is.

@@ -42,7 +42,7 @@ func TestLongLine(t *testing.T) {
 	}
 	c := apitest.NewConn(m, apitest.WithT(t))
 	c.FeedString(strings.Repeat("x", 8))
-	if !c.Closed() || c.Reason() != api.ReasonLineTooLong {
+	if !c.Closed() || c.Reason() != rot13.ReasonLineTooLong {
 		t.Fatalf("closed %v, reason %q", c.Closed(), c.Reason())
 	}
 }

@@ -17,6 +17,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/netd/netd/pkg/modules/api"
+	"github.com/netd/netd/pkg/options"
 )
 
 // DefaultShutdownTimeout is Config.ShutdownTimeout when the file sets none.
@@ -46,10 +47,6 @@ type Admin struct {
 	Pprof   bool
 }
 
-// DefaultHighWatermark is the high watermark of a listener that sets none;
-// the loop's default (loop.DefaultHighWatermark, which a test keeps equal).
-const DefaultHighWatermark = 1 << 20
-
 // Listener is one listener block.
 type Listener struct {
 	Name, Address, Module string
@@ -58,7 +55,8 @@ type Listener struct {
 	IdleTimeout           time.Duration // 0 = never
 	// HighWatermark and LowWatermark bound a connection's queued output
 	// in bytes: above the high mark the loop stops reading it until the
-	// queue is below the low mark. 0 = the default.
+	// queue is below the low mark. 0 = the default (api.DefaultHighWatermark,
+	// api.DefaultLowWatermark).
 	HighWatermark, LowWatermark int
 	Options                     *Options   // never nil; empty when the file has none
 	Instance                    api.Module // built and provisioned by Load
@@ -124,7 +122,9 @@ func ParseEnv(filename string, src []byte, env Env) (*Config, error) {
 	var ok bool
 	switch format {
 	case "yaml":
-		root, ok = parseYAML(src, errs)
+		var es Errors
+		root, es, ok = options.ParseYAML(filename, src)
+		errs.errs = append(errs.errs, es...)
 	default:
 		root, ok = parseHCL(filename, src, errs)
 	}
@@ -171,7 +171,7 @@ func provision(cfg *Config, metas []listenerMeta, errs *errList, env Env) {
 			continue
 		}
 		prefix := fmt.Sprintf("%s: module %s: ", m.ctx, l.Module)
-		l.Options.listener, l.Options.module = l.Name, l.Module
+		l.Options.SetOwner(l.Name, l.Module)
 		inst, err := provisionOne(info, api.Setup{
 			Listener: l.Name,
 			Network:  l.Addr.Network(),

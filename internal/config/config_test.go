@@ -150,7 +150,7 @@ func TestDefaults(t *testing.T) {
 		t.Errorf("defaults: %+v", c)
 	}
 	l := c.Listeners[0]
-	if l.Options == nil || len(l.Options.Map()) != 0 || l.Pos != (Pos{2, 5}) {
+	if l.Options == nil || len(l.Options.Map()) != 0 || l.Pos != (Pos{Line: 2, Column: 5}) {
 		t.Errorf("listener: %+v", l)
 	}
 }
@@ -192,7 +192,7 @@ func TestBad(t *testing.T) {
 				t.Fatalf("error is %T, not Errors", err)
 			}
 			for i := 1; i < len(es); i++ {
-				if es[i].Pos.before(es[i-1].Pos) {
+				if es[i].Pos.Before(es[i-1].Pos) {
 					t.Errorf("errors not sorted: %v before %v", es[i-1].Pos, es[i].Pos)
 				}
 			}
@@ -235,7 +235,7 @@ func TestLoadFileErrors(t *testing.T) {
 func TestModuleErrorWrapping(t *testing.T) {
 	_, err := Parse("x.yaml", []byte("listeners:\n  - {name: a, address: 'tcp://:1', module: test-fail}\n"), nil)
 	var e *Error
-	if !errors.As(err, &e) || e.Pos != (Pos{2, 5}) || e.Msg != `listener "a": module test-fail: backend unreachable` {
+	if !errors.As(err, &e) || e.Pos != (Pos{Line: 2, Column: 5}) || e.Msg != `listener "a": module test-fail: backend unreachable` {
 		t.Fatalf("got %v", err)
 	}
 	if e.Unwrap() == nil || e.Unwrap().Error() != "backend unreachable" {

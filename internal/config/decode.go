@@ -5,6 +5,9 @@ import (
 	"math"
 	"strings"
 	"time"
+
+	"github.com/netd/netd/pkg/modules/api"
+	"github.com/netd/netd/pkg/options"
 )
 
 // listenerMeta is what the checks after decoding need to know about a
@@ -31,53 +34,53 @@ type decoder struct {
 
 func (d *decoder) config(file string, root *value) (*Config, []listenerMeta) {
 	cfg := &Config{File: file, ShutdownTimeout: DefaultShutdownTimeout}
-	if root == nil || root.kind == kindNull {
-		root = &value{kind: kindMap, pos: Pos{1, 1}}
+	if root == nil || root.Kind == kindNull {
+		root = &value{Kind: kindMap, Pos: Pos{Line: 1, Column: 1}}
 	}
-	if root.kind == kindInvalid {
+	if root.Kind == kindInvalid {
 		return cfg, nil
 	}
-	if root.kind != kindMap {
-		d.errs.add(root.pos, "want a mapping of settings at the top level, got %s", root.describe())
+	if root.Kind != kindMap {
+		d.errs.add(root.Pos, "want a mapping of settings at the top level, got %s", root.Describe())
 		return cfg, nil
 	}
 	top := ""
-	decodeMap(d, topKeys, root, cfg, &top, "", Pos{1, 1})
-	switch f := root.get("listeners"); {
+	decodeMap(d, topKeys, root, cfg, &top, "", Pos{Line: 1, Column: 1})
+	switch f := root.Get("listeners"); {
 	case f == nil:
-		d.errs.add(Pos{1, 1}, "no listeners: at least one is required")
-	case f.val.kind == kindNull:
-		d.errs.add(f.keyPos, "no listeners: at least one is required")
+		d.errs.add(Pos{Line: 1, Column: 1}, "no listeners: at least one is required")
+	case f.Val.Kind == kindNull:
+		d.errs.add(f.KeyPos, "no listeners: at least one is required")
 	}
 	d.checkAddresses(cfg, d.metas)
 	return cfg, d.metas
 }
 
 func (d *decoder) log(l *Log, lf *field) {
-	if lf.val.kind != kindMap {
-		d.errs.add(lf.val.pos, "log: want a mapping, got %s", lf.val.describe())
+	if lf.Val.Kind != kindMap {
+		d.errs.add(lf.Val.Pos, "log: want a mapping, got %s", lf.Val.Describe())
 		return
 	}
 	ctx := "log"
-	decodeMap(d, logKeys, lf.val, l, &ctx, ".", lf.keyPos)
+	decodeMap(d, logKeys, lf.Val, l, &ctx, ".", lf.KeyPos)
 }
 
 func (d *decoder) admin(af *field) *Admin {
-	v := af.val
-	if v.kind != kindMap {
-		d.errs.add(v.pos, "admin: want a mapping, got %s", v.describe())
+	v := af.Val
+	if v.Kind != kindMap {
+		d.errs.add(v.Pos, "admin: want a mapping, got %s", v.Describe())
 		return nil
 	}
 	a := &Admin{}
 	ctx := "admin"
-	decodeMap(d, adminKeys, v, a, &ctx, ".", af.keyPos)
+	decodeMap(d, adminKeys, v, a, &ctx, ".", af.KeyPos)
 	return a
 }
 
 func (d *decoder) adminAddress(a *Admin, f *field, what string) {
-	d.adminPos = f.val.pos
-	a.Address = d.string(what, f.val)
-	if f.val.kind != kindString {
+	d.adminPos = f.Val.Pos
+	a.Address = d.string(what, f.Val)
+	if f.Val.Kind != kindString {
 		return
 	}
 	problem := checkHostPort("tcp", a.Address)
@@ -85,24 +88,24 @@ func (d *decoder) adminAddress(a *Admin, f *field, what string) {
 		problem = "want host:port, without a scheme"
 	}
 	if problem != "" {
-		d.errs.add(f.val.pos, "%s %q: %s", what, a.Address, problem)
+		d.errs.add(f.Val.Pos, "%s %q: %s", what, a.Address, problem)
 	}
 }
 
 // listeners decodes the listener list, which is set: its absence is
 // reported by config.
 func (d *decoder) listeners(cfg *Config, lf *field) {
-	v := lf.val
+	v := lf.Val
 	switch {
-	case v.kind == kindList && len(v.list) == 0:
-		d.errs.add(lf.keyPos, "no listeners: at least one is required")
+	case v.Kind == kindList && len(v.List) == 0:
+		d.errs.add(lf.KeyPos, "no listeners: at least one is required")
 		return
-	case v.kind != kindList:
-		d.errs.add(v.pos, "listeners: want a list, got %s", v.describe())
+	case v.Kind != kindList:
+		d.errs.add(v.Pos, "listeners: want a list, got %s", v.Describe())
 		return
 	}
 	d.names = map[string]Pos{}
-	for i, item := range v.list {
+	for i, item := range v.List {
 		l, m, ok := d.listener(i+1, item)
 		if ok {
 			cfg.Listeners = append(cfg.Listeners, l)
@@ -115,17 +118,17 @@ func (d *decoder) listeners(cfg *Config, lf *field) {
 // a mapping at all, since nothing about it can be checked further.
 func (d *decoder) listener(i int, item *value) (Listener, listenerMeta, bool) {
 	m := listenerMeta{ctx: fmt.Sprintf("listener #%d", i)}
-	if item.kind != kindMap {
-		d.errs.add(item.pos, "%s: want a mapping, got %s", m.ctx, item.describe())
+	if item.Kind != kindMap {
+		d.errs.add(item.Pos, "%s: want a mapping, got %s", m.ctx, item.Describe())
 		return Listener{}, m, false
 	}
-	l := Listener{Pos: item.pos}
+	l := Listener{Pos: item.Pos}
 	d.lm = &m
-	decodeMap(d, listenerKeys, item, &l, &m.ctx, ": ", item.pos)
+	decodeMap(d, listenerKeys, item, &l, &m.ctx, ": ", item.Pos)
 	d.lm = nil
 	d.watermarks(&l, m)
 	if l.Options == nil {
-		l.Options = &Options{file: d.errs.file, pos: item.pos, root: &value{kind: kindMap, pos: item.pos}}
+		l.Options = options.NewBlock(d.errs.file, item.Pos, nil)
 	}
 	if l.Name == "" {
 		// Without a name, the listener cannot be provisioned (the module
@@ -138,40 +141,40 @@ func (d *decoder) listener(i int, item *value) (Listener, listenerMeta, bool) {
 // listenerName decodes a listener's name and from then on names the
 // listener by it in messages.
 func (d *decoder) listenerName(l *Listener, f *field) {
-	v, m := f.val, d.lm
+	v, m := f.Val, d.lm
 	switch {
-	case v.kind != kindString:
-		d.errs.add(v.pos, "%s: name: want a string, got %s", m.ctx, v.describe())
-	case v.str == "":
-		d.errs.add(v.pos, "%s: name: must not be empty", m.ctx)
+	case v.Kind != kindString:
+		d.errs.add(v.Pos, "%s: name: want a string, got %s", m.ctx, v.Describe())
+	case v.Str == "":
+		d.errs.add(v.Pos, "%s: name: must not be empty", m.ctx)
 	default:
 		// A name with characters it may not have is reported, and still
 		// used, so that the listener's other problems, its module's
 		// options among them, are checked and named in this pass too.
-		if problem := checkName(v.str); problem != "" {
-			d.errs.add(v.pos, "%s: name %q: %s", m.ctx, v.str, problem)
+		if problem := checkName(v.Str); problem != "" {
+			d.errs.add(v.Pos, "%s: name %q: %s", m.ctx, v.Str, problem)
 		}
-		l.Name = v.str
+		l.Name = v.Str
 		m.ctx = fmt.Sprintf("listener %q", l.Name)
 		if first, dup := d.names[l.Name]; dup {
-			d.errs.add(v.pos, "duplicate listener name %q (first at %s)", l.Name, first)
+			d.errs.add(v.Pos, "duplicate listener name %q (first at %s)", l.Name, first)
 		} else {
-			d.names[l.Name] = v.pos
+			d.names[l.Name] = v.Pos
 		}
 	}
 }
 
 func (d *decoder) listenerAddress(l *Listener, f *field, what string) {
-	v, m := f.val, d.lm
-	m.addrPos = v.pos
-	if v.kind != kindString {
-		d.errs.add(v.pos, "%s: want a string, got %s", what, v.describe())
+	v, m := f.Val, d.lm
+	m.addrPos = v.Pos
+	if v.Kind != kindString {
+		d.errs.add(v.Pos, "%s: want a string, got %s", what, v.Describe())
 		return
 	}
-	l.Address = v.str
-	addr, err := ParseAddress(v.str)
+	l.Address = v.Str
+	addr, err := ParseAddress(v.Str)
 	if err != nil {
-		d.errs.add(v.pos, "%s: %v", m.ctx, err)
+		d.errs.add(v.Pos, "%s: %v", m.ctx, err)
 		return
 	}
 	l.Addr, m.addrOK = addr, true
@@ -193,7 +196,7 @@ func (d *decoder) watermarks(l *Listener, m listenerMeta) {
 	}
 	high, what := l.HighWatermark, "high_watermark"
 	if high == 0 {
-		high, what = DefaultHighWatermark, "the default high_watermark"
+		high, what = api.DefaultHighWatermark, "the default high_watermark"
 	}
 	if l.LowWatermark >= high {
 		d.errs.add(m.lowPos, "%s: low_watermark %d must be below %s, %d", m.ctx, l.LowWatermark, what, high)
@@ -216,7 +219,7 @@ func checkName(name string) string {
 func (d *decoder) checkAddresses(cfg *Config, metas []listenerMeta) {
 	type user struct {
 		ctx, addr string
-		pos       Pos
+		Pos       Pos
 	}
 	used := map[string]user{}
 	for i, l := range cfg.Listeners {
@@ -228,7 +231,7 @@ func (d *decoder) checkAddresses(cfg *Config, metas []listenerMeta) {
 			continue
 		}
 		if first, dup := used[key]; dup {
-			d.errs.add(metas[i].addrPos, "%s: address %s is already used by %s (at %s)", metas[i].ctx, l.Address, first.ctx, first.pos)
+			d.errs.add(metas[i].addrPos, "%s: address %s is already used by %s (at %s)", metas[i].ctx, l.Address, first.ctx, first.Pos)
 			continue
 		}
 		used[key] = user{metas[i].ctx, l.Address, metas[i].addrPos}
@@ -238,38 +241,38 @@ func (d *decoder) checkAddresses(cfg *Config, metas []listenerMeta) {
 	}
 	key := Address{Scheme: "tcp", Host: cfg.Admin.Address}.bindKey()
 	if first, dup := used[key]; dup && key != "" {
-		d.errs.add(first.pos, "%s: address %s is already used by admin.address (at %s)", first.ctx, first.addr, d.adminPos)
+		d.errs.add(first.Pos, "%s: address %s is already used by admin.address (at %s)", first.ctx, first.addr, d.adminPos)
 	}
 }
 
 func (d *decoder) string(what string, v *value) string {
-	if v.kind != kindString {
-		d.errs.add(v.pos, "%s: want a string, got %s", what, v.describe())
+	if v.Kind != kindString {
+		d.errs.add(v.Pos, "%s: want a string, got %s", what, v.Describe())
 		return ""
 	}
-	return v.str
+	return v.Str
 }
 
 func (d *decoder) bool(what string, v *value) bool {
-	if v.kind != kindBool {
-		d.errs.add(v.pos, "%s: want true or false, got %s", what, v.describe())
+	if v.Kind != kindBool {
+		d.errs.add(v.Pos, "%s: want true or false, got %s", what, v.Describe())
 		return false
 	}
-	return v.b
+	return v.Bool
 }
 
 // count decodes a non-negative int.
 func (d *decoder) count(what string, v *value) int {
-	i, ok := v.int64()
+	i, ok := v.Int64()
 	switch {
-	case !ok && v.kind == kindNumber && v.num != nil && v.num.IsInt():
-		d.errs.add(v.pos, "%s: %s is out of range", what, v.describe())
+	case !ok && v.Kind == kindNumber && v.Num != nil && v.Num.IsInt():
+		d.errs.add(v.Pos, "%s: %s is out of range", what, v.Describe())
 	case !ok:
-		d.errs.add(v.pos, "%s: want an integer, got %s", what, v.describe())
+		d.errs.add(v.Pos, "%s: want an integer, got %s", what, v.Describe())
 	case i < 0:
-		d.errs.add(v.pos, "%s: must not be negative, got %s", what, v.describe())
+		d.errs.add(v.Pos, "%s: must not be negative, got %s", what, v.Describe())
 	case i > math.MaxInt:
-		d.errs.add(v.pos, "%s: %s is out of range", what, v.describe())
+		d.errs.add(v.Pos, "%s: %s is out of range", what, v.Describe())
 	default:
 		return int(i)
 	}
@@ -278,33 +281,15 @@ func (d *decoder) count(what string, v *value) int {
 
 // duration decodes a non-negative duration.
 func (d *decoder) duration(what string, v *value) time.Duration {
-	dur, problem := v.duration()
+	dur, problem := v.Duration()
 	if problem == "" && dur < 0 {
-		problem = "must not be negative, got " + v.describe()
+		problem = "must not be negative, got " + v.Describe()
 	}
 	if problem != "" {
-		d.errs.add(v.pos, "%s: %s", what, problem)
+		d.errs.add(v.Pos, "%s: %s", what, problem)
 		return 0
 	}
 	return dur
-}
-
-// duration returns v as a Go duration string, or a bare 0, which needs no
-// unit.
-func (v *value) duration() (time.Duration, string) {
-	switch v.kind {
-	case kindString:
-		dur, err := time.ParseDuration(v.str)
-		if err != nil {
-			return 0, fmt.Sprintf("invalid duration %q", v.str)
-		}
-		return dur, ""
-	case kindNumber:
-		if i, ok := v.int64(); ok && i == 0 {
-			return 0, ""
-		}
-	}
-	return 0, fmt.Sprintf("want a duration such as \"30s\", got %s", v.describe())
 }
 
 // orList renders choices as "a, b or c".

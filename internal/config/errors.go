@@ -3,69 +3,38 @@ package config
 import (
 	"errors"
 	"fmt"
-	"sort"
-	"strings"
+
+	"github.com/netd/netd/pkg/options"
 )
 
-// Pos is a position in a config file. Line and Column count from 1; the
-// zero Pos means the position is not known.
-type Pos struct{ Line, Column int }
+// Positions, errors, the value tree and options blocks are pkg/options's,
+// which modules and their test kit share with the config; these names keep
+// the config's code and API as they were.
+type (
+	// Pos is a position in a config file (options.Pos).
+	Pos = options.Pos
+	// Error is one problem in a config file (options.Error).
+	Error = options.Error
+	// Errors is every problem found in one config file, sorted by position
+	// (options.Errors).
+	Errors = options.Errors
+	// Options is a listener's options block (options.Block).
+	Options = options.Block
 
-// String returns LINE:COL.
-func (p Pos) String() string { return fmt.Sprintf("%d:%d", p.Line, p.Column) }
+	value = options.Value
+	field = options.Field
+)
 
-// before orders positions; the zero Pos sorts first.
-func (p Pos) before(q Pos) bool {
-	if p.Line != q.Line {
-		return p.Line < q.Line
-	}
-	return p.Column < q.Column
-}
-
-// Error is one problem in a config file, positioned so that editors and
-// `netd validate` users can jump to it.
-type Error struct {
-	File string
-	Pos  Pos
-	Msg  string
-
-	// err is what Msg was formatted from, kept so that errors.Is and
-	// errors.As see through errors a module wrapped with %w.
-	err error
-}
-
-// Error returns FILE:LINE:COL: message (FILE: message when the position is
-// unknown).
-func (e *Error) Error() string {
-	if e.Pos.Line == 0 {
-		return e.File + ": " + e.Msg
-	}
-	return fmt.Sprintf("%s:%d:%d: %s", e.File, e.Pos.Line, e.Pos.Column, e.Msg)
-}
-
-// Unwrap returns the error the message was made from, if any.
-func (e *Error) Unwrap() error { return e.err }
-
-// Errors is every problem found in one config file, sorted by position.
-type Errors []*Error
-
-// Error returns one line per problem.
-func (es Errors) Error() string {
-	lines := make([]string, len(es))
-	for i, e := range es {
-		lines[i] = e.Error()
-	}
-	return strings.Join(lines, "\n")
-}
-
-// Unwrap exposes the individual errors to errors.Is and errors.As.
-func (es Errors) Unwrap() []error {
-	out := make([]error, len(es))
-	for i, e := range es {
-		out[i] = e
-	}
-	return out
-}
+const (
+	kindNull    = options.KindNull
+	kindString  = options.KindString
+	kindNumber  = options.KindNumber
+	kindBool    = options.KindBool
+	kindList    = options.KindList
+	kindMap     = options.KindMap
+	kindInvalid = options.KindInvalid
+	maxDepth    = options.MaxDepth
+)
 
 // errList collects the problems of one file.
 type errList struct {
@@ -94,25 +63,9 @@ func (l *errList) merge(err error, pos Pos, prefix string) {
 		l.errs = append(l.errs, e)
 		return
 	}
-	l.errs = append(l.errs, &Error{File: l.file, Pos: pos, Msg: prefix + err.Error(), err: err})
+	l.errs = append(l.errs, &Error{File: l.file, Pos: pos, Msg: prefix + err.Error(), Err: err})
 }
 
 // result returns the problems sorted by position, without exact
 // duplicates, or nil when there are none.
-func (l *errList) result() error {
-	if len(l.errs) == 0 {
-		return nil
-	}
-	es := make(Errors, len(l.errs))
-	copy(es, l.errs)
-	sort.SliceStable(es, func(i, j int) bool { return es[i].Pos.before(es[j].Pos) })
-	out := es[:0]
-	seen := make(map[string]bool, len(es))
-	for _, e := range es {
-		if s := e.Error(); !seen[s] {
-			seen[s] = true
-			out = append(out, e)
-		}
-	}
-	return out
-}
+func (l *errList) result() error { return l.errs.Sorted() }

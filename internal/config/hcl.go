@@ -104,7 +104,7 @@ func parseHCL(filename string, src []byte, errs *errList) (*value, bool) {
 	}
 	body, ok := file.Body.(*hclsyntax.Body)
 	if !ok {
-		errs.add(Pos{1, 1}, "HCL parser returned a %T body", file.Body)
+		errs.add(Pos{Line: 1, Column: 1}, "HCL parser returned a %T body", file.Body)
 		return nil, false
 	}
 	h := hclConv{errs: errs, src: src}
@@ -171,7 +171,7 @@ func checkHCLNumber(lit string) string {
 	return ""
 }
 
-func hclPos(p hcl.Pos) Pos { return Pos{p.Line, p.Column} }
+func hclPos(p hcl.Pos) Pos { return Pos{Line: p.Line, Column: p.Column} }
 
 // addDiags converts HCL's error diagnostics (warnings are dropped) to
 // FILE:LINE:COL: summary: detail.
@@ -180,7 +180,7 @@ func addDiags(errs *errList, diags hcl.Diagnostics) {
 		if d.Severity != hcl.DiagError {
 			continue
 		}
-		pos := Pos{1, 1}
+		pos := Pos{Line: 1, Column: 1}
 		if d.Subject != nil {
 			pos = hclPos(d.Subject.Start)
 		}
@@ -198,7 +198,7 @@ type hclConv struct {
 }
 
 func (h *hclConv) root(body *hclsyntax.Body) *value {
-	return h.body(body, hclRootSchema, Pos{1, 1})
+	return h.body(body, hclRootSchema, Pos{Line: 1, Column: 1})
 }
 
 // body converts a block's body as schema lays it out (nil: free-form
@@ -206,16 +206,16 @@ func (h *hclConv) root(body *hclsyntax.Body) *value {
 // found wrong too, so that their contents are checked with the rest; the
 // duplicate of a block is checked, then left out.
 func (h *hclConv) body(b *hclsyntax.Body, schema *hcl.BodySchema, pos Pos) *value {
-	v := &value{kind: kindMap, pos: pos}
+	v := &value{Kind: kindMap, Pos: pos}
 	if schema == nil {
 		attrs, diags := b.JustAttributes()
 		addDiags(h.errs, diags)
-		v.fields = h.attrs(attrs)
+		v.Fields = h.attrs(attrs)
 		return v
 	}
 	content, diags := b.Content(schema)
 	addDiags(h.errs, diags)
-	v.fields = h.attrs(content.Attributes)
+	v.Fields = h.attrs(content.Attributes)
 	lists := map[string]*value{}
 	first := map[string]Pos{}
 	for _, blk := range b.Blocks {
@@ -226,14 +226,14 @@ func (h *hclConv) body(b *hclsyntax.Body, schema *hcl.BodySchema, pos Pos) *valu
 		bpos := hclPos(blk.TypeRange.Start)
 		inner := h.body(blk.Body, hclBodies[blk.Type], bpos)
 		if bk.list {
-			inner.fields = append([]field{h.label(blk, bk.label, bpos)}, inner.fields...)
+			inner.Fields = append([]field{h.label(blk, bk.label, bpos)}, inner.Fields...)
 			l := lists[bk.key]
 			if l == nil {
-				l = &value{kind: kindList, pos: bpos}
+				l = &value{Kind: kindList, Pos: bpos}
 				lists[bk.key] = l
-				v.fields = append(v.fields, field{key: bk.key, keyPos: bpos, val: l})
+				v.Fields = append(v.Fields, field{Key: bk.key, KeyPos: bpos, Val: l})
 			}
-			l.list = append(l.list, inner)
+			l.List = append(l.List, inner)
 			continue
 		}
 		if at, dup := first[blk.Type]; dup {
@@ -241,7 +241,7 @@ func (h *hclConv) body(b *hclsyntax.Body, schema *hcl.BodySchema, pos Pos) *valu
 			continue
 		}
 		first[blk.Type] = bpos
-		v.fields = append(v.fields, field{key: bk.key, keyPos: bpos, val: inner})
+		v.Fields = append(v.Fields, field{Key: bk.key, KeyPos: bpos, Val: inner})
 	}
 	return v
 }
@@ -252,10 +252,10 @@ func (h *hclConv) body(b *hclsyntax.Body, schema *hcl.BodySchema, pos Pos) *valu
 // counts.
 func (h *hclConv) label(blk *hclsyntax.Block, key string, pos Pos) field {
 	if len(blk.Labels) == 0 {
-		return field{key: key, keyPos: pos, val: &value{kind: kindInvalid, pos: pos}}
+		return field{Key: key, KeyPos: pos, Val: &value{Kind: kindInvalid, Pos: pos}}
 	}
 	lp := hclPos(blk.LabelRanges[0].Start)
-	return field{key: key, keyPos: lp, val: &value{kind: kindString, pos: lp, str: blk.Labels[0]}}
+	return field{Key: key, KeyPos: lp, Val: &value{Kind: kindString, Pos: lp, Str: blk.Labels[0]}}
 }
 
 func declares(schema *hcl.BodySchema, blockType string) bool {
@@ -272,9 +272,9 @@ func declares(schema *hcl.BodySchema, blockType string) bool {
 func (h *hclConv) attrs(attrs hcl.Attributes) []field {
 	fields := make([]field, 0, len(attrs))
 	for _, a := range attrs {
-		fields = append(fields, field{key: a.Name, keyPos: hclPos(a.NameRange.Start), val: h.expr(a.Expr, 0)})
+		fields = append(fields, field{Key: a.Name, KeyPos: hclPos(a.NameRange.Start), Val: h.expr(a.Expr, 0)})
 	}
-	sort.Slice(fields, func(i, j int) bool { return fields[i].keyPos.before(fields[j].keyPos) })
+	sort.Slice(fields, func(i, j int) bool { return fields[i].KeyPos.Before(fields[j].KeyPos) })
 	return fields
 }
 
@@ -285,17 +285,17 @@ func (h *hclConv) expr(e hcl.Expression, depth int) *value {
 	pos := hclPos(e.Range().Start)
 	if depth > maxDepth {
 		h.errs.add(pos, "values nested more than %d deep", maxDepth)
-		return &value{kind: kindInvalid, pos: pos}
+		return &value{Kind: kindInvalid, Pos: pos}
 	}
 	switch x := e.(type) {
 	case *hclsyntax.TupleConsExpr:
-		v := &value{kind: kindList, pos: pos}
+		v := &value{Kind: kindList, Pos: pos}
 		for _, el := range x.Exprs {
-			v.list = append(v.list, h.expr(el, depth+1))
+			v.List = append(v.List, h.expr(el, depth+1))
 		}
 		return v
 	case *hclsyntax.ObjectConsExpr:
-		v := &value{kind: kindMap, pos: pos}
+		v := &value{Kind: kindMap, Pos: pos}
 		seen := map[string]Pos{}
 		for _, item := range x.Items {
 			kpos := hclPos(item.KeyExpr.Range().Start)
@@ -308,19 +308,19 @@ func (h *hclConv) expr(e hcl.Expression, depth int) *value {
 				continue
 			}
 			seen[key] = kpos
-			v.fields = append(v.fields, field{key: key, keyPos: kpos, val: h.expr(item.ValueExpr, depth+1)})
+			v.Fields = append(v.Fields, field{Key: key, KeyPos: kpos, Val: h.expr(item.ValueExpr, depth+1)})
 		}
 		return v
 	}
 	cv, diags := e.Value(nil)
 	addDiags(h.errs, diags)
 	if diags.HasErrors() {
-		return &value{kind: kindInvalid, pos: pos}
+		return &value{Kind: kindInvalid, Pos: pos}
 	}
 	v := h.cty(cv, pos, depth)
-	if v.kind == kindNumber {
+	if v.Kind == kindNumber {
 		// Messages quote a number as it was written.
-		v.str = string(e.Range().SliceBytes(h.src))
+		v.Str = string(e.Range().SliceBytes(h.src))
 	}
 	return v
 }
@@ -347,7 +347,7 @@ func (h *hclConv) key(e hcl.Expression) (string, bool) {
 // cty converts an evaluated value; all its parts share pos, since a value
 // that was computed has no finer positions.
 func (h *hclConv) cty(cv cty.Value, pos Pos, depth int) *value {
-	invalid := &value{kind: kindInvalid, pos: pos}
+	invalid := &value{Kind: kindInvalid, Pos: pos}
 	if depth > maxDepth {
 		h.errs.add(pos, "values nested more than %d deep", maxDepth)
 		return invalid
@@ -358,29 +358,29 @@ func (h *hclConv) cty(cv cty.Value, pos Pos, depth int) *value {
 		return invalid
 	}
 	if cv.IsNull() {
-		return &value{kind: kindNull, pos: pos}
+		return &value{Kind: kindNull, Pos: pos}
 	}
 	ty := cv.Type()
 	switch {
 	case ty == cty.String:
-		return &value{kind: kindString, pos: pos, str: cv.AsString()}
+		return &value{Kind: kindString, Pos: pos, Str: cv.AsString()}
 	case ty == cty.Bool:
-		return &value{kind: kindBool, pos: pos, b: cv.True()}
+		return &value{Kind: kindBool, Pos: pos, Bool: cv.True()}
 	case ty == cty.Number:
 		f := cv.AsBigFloat()
-		return &value{kind: kindNumber, pos: pos, num: f, str: numberText(f)}
+		return &value{Kind: kindNumber, Pos: pos, Num: f, Str: numberText(f)}
 	case ty.IsListType() || ty.IsTupleType() || ty.IsSetType():
-		v := &value{kind: kindList, pos: pos}
+		v := &value{Kind: kindList, Pos: pos}
 		for it := cv.ElementIterator(); it.Next(); {
 			_, ev := it.Element()
-			v.list = append(v.list, h.cty(ev, pos, depth+1))
+			v.List = append(v.List, h.cty(ev, pos, depth+1))
 		}
 		return v
 	case ty.IsMapType() || ty.IsObjectType():
-		v := &value{kind: kindMap, pos: pos}
+		v := &value{Kind: kindMap, Pos: pos}
 		for it := cv.ElementIterator(); it.Next(); {
 			k, ev := it.Element()
-			v.fields = append(v.fields, field{key: k.AsString(), keyPos: pos, val: h.cty(ev, pos, depth+1)})
+			v.Fields = append(v.Fields, field{Key: k.AsString(), KeyPos: pos, Val: h.cty(ev, pos, depth+1)})
 		}
 		return v
 	}

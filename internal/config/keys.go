@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/agext/levenshtein"
+	"github.com/netd/netd/pkg/options"
 )
 
 // hclShape is how HCL spells a key that YAML spells "key: value".
@@ -89,7 +90,7 @@ var adminKeys = []key[*Admin]{
 		decode: func(d *decoder, a *Admin, f *field, what string) { d.adminAddress(a, f, what) },
 		same:   func(a, b *Admin) bool { return a.Address == b.Address }},
 	{name: "pprof",
-		decode: func(d *decoder, a *Admin, f *field, what string) { a.Pprof = d.bool(what, f.val) },
+		decode: func(d *decoder, a *Admin, f *field, what string) { a.Pprof = d.bool(what, f.Val) },
 		same:   func(a, b *Admin) bool { return a.Pprof == b.Pprof }},
 }
 
@@ -106,10 +107,10 @@ var listenerKeys = []key[*Listener]{
 		same: func(a, b *Listener) bool { return a.Address == b.Address && a.Addr == b.Addr }},
 	{name: "module", required: true,
 		decode: func(d *decoder, l *Listener, f *field, what string) {
-			d.lm.modulePos = f.val.pos
-			l.Module = d.string(what, f.val)
-			if f.val.kind == kindString && l.Module == "" {
-				d.errs.add(f.val.pos, "%s: must not be empty", what)
+			d.lm.modulePos = f.Val.Pos
+			l.Module = d.string(what, f.Val)
+			if f.Val.Kind == kindString && l.Module == "" {
+				d.errs.add(f.Val.Pos, "%s: must not be empty", what)
 			}
 		},
 		same: func(a, b *Listener) bool { return a.Module == b.Module }},
@@ -117,21 +118,21 @@ var listenerKeys = []key[*Listener]{
 	durationKey("idle_timeout", func(l *Listener) *time.Duration { return &l.IdleTimeout }),
 	{name: "high_watermark",
 		decode: func(d *decoder, l *Listener, f *field, what string) {
-			l.HighWatermark, d.lm.highPos = d.count(what, f.val), f.val.pos
+			l.HighWatermark, d.lm.highPos = d.count(what, f.Val), f.Val.Pos
 		},
 		same: func(a, b *Listener) bool { return a.HighWatermark == b.HighWatermark }},
 	{name: "low_watermark",
 		decode: func(d *decoder, l *Listener, f *field, what string) {
-			l.LowWatermark, d.lm.lowPos = d.count(what, f.val), f.val.pos
+			l.LowWatermark, d.lm.lowPos = d.count(what, f.Val), f.Val.Pos
 		},
 		same: func(a, b *Listener) bool { return a.LowWatermark == b.LowWatermark }},
 	{name: "options", hcl: hclBlock,
 		decode: func(d *decoder, l *Listener, f *field, what string) {
-			if f.val.kind != kindMap {
-				d.errs.add(f.val.pos, "%s: want a mapping, got %s", what, f.val.describe())
+			if f.Val.Kind != kindMap {
+				d.errs.add(f.Val.Pos, "%s: want a mapping, got %s", what, f.Val.Describe())
 				return
 			}
-			l.Options = &Options{file: d.errs.file, pos: f.keyPos, root: f.val}
+			l.Options = options.NewBlock(d.errs.file, f.KeyPos, f.Val)
 		},
 		same: func(a, b *Listener) bool { return reflect.DeepEqual(a.Options.Map(), b.Options.Map()) }},
 }
@@ -157,19 +158,19 @@ func differs[T any](keys []key[T], a, b T) []string {
 
 func countKey[T any](name string, p func(T) *int) key[T] {
 	return key[T]{name: name,
-		decode: func(d *decoder, dst T, f *field, what string) { *p(dst) = d.count(what, f.val) },
+		decode: func(d *decoder, dst T, f *field, what string) { *p(dst) = d.count(what, f.Val) },
 		same:   func(a, b T) bool { return *p(a) == *p(b) }}
 }
 
 func durationKey[T any](name string, p func(T) *time.Duration) key[T] {
 	return key[T]{name: name,
-		decode: func(d *decoder, dst T, f *field, what string) { *p(dst) = d.duration(what, f.val) },
+		decode: func(d *decoder, dst T, f *field, what string) { *p(dst) = d.duration(what, f.Val) },
 		same:   func(a, b T) bool { return *p(a) == *p(b) }}
 }
 
 func stringKey[T any](name string, p func(T) *string) key[T] {
 	return key[T]{name: name,
-		decode: func(d *decoder, dst T, f *field, what string) { *p(dst) = d.string(what, f.val) },
+		decode: func(d *decoder, dst T, f *field, what string) { *p(dst) = d.string(what, f.Val) },
 		same:   func(a, b T) bool { return *p(a) == *p(b) }}
 }
 
@@ -177,9 +178,9 @@ func stringKey[T any](name string, p func(T) *string) key[T] {
 func choiceKey[T any](name string, choices []string, p func(T) *string) key[T] {
 	return key[T]{name: name,
 		decode: func(d *decoder, dst T, f *field, what string) {
-			s := d.string(what, f.val)
+			s := d.string(what, f.Val)
 			if s != "" && !oneOf(s, choices...) {
-				d.errs.add(f.val.pos, "%s: unknown %s %q (want %s)", what, name, s, orList(choices))
+				d.errs.add(f.Val.Pos, "%s: unknown %s %q (want %s)", what, name, s, orList(choices))
 				return
 			}
 			*p(dst) = s
@@ -195,23 +196,23 @@ func choiceKey[T any](name string, choices []string, p func(T) *string) key[T] {
 // missing key is reported at missingAt.
 func decodeMap[T any](d *decoder, keys []key[T], v *value, dst T, ctx *string, sep string, missingAt Pos) {
 	for _, k := range keys {
-		if f := v.get(k.name); k.first && f != nil && !f.val.unset() {
+		if f := v.Get(k.name); k.first && f != nil && !f.Val.Unset() {
 			k.decode(d, dst, f, join(*ctx, sep, k.name))
 		}
 	}
-	for i := range v.fields {
-		f := &v.fields[i]
-		k := lookupKey(keys, f.key)
+	for i := range v.Fields {
+		f := &v.Fields[i]
+		k := lookupKey(keys, f.Key)
 		switch {
 		case k == nil:
 			unknownKey(d, f, *ctx, keys)
-		case k.first || f.val.unset():
+		case k.first || f.Val.Unset():
 		default:
 			k.decode(d, dst, f, join(*ctx, sep, k.name))
 		}
 	}
 	for _, k := range keys {
-		if f := v.get(k.name); k.required && (f == nil || f.val.kind == kindNull) {
+		if f := v.Get(k.name); k.required && (f == nil || f.Val.Kind == kindNull) {
 			d.errs.add(missingAt, "%s: missing %s", *ctx, k.name)
 		}
 	}
@@ -236,7 +237,7 @@ func join(ctx, sep, name string) string {
 // unknownKey reports f, a key that keys does not hold, with the known key
 // it most likely misspells.
 func unknownKey[T any](d *decoder, f *field, ctx string, keys []key[T]) {
-	msg := fmt.Sprintf("unknown key %q", f.key)
+	msg := fmt.Sprintf("unknown key %q", f.Key)
 	if ctx != "" {
 		msg += " in " + ctx
 	}
@@ -244,10 +245,10 @@ func unknownKey[T any](d *decoder, f *field, ctx string, keys []key[T]) {
 	for i, k := range keys {
 		names[i] = k.name
 	}
-	if s := suggest(f.key, names); s != "" {
+	if s := suggest(f.Key, names); s != "" {
 		msg += fmt.Sprintf("; did you mean %q?", s)
 	}
-	d.errs.add(f.keyPos, "%s", msg)
+	d.errs.add(f.KeyPos, "%s", msg)
 }
 
 // maxSuggestDistance is the most edits between an unknown key and a known

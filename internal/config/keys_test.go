@@ -6,6 +6,8 @@ import (
 	"slices"
 	"strings"
 	"testing"
+
+	"github.com/netd/netd/pkg/options"
 )
 
 // checkTable checks what every key table must hold: unique names, a
@@ -84,7 +86,7 @@ var optionsType = reflect.TypeOf((*Options)(nil))
 func (m *mutator) walk(v reflect.Value, path string) {
 	if v.Type() == optionsType {
 		m.leaf(v, path, func() {
-			o, err := OptionsFromYAML("x.yaml", []byte("changed: true\n"))
+			o, err := options.FromYAML("x.yaml", []byte("changed: true\n"))
 			if err != nil {
 				m.t.Fatal(err)
 			}

@@ -3,141 +3,12 @@ package config
 import (
 	"errors"
 	"io"
-	"reflect"
 	"testing"
-	"time"
 )
 
-func mustOptions(t *testing.T, src string) *Options {
-	t.Helper()
-	o, err := OptionsFromYAML("opts.yaml", []byte(src))
-	if err != nil {
-		t.Fatalf("OptionsFromYAML: %v", err)
-	}
-	return o
-}
-
-func TestDecodeTwice(t *testing.T) {
-	o := mustOptions(t, "mode: raw\nmax_line_bytes: 10\n")
-	var a, b echoOptions
-	if err := o.Decode(&a); err != nil {
-		t.Fatal(err)
-	}
-	b.MaxLineBytes = 99
-	if err := o.Decode(&b); err != nil {
-		t.Fatal(err)
-	}
-	want := echoOptions{Mode: "raw", MaxLineBytes: 10}
-	if a != want || b != want {
-		t.Errorf("got %+v and %+v, want %+v", a, b, want)
-	}
-	// A different struct can read the same options too.
-	var c struct {
-		Mode string `option:"mode"`
-		Max  int64  `option:"max_line_bytes"`
-	}
-	if err := o.Decode(&c); err != nil || c.Mode != "raw" || c.Max != 10 {
-		t.Errorf("third decode: %+v, %v", c, err)
-	}
-}
-
-func TestDecodeKeepsDefaults(t *testing.T) {
-	o := mustOptions(t, "mode: ~\n")
-	opts := echoOptions{Mode: "line", MaxLineBytes: 5}
-	if err := o.Decode(&opts); err != nil || opts != (echoOptions{Mode: "line", MaxLineBytes: 5}) {
-		t.Errorf("got %+v, %v", opts, err)
-	}
-	var s streamOptions
-	if err := mustOptions(t, "").Decode(&s); err != nil || s.Ptr != nil || s.List != nil {
-		t.Errorf("empty options: %+v, %v", s, err)
-	}
-	var nilOpts *Options
-	if err := nilOpts.Decode(&s); err != nil {
-		t.Errorf("nil Options: %v", err)
-	}
-	if m := nilOpts.Map(); m == nil || len(m) != 0 {
-		t.Errorf("nil Options Map = %v", m)
-	}
-}
-
-func TestDecodeRanges(t *testing.T) {
-	type all struct {
-		I8  int8    `option:"i8"`
-		I64 int64   `option:"i64"`
-		U8  uint8   `option:"u8"`
-		U64 uint64  `option:"u64"`
-		U   uint    `option:"u"`
-		F32 float32 `option:"f32"`
-		F64 float64 `option:"f64"`
-	}
-	var v all
-	err := mustOptions(t, "i8: -128\ni64: -9223372036854775808\nu8: 255\nu64: 18446744073709551615\nu: 0\nf32: 1.5\nf64: 3\n").Decode(&v)
-	want := all{I8: -128, I64: -9223372036854775808, U8: 255, U64: 18446744073709551615, F32: 1.5, F64: 3}
-	if err != nil || v != want {
-		t.Errorf("got %+v, %v", v, err)
-	}
-	err = mustOptions(t, "i8: -129\ni64: 9223372036854775808\nu8: 256\nu64: -1\nu: 1.5\nf32: 1e39\nf64: .nan\n").Decode(&v)
-	wantErr := `opts.yaml:1:5: option i8: -129 is out of range (-128..127)
-opts.yaml:2:6: option i64: 9223372036854775808 is out of range (-9223372036854775808..9223372036854775807)
-opts.yaml:3:5: option u8: 256 is out of range (0..255)
-opts.yaml:4:6: option u64: -1 is out of range (0..18446744073709551615)
-opts.yaml:5:4: option u: want an integer, got 1.5
-opts.yaml:6:6: option f32: 1e39 is out of range`
-	if err == nil || err.Error() != wantErr {
-		t.Errorf("got:\n%v\nwant:\n%s", err, wantErr)
-	}
-}
-
-func TestDecodeEmbedded(t *testing.T) {
-	type Common struct {
-		Timeout time.Duration `option:"timeout"`
-	}
-	var v struct {
-		Common
-		Name string `option:"name"`
-		Skip string `option:"-"`
-	}
-	if err := mustOptions(t, "timeout: 2s\nname: x\n").Decode(&v); err != nil || v.Timeout != 2*time.Second || v.Name != "x" {
-		t.Errorf("got %+v, %v", v, err)
-	}
-	err := mustOptions(t, "Skip: x\n").Decode(&v)
-	if err == nil || err.Error() != `opts.yaml:1:1: unknown option "Skip"` {
-		t.Errorf("got %v", err)
-	}
-}
-
-func TestDecodeProgrammingErrors(t *testing.T) {
-	o := mustOptions(t, "a: 1\n")
-	for _, tt := range []struct {
-		v    any
-		want string
-	}{
-		{nil, "config: Options.Decode wants a non-nil pointer to a struct, got <nil>"},
-		{echoOptions{}, "config: Options.Decode wants a non-nil pointer to a struct, got config.echoOptions"},
-		{(*echoOptions)(nil), "config: Options.Decode wants a non-nil pointer to a struct, got *config.echoOptions"},
-		{new(int), "config: Options.Decode wants a non-nil pointer to a struct, got *int"},
-		{&struct {
-			A []int `option:"a"`
-		}{}, `config: struct { A []int "option:\"a\"" }.A: option "a" has unsupported type []int`},
-		{&struct {
-			a int `option:"a"`
-		}{}, `config: struct { a int "option:\"a\"" }.a: option "a" on an unexported field`},
-		{&struct {
-			A int `option:"a"`
-			B int `option:"a"`
-		}{}, `config: struct { A int "option:\"a\""; B int "option:\"a\"" }: option "a" tagged twice`},
-	} {
-		err := o.Decode(tt.v)
-		if err == nil || err.Error() != tt.want {
-			t.Errorf("Decode(%T):\n got %v\nwant %s", tt.v, err, tt.want)
-		}
-		var e *Error
-		if errors.As(err, &e) {
-			t.Errorf("Decode(%T): a programming error came back as *Error", tt.v)
-		}
-	}
-}
-
+// TestErrorf: an options block from a config file positions Errorf in that
+// file and names the listener and module whose option it is, whether the
+// listener has an options block or not.
 func TestErrorf(t *testing.T) {
 	c, err := Parse("netd.yaml", []byte(`listeners:
   - name: echo
@@ -156,7 +27,7 @@ func TestErrorf(t *testing.T) {
 	cause := io.ErrUnexpectedEOF
 	err = o.Errorf("mode", "cannot use %q: %w", "raw", cause)
 	var e *Error
-	if !errors.As(err, &e) || e.Pos != (Pos{6, 13}) || e.File != "netd.yaml" {
+	if !errors.As(err, &e) || e.Pos != (Pos{Line: 6, Column: 13}) || e.File != "netd.yaml" {
 		t.Fatalf("Errorf(mode) = %#v", err)
 	}
 	if want := `netd.yaml:6:13: listener "echo": module test-echo: option mode: cannot use "raw": unexpected EOF`; err.Error() != want {
@@ -172,36 +43,5 @@ func TestErrorf(t *testing.T) {
 	// No options block: the listener.
 	if err := c.Listeners[1].Options.Errorf("upstreams", "is required"); err.Error() != `netd.yaml:7:5: listener "bare": module test-echo: option upstreams: is required` {
 		t.Errorf("got %v", err)
-	}
-}
-
-func TestOptionsFromYAML(t *testing.T) {
-	o := mustOptions(t, "upstreams: [tcp://a:1, 'unix:///b']\nenv: {A: x}\nn: 1.25\nb: true\nz: ~\n")
-	want := map[string]any{"upstreams": []any{"tcp://a:1", "unix:///b"}, "env": map[string]any{"A": "x"}, "n": 1.25, "b": true, "z": nil}
-	if m := o.Map(); !reflect.DeepEqual(m, want) {
-		t.Errorf("Map = %#v", m)
-	}
-	for _, tt := range []struct{ src, want string }{
-		{"- a\n- b\n", "t.yaml:1:1: options: want a mapping, got a list"},
-		{"a: [\n", "t.yaml:1:1: YAML syntax error: did not find expected node content"},
-		{"a: 1\na: 2\n", `t.yaml:2:1: duplicate key "a" (first at 1:1)`},
-	} {
-		_, err := OptionsFromYAML("t.yaml", []byte(tt.src))
-		if err == nil || err.Error() != tt.want {
-			t.Errorf("OptionsFromYAML(%q):\n got %v\nwant %s", tt.src, err, tt.want)
-		}
-	}
-	if o := mustOptions(t, "# nothing\n"); len(o.Map()) != 0 {
-		t.Errorf("empty: %v", o.Map())
-	}
-}
-
-func TestErrorsFormat(t *testing.T) {
-	es := Errors{{File: "a.yaml", Pos: Pos{1, 2}, Msg: "one"}, {File: "a.yaml", Msg: "two"}}
-	if got := es.Error(); got != "a.yaml:1:2: one\na.yaml: two" {
-		t.Errorf("got %q", got)
-	}
-	if (Errors{}).Error() != "" || len(es.Unwrap()) != 2 {
-		t.Error("empty Errors or Unwrap")
 	}
 }

@@ -18,13 +18,6 @@ import (
 	"github.com/netd/netd/pkg/modules/api"
 )
 
-// Default per-connection bounds, used where a ListenerSpec leaves them zero.
-const (
-	DefaultHighWatermark = 1 << 20   // queued output above which reading pauses
-	DefaultLowWatermark  = 256 << 10 // queued output below which reading resumes
-	DefaultMaxInput      = 4 << 20   // unconsumed input above which the connection is aborted
-)
-
 // ListenerSpec says what to bind and who serves it.
 type ListenerSpec struct {
 	// Name identifies the listener in logs and metrics.
@@ -48,9 +41,11 @@ type ListenerSpec struct {
 	// IdleTimeout closes a connection that neither sent nor received for
 	// that long; 0 means never.
 	IdleTimeout time.Duration
-	// HighWatermark and LowWatermark bound queued output per connection.
+	// HighWatermark and LowWatermark bound queued output per connection;
+	// 0: api.DefaultHighWatermark and api.DefaultLowWatermark.
 	HighWatermark, LowWatermark int
-	// MaxInput bounds the bytes a module may leave unconsumed.
+	// MaxInput bounds the bytes a module may leave unconsumed; 0:
+	// api.DefaultMaxInput.
 	MaxInput int
 	// Logger is the listener's named logger; nil means the engine's.
 	Logger hclog.Logger
@@ -92,13 +87,13 @@ func newListener(e *Engine, spec ListenerSpec) (*Listener, error) {
 		spec.Logger = e.log.Named("listener." + spec.Name)
 	}
 	if spec.HighWatermark <= 0 {
-		spec.HighWatermark = DefaultHighWatermark
+		spec.HighWatermark = api.DefaultHighWatermark
 	}
 	if spec.LowWatermark <= 0 || spec.LowWatermark >= spec.HighWatermark {
-		spec.LowWatermark = spec.HighWatermark / 4
+		spec.LowWatermark = api.DefaultLowWatermark(spec.HighWatermark)
 	}
 	if spec.MaxInput <= 0 {
-		spec.MaxInput = DefaultMaxInput
+		spec.MaxInput = api.DefaultMaxInput
 	}
 	l := &Listener{
 		spec:   spec,

@@ -12,7 +12,7 @@ import (
 // a locked map, which only their (rare) closes pay for.
 var standardReasons = [...]api.Reason{
 	api.ReasonClient, api.ReasonDone, api.ReasonIdleTimeout, api.ReasonOverLimit,
-	api.ReasonLineTooLong, api.ReasonError, api.ReasonShutdown,
+	api.ReasonError, api.ReasonShutdown,
 }
 
 // counters are one loop's counts for one listener. Only that loop writes

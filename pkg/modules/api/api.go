@@ -56,32 +56,19 @@ type Setup struct {
 	Options Options
 	// Logger is a sub-logger named after the listener.
 	Logger hclog.Logger
-	// Metrics registers the instance's own Prometheus collectors, served
-	// on the admin endpoint's /metrics. Every series it registers carries
-	// the labels module="<module>" and listener="<listener>"; name metrics
-	// netd_<module>_<what>. Register through RegisterMetric, so that the
-	// instance that replaces this one on a reload carries on the same
-	// counters. What is registered here belongs to the listener: a reload
-	// that removes the listener, or gives its name to another module,
-	// unregisters it all. Never nil: without an admin endpoint the
-	// collectors are kept but not served.
+	// Metrics registers the instance's own collectors (name them
+	// netd_<module>_<what>), served on /metrics with the labels module and
+	// listener added. Register through RegisterMetric, so that a reload
+	// carries the counters on. Never nil; without an admin endpoint
+	// nothing is served. docs/MODULES.md says how long series live.
 	Metrics prometheus.Registerer
 }
 
 // RegisterMetric registers c with r and returns it, or returns the
-// collector already registered under the same name and labels: that of the
-// instance a reload is replacing, which the new instance then goes on
-// counting in, so that a reload neither resets nor double-counts. Call it
-// in Provision. With a nil r (a bare Setup in a test) c works unregistered.
-//
-// The collector's series live as long as the listener keeps its name and
-// module. A reload that removes the listener, or gives its name to another
-// module, unregisters them, and they leave /metrics at once (an instance
-// still draining connections goes on counting in collectors nobody
-// serves); a listener added later under that name and module starts from
-// zero. A reload that fails unregisters what its instances registered for
-// listeners that do not run (one it would have added, say), so that no
-// series of theirs shows at 0.
+// collector already registered under the same name and labels, which is
+// the one of the instance a reload replaces: the new instance counts on in
+// it, so that a reload neither resets nor double-counts. Call it in
+// Provision. With a nil r, c works unregistered.
 func RegisterMetric[C prometheus.Collector](r prometheus.Registerer, c C) (C, error) {
 	if r == nil {
 		return c, nil
@@ -103,11 +90,9 @@ func RegisterMetric[C prometheus.Collector](r prometheus.Registerer, c C) (C, er
 // kept so that errors point into the config file.
 type Options interface {
 	// Decode stores the options in v, a pointer to a struct whose fields are
-	// tagged `option:"name"`. Fields whose option is absent keep their
-	// value, so set defaults before calling Decode. Supported field types are string, bool, the
-	// integer types, float64, time.Duration (written as a Go duration
-	// string), []string and map[string]string. An unknown option or a value
-	// of the wrong type is an error naming the file, line and column.
+	// tagged `option:"name"`; pkg/options lists the field types. A field
+	// whose option is absent keeps its value, so set defaults first. An
+	// unknown option or a value of the wrong type is a FILE:LINE:COL error.
 	Decode(v any) error
 	// Errorf returns an error positioned at option key (at the options block
 	// when the key is absent), for a value that decoded but is not valid.
@@ -132,6 +117,21 @@ type StreamHandler interface {
 	// written to any more; its Context is still readable.
 	OnClose(c Conn, reason Reason, err error)
 }
+
+// StreamBase gives a stream module the callbacks it has nothing to do in:
+// embed it and write OnReadable, plus whichever of OnAccept, OnWritable and
+// OnClose the protocol needs. OnReadable is left out on purpose, so that
+// the compiler still asks for the one callback every protocol must have.
+type StreamBase struct{}
+
+// OnAccept does nothing: the module waits for the client to speak.
+func (StreamBase) OnAccept(Conn) {}
+
+// OnWritable does nothing: the module writes only in answer to input.
+func (StreamBase) OnWritable(Conn) {}
+
+// OnClose does nothing: the module keeps nothing to release.
+func (StreamBase) OnClose(Conn, Reason, error) {}
 
 // PacketHandler serves datagram sockets (udp).
 type PacketHandler interface {
@@ -277,7 +277,8 @@ type Loop interface {
 }
 
 // Reason says why a connection closed. It is the reason label of
-// netd_connections_closed_total.
+// netd_connections_closed_total. A module defines its own reasons as
+// constants of its package (echo.ReasonLineTooLong), not here.
 type Reason string
 
 // The reasons the loop itself uses; modules may use these or their own.
@@ -286,9 +287,8 @@ const (
 	ReasonDone        Reason = "done"         // the module finished the exchange
 	ReasonIdleTimeout Reason = "idle_timeout" // nothing sent or received for idle_timeout
 	ReasonOverLimit   Reason = "over_limit"   // max_connections reached
-	ReasonLineTooLong Reason = "line_too_long"
-	ReasonError       Reason = "error" // a socket error such as ECONNRESET
-	ReasonShutdown    Reason = "shutdown"
+	ReasonError       Reason = "error"        // a socket error such as ECONNRESET
+	ReasonShutdown    Reason = "shutdown"     // the daemon drained the connection
 )
 
 // Errors the contract returns.

@@ -9,7 +9,10 @@ import (
 )
 
 // relay forwards what its client sends to an upstream it dials.
-type relay struct{ up api.Conn }
+type relay struct {
+	api.StreamBase // OnWritable, OnClose: nothing to do
+	up             api.Conn
+}
 
 func (r *relay) OnAccept(c api.Conn) {
 	r.up, _ = c.Loop().Dial("tcp", "127.0.0.1:6379", 5*time.Second, &upstreamSide{})
@@ -18,15 +21,11 @@ func (r *relay) OnReadable(c api.Conn) {
 	_, _ = r.up.Write(c.Inbound()) // queues until the upstream connects
 	c.Consume(len(c.Inbound()))
 }
-func (r *relay) OnWritable(api.Conn)                 {}
-func (r *relay) OnClose(api.Conn, api.Reason, error) {}
 
-type upstreamSide struct{}
+// upstreamSide drops what the upstream answers.
+type upstreamSide struct{ api.StreamBase }
 
-func (upstreamSide) OnAccept(api.Conn)                   {}
-func (upstreamSide) OnReadable(c api.Conn)               { c.Consume(len(c.Inbound())) }
-func (upstreamSide) OnWritable(api.Conn)                 {}
-func (upstreamSide) OnClose(api.Conn, api.Reason, error) {}
+func (upstreamSide) OnReadable(c api.Conn) { c.Consume(len(c.Inbound())) }
 
 func ExampleLoop_Dial() {
 	l := apitest.NewLoop()

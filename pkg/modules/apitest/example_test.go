@@ -6,11 +6,12 @@ import (
 	"github.com/netd/netd/pkg/modules/api"
 	"github.com/netd/netd/pkg/modules/apitest"
 	"github.com/netd/netd/pkg/modules/echo"
+	"github.com/netd/netd/pkg/options"
 )
 
 func ExampleConn() {
 	m := new(echo.Echo)
-	if err := m.Provision(api.Setup{Listener: "echo", Network: "tcp"}); err != nil {
+	if err := m.Provision(api.Setup{Listener: "echo", Network: "tcp", Options: noOptions()}); err != nil {
 		panic(err)
 	}
 	c := apitest.NewConn(m)
@@ -26,7 +27,7 @@ func ExampleConn() {
 
 func ExampleConn_Drain() {
 	m := new(echo.Echo)
-	_ = m.Provision(api.Setup{Listener: "echo", Network: "tcp"})
+	_ = m.Provision(api.Setup{Listener: "echo", Network: "tcp", Options: noOptions()})
 	c := apitest.NewConn(m, apitest.WithWritable(4)) // the kernel takes 4 bytes
 	c.FeedString("slow reader\n")
 	fmt.Printf("%q buffered=%d\n", c.Written(), c.Buffered())
@@ -35,4 +36,14 @@ func ExampleConn_Drain() {
 	// Output:
 	// "slow" buffered=8
 	// "slow reader\n" buffered=0
+}
+
+// noOptions is an empty options block, what netd hands a listener that has
+// none; a test with a testing.TB gets one from apitest.Options.
+func noOptions() api.Options {
+	o, err := options.FromYAML(apitest.OptionsFile, nil)
+	if err != nil {
+		panic(err)
+	}
+	return o
 }

@@ -5,8 +5,8 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
-	"github.com/netd/netd/internal/config"
 	"github.com/netd/netd/pkg/modules/api"
+	"github.com/netd/netd/pkg/options"
 )
 
 // OptionsFile is the file name that option errors from Options and
@@ -14,11 +14,11 @@ import (
 const OptionsFile = "options.yaml"
 
 // Options parses yamlOptions, the body of a listener's options block in
-// YAML, with netd's own config decoder, so that Decode and Errorf behave as
-// in the daemon. A YAML syntax error is a mistake in the test and fails it.
+// YAML, with the decoder netd's config uses (pkg/options), so that Decode
+// and Errorf behave as in the daemon. A YAML syntax error is a mistake in the test and fails it.
 func Options(tb testing.TB, yamlOptions string) api.Options {
 	tb.Helper()
-	o, err := config.OptionsFromYAML(OptionsFile, []byte(yamlOptions))
+	o, err := options.FromYAML(OptionsFile, []byte(yamlOptions))
 	if err != nil {
 		tb.Fatalf("apitest: options: %v", err)
 	}
@@ -32,7 +32,7 @@ func Options(tb testing.TB, yamlOptions string) api.Options {
 // check that a bad option is refused, with its position.
 func Provision(tb testing.TB, m api.Module, network, yamlOptions string) error {
 	tb.Helper()
-	o, err := config.OptionsFromYAML(OptionsFile, []byte(yamlOptions))
+	o, err := options.FromYAML(OptionsFile, []byte(yamlOptions))
 	if err != nil {
 		return err
 	}

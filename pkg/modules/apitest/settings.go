@@ -6,24 +6,15 @@ import (
 	"runtime"
 	"strings"
 	"testing"
+
+	"github.com/netd/netd/pkg/modules/api"
 )
 
-// Defaults, chosen to match netd's loop so that a module meets the same
-// limits in tests as in production.
-const (
-	// DefaultListener is the listener name a fake reports unless WithListener
-	// says otherwise.
-	DefaultListener = "test"
-	// DefaultHighWatermark is the queued output above which the fake stops
-	// reading, as the loop does.
-	DefaultHighWatermark = 1 << 20
-	// DefaultLowWatermark is the queued output at or below which reading
-	// resumes.
-	DefaultLowWatermark = 256 << 10
-	// DefaultMaxInput is the unconsumed input above which the loop aborts a
-	// connection with api.ReasonError.
-	DefaultMaxInput = 4 << 20
-)
+// DefaultListener is the listener name a fake reports unless WithListener
+// says otherwise. The other bounds of a fake are the loop's defaults, from
+// the contract (api.DefaultHighWatermark, api.DefaultMaxInput), so that a
+// module meets the same limits in tests as in production.
+const DefaultListener = "test"
 
 // Option configures a Conn, a PacketWriter or a Loop; each ignores the
 // options that do not concern it.
@@ -47,9 +38,9 @@ func newSettings(opts []Option) settings {
 		local:    &net.TCPAddr{IP: net.IPv4(127, 0, 0, 1), Port: 8888},
 		remote:   &net.TCPAddr{IP: net.IPv4(127, 0, 0, 1), Port: 54321},
 		room:     -1,
-		high:     DefaultHighWatermark,
-		low:      DefaultLowWatermark,
-		maxInput: DefaultMaxInput,
+		high:     api.DefaultHighWatermark,
+		low:      api.DefaultLowWatermark(api.DefaultHighWatermark),
+		maxInput: api.DefaultMaxInput,
 		seed:     1,
 	}
 	for _, o := range opts {

@@ -54,6 +54,8 @@ var stream = func() []byte {
 
 // Chargen is one chargen instance, serving one listener.
 type Chargen struct {
+	api.StreamBase // OnClose: a connection holds nothing to release
+
 	// lines counts the lines sent in UDP answers, so that each answer goes
 	// on where the last one stopped, as xinetd's do.
 	lines atomic.Uint64
@@ -75,12 +77,7 @@ func init() {
 
 // Provision implements api.Module. Chargen has no options: decoding into an
 // empty struct makes any option a FILE:LINE:COL error.
-func (*Chargen) Provision(s api.Setup) error {
-	if s.Options == nil {
-		return nil
-	}
-	return s.Options.Decode(&struct{}{})
-}
+func (*Chargen) Provision(s api.Setup) error { return s.Options.Decode(&struct{}{}) }
 
 // position is a connection's place in the pattern: the offset in stream of
 // the next byte to write, below Period.
@@ -119,9 +116,6 @@ func (*Chargen) OnReadable(c api.Conn) {
 		_ = c.Close()
 	}
 }
-
-// OnClose implements api.StreamHandler.
-func (*Chargen) OnClose(api.Conn, api.Reason, error) {}
 
 // OnPacket implements api.PacketHandler: each datagram, whatever it holds,
 // is answered with DatagramSize bytes of the pattern (13 lines, then 60

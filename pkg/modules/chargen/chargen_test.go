@@ -68,9 +68,6 @@ func TestNoOptions(t *testing.T) {
 	if err == nil || !strings.Contains(err.Error(), `options.yaml:1:1: unknown option "line_length"`) {
 		t.Errorf("Provision = %v, want an unknown option error", err)
 	}
-	if err := new(chargen.Chargen).Provision(api.Setup{Listener: "bare", Network: "tcp"}); err != nil {
-		t.Errorf("Provision without an options block: %v", err)
-	}
 }
 
 // TestPattern: RFC 864's lines, checked against literals so that the

@@ -29,6 +29,8 @@ func AppendLine(b []byte, t time.Time) []byte {
 
 // Daytime is one daytime instance, serving one listener.
 type Daytime struct {
+	api.StreamBase // OnWritable, OnClose: one line, then nothing to do
+
 	// now is the clock; tests replace it. It returns local time.
 	now func() time.Time
 }
@@ -52,9 +54,6 @@ func init() {
 func (d *Daytime) Provision(s api.Setup) error {
 	if d.now == nil {
 		d.now = time.Now
-	}
-	if s.Options == nil {
-		return nil
 	}
 	return s.Options.Decode(&struct{}{})
 }
@@ -84,12 +83,6 @@ func (d *Daytime) OnReadable(c api.Conn) {
 		_ = c.Close()
 	}
 }
-
-// OnWritable implements api.StreamHandler. Daytime has nothing more to say.
-func (d *Daytime) OnWritable(api.Conn) {}
-
-// OnClose implements api.StreamHandler. Daytime keeps nothing to release.
-func (d *Daytime) OnClose(api.Conn, api.Reason, error) {}
 
 // OnPacket implements api.PacketHandler: each datagram, whatever it holds,
 // is answered with the line, except datagrams from ports below 1024, so

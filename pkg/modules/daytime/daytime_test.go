@@ -53,9 +53,6 @@ func TestNoOptions(t *testing.T) {
 	if err == nil || !strings.Contains(err.Error(), `options.yaml:1:1: unknown option "format"`) {
 		t.Errorf("Provision = %v, want an unknown option error", err)
 	}
-	if err := new(daytime.Daytime).Provision(api.Setup{Listener: "bare", Network: "tcp"}); err != nil {
-		t.Errorf("Provision without an options block: %v", err)
-	}
 }
 
 func zone(t *testing.T, name string) *time.Location {

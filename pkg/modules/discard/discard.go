@@ -8,8 +8,9 @@ import (
 	"github.com/netd/netd/pkg/modules/api"
 )
 
-// Discard is one discard instance, serving one listener. It keeps no state.
-type Discard struct{}
+// Discard is one discard instance, serving one listener. It keeps no state,
+// waits for the client and writes nothing.
+type Discard struct{ api.StreamBase }
 
 var (
 	_ api.Module        = (*Discard)(nil)
@@ -27,15 +28,7 @@ func init() {
 
 // Provision implements api.Module. Discard has no options: decoding into an
 // empty struct makes any option a FILE:LINE:COL error.
-func (*Discard) Provision(s api.Setup) error {
-	if s.Options == nil {
-		return nil
-	}
-	return s.Options.Decode(&struct{}{})
-}
-
-// OnAccept implements api.StreamHandler. Discard waits for the client.
-func (*Discard) OnAccept(api.Conn) {}
+func (*Discard) Provision(s api.Setup) error { return s.Options.Decode(&struct{}{}) }
 
 // OnReadable implements api.StreamHandler: everything that arrived is
 // dropped, and once the client has half-closed the connection closes.
@@ -45,12 +38,6 @@ func (*Discard) OnReadable(c api.Conn) {
 		_ = c.Close()
 	}
 }
-
-// OnWritable implements api.StreamHandler. Discard writes nothing.
-func (*Discard) OnWritable(api.Conn) {}
-
-// OnClose implements api.StreamHandler. Discard keeps nothing to release.
-func (*Discard) OnClose(api.Conn, api.Reason, error) {}
 
 // OnPacket implements api.PacketHandler: the datagram is dropped. Since
 // nothing is sent back, there is no reflector to guard against.

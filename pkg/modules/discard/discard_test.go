@@ -49,9 +49,6 @@ func TestNoOptions(t *testing.T) {
 			t.Errorf("Provision(%q) = %v, want %q", tt.yaml, err, tt.want)
 		}
 	}
-	if err := new(discard.Discard).Provision(api.Setup{Listener: "bare", Network: "tcp"}); err != nil {
-		t.Errorf("Provision without an options block: %v", err)
-	}
 }
 
 // TestStream: everything is read and dropped, nothing is written, and the

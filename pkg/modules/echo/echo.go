@@ -28,10 +28,16 @@ const (
 	MinMaxLineBytes = 2
 	// MaxMaxLineBytes is the largest max_line_bytes. Echo leaves the partial
 	// line in the loop's input, and the loop aborts a connection holding
-	// more than 4 MiB of it; above that bound the loop would close the
-	// connection with reason "error" before echo could say "line_too_long".
-	MaxMaxLineBytes = 4 << 20
+	// more than api.DefaultMaxInput of it; above that bound the loop would
+	// close the connection with reason "error" before echo could say
+	// "line_too_long".
+	MaxMaxLineBytes = api.DefaultMaxInput
 )
+
+// ReasonLineTooLong is the reason a connection closes with when a line
+// exceeds max_line_bytes: the reason label line_too_long of
+// netd_connections_closed_total.
+const ReasonLineTooLong api.Reason = "line_too_long"
 
 // ErrLineTooLong is the error a connection closes with when a line exceeds
 // max_line_bytes.
@@ -49,6 +55,8 @@ type Options struct {
 // per-connection state: what a line mode connection has not finished stays
 // in the loop's input.
 type Echo struct {
+	api.StreamBase // echo waits for the client, answers only input, keeps nothing
+
 	raw     bool
 	maxLine int
 	log     hclog.Logger
@@ -72,18 +80,16 @@ func init() {
 // Provision implements api.Module.
 func (e *Echo) Provision(s api.Setup) error {
 	opts := Options{Mode: ModeLine, MaxLineBytes: DefaultMaxLineBytes}
-	if s.Options != nil {
-		if err := s.Options.Decode(&opts); err != nil {
-			return err
-		}
+	if err := s.Options.Decode(&opts); err != nil {
+		return err
 	}
 	switch opts.Mode {
 	case ModeLine, ModeRaw:
 	default:
-		return optErrorf(s.Options, "mode", "mode must be %q or %q, not %q", ModeLine, ModeRaw, opts.Mode)
+		return s.Options.Errorf("mode", "mode must be %q or %q, not %q", ModeLine, ModeRaw, opts.Mode)
 	}
 	if opts.MaxLineBytes < MinMaxLineBytes || opts.MaxLineBytes > MaxMaxLineBytes {
-		return optErrorf(s.Options, "max_line_bytes", "max_line_bytes must be between %d and %d, not %d",
+		return s.Options.Errorf("max_line_bytes", "max_line_bytes must be between %d and %d, not %d",
 			MinMaxLineBytes, MaxMaxLineBytes, opts.MaxLineBytes)
 	}
 	e.raw = opts.Mode == ModeRaw
@@ -94,18 +100,6 @@ func (e *Echo) Provision(s api.Setup) error {
 	}
 	return nil
 }
-
-// optErrorf positions an error at an option when there is an options
-// block to point into.
-func optErrorf(o api.Options, key, format string, args ...any) error {
-	if o == nil {
-		return fmt.Errorf(format, args...)
-	}
-	return o.Errorf(key, format, args...)
-}
-
-// OnAccept implements api.StreamHandler. Echo waits for the client.
-func (e *Echo) OnAccept(api.Conn) {}
 
 // OnReadable implements api.StreamHandler. It allocates nothing: the lines
 // go out in one Write straight from the loop's input, and the partial line
@@ -124,7 +118,7 @@ func (e *Echo) OnReadable(c api.Conn) {
 		// The complete lines before the long one were fine: they go back.
 		e.echo(c, in[:n])
 		e.log.Warn("line too long, closing connection", "remote", remote(c), "limit", e.maxLine)
-		c.CloseFor(api.ReasonLineTooLong, fmt.Errorf("%w (%d)", ErrLineTooLong, e.maxLine))
+		c.CloseFor(ReasonLineTooLong, fmt.Errorf("%w (%d)", ErrLineTooLong, e.maxLine))
 		return
 	}
 	if c.InputClosed() {
@@ -168,13 +162,6 @@ func (e *Echo) echo(c api.Conn, p []byte) {
 	_, _ = c.Write(p)
 	c.Consume(len(p))
 }
-
-// OnWritable implements api.StreamHandler. Echo only answers input, and the
-// loop stops reading while output queues, so there is nothing to do.
-func (e *Echo) OnWritable(api.Conn) {}
-
-// OnClose implements api.StreamHandler. Echo keeps nothing to release.
-func (e *Echo) OnClose(api.Conn, api.Reason, error) {}
 
 // OnDrain implements api.Drainer: on shutdown a partial line goes back too,
 // so that nothing the client sent is lost, then the connection closes.

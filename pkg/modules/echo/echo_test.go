@@ -71,14 +71,14 @@ func TestOptions(t *testing.T) {
 	}
 }
 
-func TestProvisionWithoutOptionsOrLogger(t *testing.T) {
+func TestProvisionWithoutLogger(t *testing.T) {
 	e := new(echo.Echo)
-	if err := e.Provision(api.Setup{Listener: "bare", Network: "tcp"}); err != nil {
+	if err := e.Provision(api.Setup{Listener: "bare", Network: "tcp", Options: apitest.Options(t, "")}); err != nil {
 		t.Fatal(err)
 	}
 	c := apitest.NewConn(e, apitest.WithT(t))
 	c.FeedString(strings.Repeat("x", echo.DefaultMaxLineBytes))
-	if c.Reason() != api.ReasonLineTooLong {
+	if c.Reason() != echo.ReasonLineTooLong {
 		t.Errorf("defaults not applied: Reason %q", c.Reason())
 	}
 }
@@ -110,15 +110,15 @@ func TestLineMode(t *testing.T) {
 		{name: "exactly the limit", limit: 8, reads: []string{"1234567\n"}, want: "1234567\n"},
 		{name: "exactly the limit across reads", limit: 8, reads: []string{"12345", "67\n"}, want: "1234567\n"},
 		{name: "partial one short of the limit waits", limit: 8, reads: []string{"1234567"}, unconsumed: "1234567"},
-		{name: "one byte over the limit", limit: 8, reads: []string{"12345678\n"}, reason: api.ReasonLineTooLong},
-		{name: "over the limit across reads", limit: 8, reads: []string{"12345", "678\n"}, reason: api.ReasonLineTooLong},
-		{name: "partial reaching the limit", limit: 8, reads: []string{"1234", "5678"}, reason: api.ReasonLineTooLong},
+		{name: "one byte over the limit", limit: 8, reads: []string{"12345678\n"}, reason: echo.ReasonLineTooLong},
+		{name: "over the limit across reads", limit: 8, reads: []string{"12345", "678\n"}, reason: echo.ReasonLineTooLong},
+		{name: "partial reaching the limit", limit: 8, reads: []string{"1234", "5678"}, reason: echo.ReasonLineTooLong},
 		{name: "lines before a long one are echoed", limit: 8, reads: []string{"ok\nfine\n123456789\nlater\n"},
-			want: "ok\nfine\n", reason: api.ReasonLineTooLong},
+			want: "ok\nfine\n", reason: echo.ReasonLineTooLong},
 		{name: "lines before a long partial are echoed", limit: 8, reads: []string{"ok\n12345678"},
-			want: "ok\n", reason: api.ReasonLineTooLong},
+			want: "ok\n", reason: echo.ReasonLineTooLong},
 		{name: "smallest limit", limit: 2, reads: []string{"a\n\nb\n"}, want: "a\n\nb\n"},
-		{name: "smallest limit over", limit: 2, reads: []string{"a\nbc\n"}, want: "a\n", reason: api.ReasonLineTooLong},
+		{name: "smallest limit over", limit: 2, reads: []string{"a\nbc\n"}, want: "a\n", reason: echo.ReasonLineTooLong},
 		{name: "many short lines past the limit", limit: 8, reads: []string{strings.Repeat("1234567\n", 10)},
 			want: strings.Repeat("1234567\n", 10)},
 		{name: "half-close after a partial line", reads: []string{"abc\ndef"}, eof: true, want: "abc\ndef", reason: api.ReasonClient},
@@ -127,7 +127,7 @@ func TestLineMode(t *testing.T) {
 		{name: "half-close after a partial one short of the limit", limit: 8, reads: []string{"1234567"}, eof: true,
 			want: "1234567", reason: api.ReasonClient},
 		{name: "half-close after a partial at the limit", limit: 8, reads: []string{"12345678"}, eof: true,
-			reason: api.ReasonLineTooLong},
+			reason: echo.ReasonLineTooLong},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -167,7 +167,7 @@ func TestLineTooLongIsLogged(t *testing.T) {
 	}
 	c := apitest.NewConn(e, apitest.WithT(t))
 	c.FeedString(strings.Repeat("y", 40) + "\n")
-	if c.Reason() != api.ReasonLineTooLong || !errors.Is(c.Err(), echo.ErrLineTooLong) {
+	if c.Reason() != echo.ReasonLineTooLong || !errors.Is(c.Err(), echo.ErrLineTooLong) {
 		t.Fatalf("Reason %q Err %v", c.Reason(), c.Err())
 	}
 	warns := log.Find(hclog.Warn, "line too long")

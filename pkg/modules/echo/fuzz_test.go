@@ -53,7 +53,7 @@ func FuzzLineEcho(f *testing.F) {
 			if got := c.Written(); !bytes.Equal(got, in[:long]) {
 				t.Fatalf("over the limit at %d: client read %q, want %q", long, got, in[:long])
 			}
-			if c.Reason() != api.ReasonLineTooLong {
+			if c.Reason() != echo.ReasonLineTooLong {
 				t.Fatalf("over the limit at %d: reason %q", long, c.Reason())
 			}
 			return

@@ -22,7 +22,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/netd/netd/pkg/loop"
-	"github.com/netd/netd/pkg/modules/api"
+	"github.com/netd/netd/pkg/modules/apitest"
 	"github.com/netd/netd/pkg/modules/echo"
 )
 
@@ -38,7 +38,7 @@ const pipelineDepth = 16
 func startLoopEcho(tb testing.TB, network string) string {
 	tb.Helper()
 	mod := new(echo.Echo)
-	if err := mod.Provision(api.Setup{Listener: "bench", Network: network}); err != nil {
+	if err := apitest.Provision(tb, mod, network, ""); err != nil {
 		tb.Fatal(err)
 	}
 	e, err := loop.New(loop.Config{Loops: 1})

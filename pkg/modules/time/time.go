@@ -30,6 +30,8 @@ func Stamp(t time.Time) [4]byte {
 
 // Time is one time instance, serving one listener.
 type Time struct {
+	api.StreamBase // OnWritable, OnClose: 4 bytes, then nothing to do
+
 	// now is the clock; tests replace it.
 	now func() time.Time
 }
@@ -53,9 +55,6 @@ func init() {
 func (m *Time) Provision(s api.Setup) error {
 	if m.now == nil {
 		m.now = time.Now
-	}
-	if s.Options == nil {
-		return nil
 	}
 	return s.Options.Decode(&struct{}{})
 }
@@ -83,12 +82,6 @@ func (m *Time) OnReadable(c api.Conn) {
 		_ = c.Close()
 	}
 }
-
-// OnWritable implements api.StreamHandler. Time has nothing more to say.
-func (m *Time) OnWritable(api.Conn) {}
-
-// OnClose implements api.StreamHandler. Time keeps nothing to release.
-func (m *Time) OnClose(api.Conn, api.Reason, error) {}
 
 // OnPacket implements api.PacketHandler: each datagram, whatever it holds
 // (RFC 868 asks for an empty one), is answered with the 4 bytes, except

@@ -49,9 +49,6 @@ func TestNoOptions(t *testing.T) {
 	if err == nil || !strings.Contains(err.Error(), `options.yaml:1:1: unknown option "bits"`) {
 		t.Errorf("Provision = %v, want an unknown option error", err)
 	}
-	if err := new(timeproto.Time).Provision(api.Setup{Listener: "bare", Network: "tcp"}); err != nil {
-		t.Errorf("Provision without an options block: %v", err)
-	}
 }
 
 // TestStamp: the 4 bytes, big-endian. The lines marked xinetd are what

@@ -12,8 +12,15 @@ import (
 // client that never sends \n cannot make it grow without end.
 const maxLine = 64 << 10
 
-// Upper is one instance of the module, serving one listener.
-type Upper struct{}
+// ReasonLineTooLong is the reason a connection closes with when its line
+// reaches maxLine without a \n. A module names its own reasons: any string
+// is a label of netd_connections_closed_total.
+const ReasonLineTooLong api.Reason = "line_too_long"
+
+// Upper is one instance of the module, serving one listener. StreamBase
+// supplies the callbacks upper has nothing to do in: it waits for the
+// client, answers only input and keeps nothing to release.
+type Upper struct{ api.StreamBase }
 
 var (
 	_ api.Module        = (*Upper)(nil)
@@ -40,7 +47,7 @@ func (*Upper) OnReadable(c api.Conn) {
 	if c.InputClosed() {
 		n = len(in)
 	} else if len(in)-n >= maxLine {
-		c.CloseFor(api.ReasonLineTooLong, nil)
+		c.CloseFor(ReasonLineTooLong, nil)
 		return
 	}
 	// One allocation per read keeps the example short; the echo module
@@ -58,12 +65,3 @@ func (*Upper) OnReadable(c api.Conn) {
 		_ = c.Close()
 	}
 }
-
-// OnAccept implements api.StreamHandler: upper waits for the client.
-func (*Upper) OnAccept(api.Conn) {}
-
-// OnWritable implements api.StreamHandler: upper only answers input.
-func (*Upper) OnWritable(api.Conn) {}
-
-// OnClose implements api.StreamHandler: upper keeps nothing to release.
-func (*Upper) OnClose(api.Conn, api.Reason, error) {}

@@ -22,7 +22,7 @@ func TestUpper(t *testing.T) {
 		{name: "partial line waits", reads: []string{"done\nnot yet"}, want: "DONE\n"},
 		{name: "non-ASCII untouched", reads: []string{"é\xff\x00z\r\n"}, want: "é\xff\x00Z\r\n"},
 		{name: "half-close sends the rest", reads: []string{"bye"}, eof: true, want: "BYE", reason: api.ReasonClient},
-		{name: "endless line", reads: []string{"ok\n", strings.Repeat("x", 64<<10)}, want: "OK\n", reason: api.ReasonLineTooLong},
+		{name: "endless line", reads: []string{"ok\n", strings.Repeat("x", 64<<10)}, want: "OK\n", reason: upper.ReasonLineTooLong},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -1,4 +1,4 @@
-package config
+package options
 
 import (
 	"fmt"
@@ -7,59 +7,77 @@ import (
 	"reflect"
 	"strings"
 	"time"
+
+	"github.com/netd/netd/pkg/modules/api"
 )
 
-// Options is a listener's options block: the values as the file spelled
-// them, each with its position, for the module to decode. It implements
-// api.Options. Decoding does not change it, so it can be decoded any
-// number of times.
-type Options struct {
+// Block is a listener's options block: the values as the file spelled
+// them, each with its position, for the module to decode. Decoding does
+// not change it, so it can be decoded any number of times.
+type Block struct {
 	file     string
-	listener string // set by Load before Provision, for messages
+	listener string // for messages; see SetOwner
 	module   string
-	pos      Pos    // the options block, or the listener when it has none
-	root     *value // a mapping; nil only in a zero Options
+	at       Pos    // the options block, or the listener when it has none
+	root     *Value // a mapping; nil only in a zero Block
 }
 
-// OptionsFromYAML parses src, a YAML mapping, as an options block, so that
-// module tests can provision a module without a whole config file. Errors
-// are positioned in filename.
-func OptionsFromYAML(filename string, src []byte) (*Options, error) {
-	errs := &errList{file: filename}
-	root, ok := parseYAML(src, errs)
-	if ok && root != nil && root.kind != kindNull && root.kind != kindMap {
-		errs.add(root.pos, "options: want a mapping, got %s", root.describe())
+var _ api.Options = (*Block)(nil)
+
+// NewBlock returns the options block root, a mapping (nil: an empty one),
+// of the file named file; at is where errors about an absent option
+// point: the block, or the listener when it has none.
+func NewBlock(file string, at Pos, root *Value) *Block {
+	if root == nil {
+		root = &Value{Kind: KindMap, Pos: at}
 	}
-	if err := errs.result(); err != nil {
+	return &Block{file: file, at: at, root: root}
+}
+
+// SetOwner names the listener and module the block belongs to, so that
+// every message about an option says whose option it is.
+func (o *Block) SetOwner(listener, module string) {
+	o.listener, o.module = listener, module
+}
+
+// FromYAML parses src, a YAML mapping, as an options block, so that module
+// tests can provision a module without a whole config file. Errors are
+// positioned in file.
+func FromYAML(file string, src []byte) (*Block, error) {
+	root, errs, ok := ParseYAML(file, src)
+	if ok && root != nil && root.Kind != KindNull && root.Kind != KindMap {
+		errs = append(errs, &Error{File: file, Pos: root.Pos, Msg: "options: want a mapping, got " + root.Describe()})
+	}
+	if err := errs.Sorted(); err != nil {
 		return nil, err
 	}
-	if root == nil || root.kind == kindNull {
-		root = &value{kind: kindMap, pos: Pos{1, 1}}
+	if root == nil || root.Kind == KindNull {
+		root = &Value{Kind: KindMap, Pos: Pos{1, 1}}
 	}
-	return &Options{file: filename, pos: root.pos, root: root}, nil
+	return NewBlock(file, root.Pos, root), nil
 }
 
 // Map returns the options as plain Go values: string, bool, int64 (whole
 // numbers), float64, []any, map[string]any and nil. It is for comparing
 // option blocks, such as a YAML file's and its HCL twin's.
-func (o *Options) Map() map[string]any {
+func (o *Block) Map() map[string]any {
 	if o == nil || o.root == nil {
 		return map[string]any{}
 	}
-	m, _ := o.root.plain().(map[string]any)
+	m, _ := o.root.Plain().(map[string]any)
 	return m
 }
 
 // Errorf returns an *Error positioned at the value of option key, or at
 // the options block when key is not set, for a value that decoded but is
 // not valid. format and args are as for fmt.Errorf, %w included.
-func (o *Options) Errorf(key, format string, args ...any) error {
+func (o *Block) Errorf(key, format string, args ...any) error {
 	err := fmt.Errorf(format, args...)
 	pos := o.blockPos()
 	if f := o.fieldOf(key); f != nil {
-		pos = f.val.pos
+		pos = f.Val.Pos
 	}
-	return &Error{File: o.fileName(), Pos: pos, Msg: o.prefix() + "option " + key + ": " + err.Error(), err: err}
+	return &Error{File: o.fileName(), Pos: pos, Msg: o.prefix() + "option " + key + ": " + err.Error(), Err: err}
 }
 
 // Decode stores the options in v, a pointer to a struct whose fields are
@@ -70,10 +88,10 @@ func (o *Options) Errorf(key, format string, args ...any) error {
 // options come back as Errors, every one of them; a v that is not such a
 // pointer, or a tagged field of another type, is a plain error, since it
 // is the module's mistake rather than the config's.
-func (o *Options) Decode(v any) error {
+func (o *Block) Decode(v any) error {
 	rv := reflect.ValueOf(v)
 	if rv.Kind() != reflect.Pointer || rv.IsNil() || rv.Elem().Kind() != reflect.Struct {
-		return fmt.Errorf("config: Options.Decode wants a non-nil pointer to a struct, got %T", v)
+		return fmt.Errorf("options: Block.Decode wants a non-nil pointer to a struct, got %T", v)
 	}
 	fields := map[string][]int{}
 	if err := optionFields(rv.Elem().Type(), nil, fields); err != nil {
@@ -86,16 +104,16 @@ func (o *Options) Decode(v any) error {
 	report := func(pos Pos, format string, args ...any) {
 		errs = append(errs, &Error{File: o.file, Pos: pos, Msg: o.prefix() + fmt.Sprintf(format, args...)})
 	}
-	for _, f := range o.root.fields {
-		index, ok := fields[f.key]
+	for _, f := range o.root.Fields {
+		index, ok := fields[f.Key]
 		if !ok {
-			report(f.keyPos, "unknown option %q", f.key)
+			report(f.KeyPos, "unknown option %q", f.Key)
 			continue
 		}
-		if f.val.unset() {
+		if f.Val.Unset() {
 			continue // unset, as HCL's null means; the field keeps its default
 		}
-		setOption(rv.Elem().FieldByIndex(index), f.val, f.key, report)
+		setOption(rv.Elem().FieldByIndex(index), f.Val, f.Key, report)
 	}
 	if len(errs) == 0 {
 		return nil
@@ -103,21 +121,21 @@ func (o *Options) Decode(v any) error {
 	return errs
 }
 
-func (o *Options) fieldOf(key string) *field {
+func (o *Block) fieldOf(key string) *Field {
 	if o == nil {
 		return nil
 	}
-	return o.root.get(key)
+	return o.root.Get(key)
 }
 
-func (o *Options) blockPos() Pos {
+func (o *Block) blockPos() Pos {
 	if o == nil {
 		return Pos{}
 	}
-	return o.pos
+	return o.at
 }
 
-func (o *Options) fileName() string {
+func (o *Block) fileName() string {
 	if o == nil {
 		return ""
 	}
@@ -126,7 +144,7 @@ func (o *Options) fileName() string {
 
 // prefix names the listener and module, so that a message about an option
 // says whose option it is.
-func (o *Options) prefix() string {
+func (o *Block) prefix() string {
 	if o == nil {
 		return ""
 	}
@@ -163,14 +181,14 @@ func optionFields(t reflect.Type, prefix []int, out map[string][]int) error {
 		}
 		switch {
 		case name == "":
-			return fmt.Errorf("config: %s.%s: empty option name", t, sf.Name)
+			return fmt.Errorf("options: %s.%s: empty option name", t, sf.Name)
 		case !sf.IsExported():
-			return fmt.Errorf("config: %s.%s: option %q on an unexported field", t, sf.Name, name)
+			return fmt.Errorf("options: %s.%s: option %q on an unexported field", t, sf.Name, name)
 		case !supportedOption(sf.Type):
-			return fmt.Errorf("config: %s.%s: option %q has unsupported type %s", t, sf.Name, name, sf.Type)
+			return fmt.Errorf("options: %s.%s: option %q has unsupported type %s", t, sf.Name, name, sf.Type)
 		}
 		if _, dup := out[name]; dup {
-			return fmt.Errorf("config: %s: option %q tagged twice", t, name)
+			return fmt.Errorf("options: %s: option %q tagged twice", t, name)
 		}
 		out[name] = index
 	}
@@ -198,7 +216,7 @@ type reportFunc func(pos Pos, format string, args ...any)
 
 // setOption stores v in fv, whose type supportedOption accepted, or reports
 // why it cannot. name is the option as messages call it.
-func setOption(fv reflect.Value, v *value, name string, report reportFunc) {
+func setOption(fv reflect.Value, v *Value, name string, report reportFunc) {
 	t := fv.Type()
 	if t.Kind() == reflect.Pointer {
 		p := reflect.New(t.Elem())
@@ -213,9 +231,9 @@ func setOption(fv reflect.Value, v *value, name string, report reportFunc) {
 		return
 	}
 	if t == durationType {
-		d, problem := v.duration()
+		d, problem := v.Duration()
 		if problem != "" {
-			report(v.pos, "option %s: %s", name, problem)
+			report(v.Pos, "option %s: %s", name, problem)
 			return
 		}
 		fv.SetInt(int64(d))
@@ -223,87 +241,87 @@ func setOption(fv reflect.Value, v *value, name string, report reportFunc) {
 	}
 	switch t.Kind() {
 	case reflect.String:
-		if v.kind != kindString {
-			report(v.pos, "option %s: want a string, got %s", name, v.describe())
+		if v.Kind != KindString {
+			report(v.Pos, "option %s: want a string, got %s", name, v.Describe())
 			return
 		}
-		fv.SetString(v.str)
+		fv.SetString(v.Str)
 	case reflect.Bool:
-		if v.kind != kindBool {
-			report(v.pos, "option %s: want true or false, got %s", name, v.describe())
+		if v.Kind != KindBool {
+			report(v.Pos, "option %s: want true or false, got %s", name, v.Describe())
 			return
 		}
-		fv.SetBool(v.b)
+		fv.SetBool(v.Bool)
 	case reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64:
-		if v.kind != kindNumber || v.num == nil || !v.num.IsInt() {
-			report(v.pos, "option %s: want an integer, got %s", name, v.describe())
+		if v.Kind != KindNumber || v.Num == nil || !v.Num.IsInt() {
+			report(v.Pos, "option %s: want an integer, got %s", name, v.Describe())
 			return
 		}
-		i, acc := v.num.Int64()
+		i, acc := v.Num.Int64()
 		if acc != big.Exact || fv.OverflowInt(i) {
 			bits := t.Bits()
-			report(v.pos, "option %s: %s is out of range (%d..%d)", name, v.describe(),
+			report(v.Pos, "option %s: %s is out of range (%d..%d)", name, v.Describe(),
 				int64(-1)<<(bits-1), int64(1)<<(bits-1)-1)
 			return
 		}
 		fv.SetInt(i)
 	case reflect.Uint, reflect.Uint8, reflect.Uint16, reflect.Uint32, reflect.Uint64:
-		if v.kind != kindNumber || v.num == nil || !v.num.IsInt() {
-			report(v.pos, "option %s: want an integer, got %s", name, v.describe())
+		if v.Kind != KindNumber || v.Num == nil || !v.Num.IsInt() {
+			report(v.Pos, "option %s: want an integer, got %s", name, v.Describe())
 			return
 		}
-		u, acc := v.num.Uint64()
+		u, acc := v.Num.Uint64()
 		if acc != big.Exact || fv.OverflowUint(u) {
-			report(v.pos, "option %s: %s is out of range (0..%d)", name, v.describe(), uint64(math.MaxUint64)>>(64-t.Bits()))
+			report(v.Pos, "option %s: %s is out of range (0..%d)", name, v.Describe(), uint64(math.MaxUint64)>>(64-t.Bits()))
 			return
 		}
 		fv.SetUint(u)
 	case reflect.Float32, reflect.Float64:
-		if v.kind != kindNumber {
-			report(v.pos, "option %s: want a number, got %s", name, v.describe())
+		if v.Kind != KindNumber {
+			report(v.Pos, "option %s: want a number, got %s", name, v.Describe())
 			return
 		}
 		f := math.NaN()
-		if v.num != nil {
-			f, _ = v.num.Float64()
+		if v.Num != nil {
+			f, _ = v.Num.Float64()
 		}
 		if fv.OverflowFloat(f) {
-			report(v.pos, "option %s: %s is out of range", name, v.describe())
+			report(v.Pos, "option %s: %s is out of range", name, v.Describe())
 			return
 		}
 		fv.SetFloat(f)
 	case reflect.Slice:
-		if v.kind != kindList {
-			report(v.pos, "option %s: want a list of strings, got %s", name, v.describe())
+		if v.Kind != KindList {
+			report(v.Pos, "option %s: want a list of strings, got %s", name, v.Describe())
 			return
 		}
-		s := reflect.MakeSlice(t, len(v.list), len(v.list))
-		for i, e := range v.list {
-			if e.kind == kindInvalid {
+		s := reflect.MakeSlice(t, len(v.List), len(v.List))
+		for i, e := range v.List {
+			if e.Kind == KindInvalid {
 				continue
 			}
-			if e.kind != kindString {
-				report(e.pos, "option %s[%d]: want a string, got %s", name, i, e.describe())
+			if e.Kind != KindString {
+				report(e.Pos, "option %s[%d]: want a string, got %s", name, i, e.Describe())
 				continue
 			}
-			s.Index(i).SetString(e.str)
+			s.Index(i).SetString(e.Str)
 		}
 		fv.Set(s)
 	case reflect.Map:
-		if v.kind != kindMap {
-			report(v.pos, "option %s: want a mapping of strings, got %s", name, v.describe())
+		if v.Kind != KindMap {
+			report(v.Pos, "option %s: want a mapping of strings, got %s", name, v.Describe())
 			return
 		}
-		m := reflect.MakeMapWithSize(t, len(v.fields))
-		for _, f := range v.fields {
-			if f.val.kind == kindInvalid {
+		m := reflect.MakeMapWithSize(t, len(v.Fields))
+		for _, f := range v.Fields {
+			if f.Val.Kind == KindInvalid {
 				continue
 			}
-			if f.val.kind != kindString {
-				report(f.val.pos, "option %s.%s: want a string, got %s", name, f.key, f.val.describe())
+			if f.Val.Kind != KindString {
+				report(f.Val.Pos, "option %s.%s: want a string, got %s", name, f.Key, f.Val.Describe())
 				continue
 			}
-			m.SetMapIndex(reflect.ValueOf(f.key).Convert(t.Key()), reflect.ValueOf(f.val.str).Convert(t.Elem()))
+			m.SetMapIndex(reflect.ValueOf(f.Key).Convert(t.Key()), reflect.ValueOf(f.Val.Str).Convert(t.Elem()))
 		}
 		fv.Set(m)
 	}

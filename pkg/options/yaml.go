@@ -1,4 +1,4 @@
-package config
+package options
 
 import (
 	"bytes"
@@ -13,9 +13,17 @@ import (
 	"go.yaml.in/yaml/v3"
 )
 
-// parseYAML turns src into a value tree. It reports false when src is not
-// YAML at all; an empty document is a nil tree.
-func parseYAML(src []byte, errs *errList) (*value, bool) {
+// ParseYAML turns src, the YAML text of the file named file, into a value
+// tree, with the problems found in it positioned in that file. ok is false
+// when src is not YAML at all, or a tree too big to be worth checking
+// further; an empty document is a nil tree.
+func ParseYAML(file string, src []byte) (root *Value, errs Errors, ok bool) {
+	l := errList{file: file}
+	root, ok = parseYAML(src, &l)
+	return root, l.errs, ok
+}
+
+func parseYAML(src []byte, errs *errList) (*Value, bool) {
 	dec := yaml.NewDecoder(bytes.NewReader(src))
 	var doc yaml.Node
 	if err := dec.Decode(&doc); err != nil {
@@ -144,21 +152,21 @@ type yamlConv struct {
 	active map[*yaml.Node]bool // collections being converted, to catch alias cycles
 }
 
-func (c *yamlConv) value(n *yaml.Node, depth int) *value {
+func (c *yamlConv) value(n *yaml.Node, depth int) *Value {
 	pos := Pos{n.Line, n.Column}
-	invalid := &value{kind: kindInvalid, pos: pos}
+	invalid := &Value{Kind: KindInvalid, Pos: pos}
 	c.nodes++
-	if c.nodes > maxNodes {
+	if c.nodes > MaxNodes {
 		if !c.capped {
 			c.capped = true
-			c.errs.add(pos, "too many values (more than %d, counting what aliases repeat)", maxNodes)
+			c.errs.add(pos, "too many values (more than %d, counting what aliases repeat)", MaxNodes)
 		}
 		return invalid
 	}
-	if depth > maxDepth {
+	if depth > MaxDepth {
 		if !c.deep {
 			c.deep = true
-			c.errs.add(pos, "values nested more than %d deep", maxDepth)
+			c.errs.add(pos, "values nested more than %d deep", MaxDepth)
 		}
 		return invalid
 	}
@@ -180,15 +188,15 @@ func (c *yamlConv) value(n *yaml.Node, depth int) *value {
 		// with a scalar points at the alias; inside a collection it points
 		// at the anchor's text, where the fix goes.
 		v := *c.value(n.Alias, depth+1)
-		v.pos = pos
+		v.Pos = pos
 		return &v
 	case yaml.ScalarNode:
 		return c.scalar(n, pos)
 	case yaml.SequenceNode:
 		defer c.enter(n)()
-		v := &value{kind: kindList, pos: pos}
+		v := &Value{Kind: KindList, Pos: pos}
 		for _, e := range n.Content {
-			v.list = append(v.list, c.value(e, depth+1))
+			v.List = append(v.List, c.value(e, depth+1))
 		}
 		return v
 	case yaml.MappingNode:
@@ -207,53 +215,53 @@ func (c *yamlConv) enter(n *yaml.Node) func() {
 	return func() { delete(c.active, n) }
 }
 
-func (c *yamlConv) scalar(n *yaml.Node, pos Pos) *value {
-	v := &value{kind: kindNull, pos: pos, str: n.Value}
+func (c *yamlConv) scalar(n *yaml.Node, pos Pos) *Value {
+	v := &Value{Kind: KindNull, Pos: pos, Str: n.Value}
 	switch tag := n.ShortTag(); tag {
 	case "!!null":
 	case "!!str", "!!timestamp":
-		v.kind = kindString
+		v.Kind = KindString
 	case "!!bool":
-		if err := n.Decode(&v.b); err != nil {
+		if err := n.Decode(&v.Bool); err != nil {
 			c.errs.add(pos, "invalid boolean %q", n.Value)
-			v.kind = kindInvalid
+			v.Kind = KindInvalid
 			return v
 		}
-		v.kind = kindBool
+		v.Kind = KindBool
 	case "!!int":
 		var i int64
 		var u uint64
 		switch {
 		case n.Decode(&i) == nil:
-			v.num = new(big.Float).SetInt64(i)
+			v.Num = new(big.Float).SetInt64(i)
 		case n.Decode(&u) == nil:
-			v.num = new(big.Float).SetUint64(u)
+			v.Num = new(big.Float).SetUint64(u)
 		default:
 			c.errs.add(pos, "invalid integer %q", n.Value)
-			v.kind = kindInvalid
+			v.Kind = KindInvalid
 			return v
 		}
-		v.kind = kindNumber
+		v.Kind = KindNumber
 	case "!!float":
 		var f float64
 		if err := n.Decode(&f); err != nil {
 			c.errs.add(pos, "invalid number %q", n.Value)
-			v.kind = kindInvalid
+			v.Kind = KindInvalid
 			return v
 		}
 		if !math.IsNaN(f) {
-			v.num = new(big.Float).SetFloat64(f)
+			v.Num = new(big.Float).SetFloat64(f)
 		}
-		v.kind = kindNumber
+		v.Kind = KindNumber
 	default:
 		c.errs.add(pos, "unsupported YAML tag %q", tag)
-		v.kind = kindInvalid
+		v.Kind = KindInvalid
 	}
 	return v
 }
 
-func (c *yamlConv) mapping(n *yaml.Node, pos Pos, depth int) *value {
-	v := &value{kind: kindMap, pos: pos}
+func (c *yamlConv) mapping(n *yaml.Node, pos Pos, depth int) *Value {
+	v := &Value{Kind: KindMap, Pos: pos}
 	seen := map[string]Pos{}
 	var merges []*yaml.Node
 	for i := 0; i+1 < len(n.Content); i += 2 {
@@ -275,7 +283,7 @@ func (c *yamlConv) mapping(n *yaml.Node, pos Pos, depth int) *value {
 			continue
 		}
 		seen[k.Value] = keyPos
-		v.fields = append(v.fields, field{key: k.Value, keyPos: keyPos, val: c.value(kv, depth+1)})
+		v.Fields = append(v.Fields, Field{Key: k.Value, KeyPos: keyPos, Val: c.value(kv, depth+1)})
 	}
 	// Merge keys (<<: *defaults) fill in what the mapping does not set
 	// itself; of several merged mappings the first wins, as YAML says.
@@ -286,14 +294,14 @@ func (c *yamlConv) mapping(n *yaml.Node, pos Pos, depth int) *value {
 		}
 		for _, s := range srcs {
 			mv := c.value(s, depth+1)
-			if mv.kind != kindMap {
-				c.errs.add(mv.pos, "a merge key (<<) wants a mapping or a list of mappings, got %s", mv.describe())
+			if mv.Kind != KindMap {
+				c.errs.add(mv.Pos, "a merge key (<<) wants a mapping or a list of mappings, got %s", mv.Describe())
 				continue
 			}
-			for _, f := range mv.fields {
-				if _, set := seen[f.key]; !set {
-					seen[f.key] = f.keyPos
-					v.fields = append(v.fields, f)
+			for _, f := range mv.Fields {
+				if _, set := seen[f.Key]; !set {
+					seen[f.Key] = f.KeyPos
+					v.Fields = append(v.Fields, f)
 				}
 			}
 		}
