@@ -260,6 +260,6 @@ if [ "$LIVE_CONNS" -gt 0 ]; then
 fi
 
 echo "loadavg at end: $(cat /proc/loadavg)" >>"$OUT/machine.txt"
-(cd "$ROOT/bench/report" && go run . -in "$RESULTS" -chart "$OUT/chart.svg") >"$OUT/summary.md"
+(cd "$ROOT/bench/report" && go run . -in "$RESULTS" -chart "$OUT/chart.svg" -cpu-chart "$OUT/cpu-chart.svg") >"$OUT/summary.md"
 cat "$OUT/summary.md"
-log "results in $OUT (results.tsv, summary.md, chart.svg)"
+log "results in $OUT (results.tsv, summary.md, chart.svg, cpu-chart.svg)"

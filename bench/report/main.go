@@ -1,9 +1,9 @@
 // Command report summarizes bench/compare.sh's results: medians (with the
 // range over rounds) per case and server, ratios against gnet, the issue's
-// targets checked for netd, and an SVG chart of lines/s per server per case.
-// Standard library only.
+// targets checked for netd, and SVG charts of lines/s and of the server's
+// CPU per line, per server per case. Standard library only.
 //
-//	go run . -in results.tsv -chart chart.svg > summary.md
+//	go run . -in results.tsv -chart chart.svg -cpu-chart cpu-chart.svg > summary.md
 //
 // Each input line is: round, case, server, then the loadgen's key=value
 // pairs (tab or space separated); the idle case carries bytes_per_conn, the
@@ -209,6 +209,7 @@ func mark(ok bool) string {
 func main() {
 	in := flag.String("in", "results.tsv", "results of compare.sh")
 	chart := flag.String("chart", "", "write an SVG chart of lines/s here")
+	cpuChart := flag.String("cpu-chart", "", "write an SVG chart of the server's CPU per line here")
 	flag.Parse()
 	f, err := os.Open(*in)
 	if err != nil {
@@ -346,8 +347,11 @@ func main() {
 		slices.Sort(bad)
 		fmt.Fprintf(w, "\nErrors or mismatches: %s\n", strings.Join(bad, "; "))
 	}
-	if *chart != "" {
-		if err := os.WriteFile(*chart, []byte(svgChart(s, servers)), 0o644); err != nil {
+	for file, m := range map[string]chartMetric{*chart: linesMetric, *cpuChart: cpuMetric} {
+		if file == "" {
+			continue
+		}
+		if err := os.WriteFile(file, []byte(svgChart(s, servers, m)), 0o644); err != nil {
 			log.Fatal(err)
 		}
 	}
@@ -361,9 +365,36 @@ func sum(v []float64) float64 {
 	return t
 }
 
+// chartMetric is what a chart shows: one key of the results, scaled.
+type chartMetric struct {
+	key, title, unit string
+	scale            float64              // multiplies the key's values
+	label            func(float64) string // a bar's value, scaled
+}
+
+var (
+	linesMetric = chartMetric{"lines_per_s", "Lines echoed per second", "lines/s", 1, human}
+	cpuMetric   = chartMetric{"server_cpu_ns_per_line", "Server CPU per line in µs, lower is better", "µs", 1e-3,
+		func(v float64) string {
+			if v >= 100 {
+				return strconv.FormatFloat(v, 'f', 0, 64)
+			}
+			return strconv.FormatFloat(v, 'g', 3, 64)
+		}}
+)
+
+// values returns m's scaled values for case c and server srv.
+func (m chartMetric) values(s samples, c, srv string) []float64 {
+	v := slices.Clone(s.get(c, srv, m.key))
+	for i := range v {
+		v[i] *= m.scale
+	}
+	return v
+}
+
 // svgChart draws one panel per case, each with its own scale, a bar per
-// server at its median lines/s and a whisker from min to max.
-func svgChart(s samples, servers []string) string {
+// server at its median of m and a whisker from min to max.
+func svgChart(s samples, servers []string, m chartMetric) string {
 	const (
 		panelW, panelH = 260, 300
 		top, bottom    = 60, 70
@@ -375,13 +406,13 @@ func svgChart(s samples, servers []string) string {
 	var b strings.Builder
 	fmt.Fprintf(&b, `<svg xmlns="http://www.w3.org/2000/svg" width="%d" height="%d" viewBox="0 0 %d %d" font-family="sans-serif" font-size="12">`+"\n", width, height, width, height)
 	fmt.Fprintf(&b, `<rect width="100%%" height="100%%" fill="white"/>`+"\n")
-	fmt.Fprintf(&b, `<text x="%d" y="24" font-size="16" font-weight="bold">Lines echoed per second (64-byte lines; median of rounds, whiskers min–max; each panel has its own scale)</text>`+"\n", left)
+	fmt.Fprintf(&b, `<text x="%d" y="24" font-size="16" font-weight="bold">%s (64-byte lines; median of rounds, whiskers min–max; each panel has its own scale)</text>`+"\n", left, html.EscapeString(m.title))
 	for i, c := range cases {
 		x0 := left + i*(panelW+gap)
 		y0 := top
 		peak := 0.0
 		for _, srv := range servers {
-			if v := s.get(c.id, srv, "lines_per_s"); len(v) > 0 {
+			if v := m.values(s, c.id, srv); len(v) > 0 {
 				peak = max(peak, slices.Max(v))
 			}
 		}
@@ -398,7 +429,7 @@ func svgChart(s samples, servers []string) string {
 		}
 		barW := panelW / (len(servers) + 1)
 		for j, srv := range servers {
-			v := s.get(c.id, srv, "lines_per_s")
+			v := m.values(s, c.id, srv)
 			if len(v) == 0 {
 				continue
 			}
@@ -409,13 +440,13 @@ func svgChart(s samples, servers []string) string {
 			if color == "" {
 				color = "#bcbd22"
 			}
-			fmt.Fprintf(&b, `<rect x="%d" y="%d" width="%d" height="%d" fill="%s"><title>%s: %s lines/s</title></rect>`+"\n",
-				bx, y0+panelH-h, barW-6, h, color, html.EscapeString(srv), human(med))
+			fmt.Fprintf(&b, `<rect x="%d" y="%d" width="%d" height="%d" fill="%s"><title>%s: %s %s</title></rect>`+"\n",
+				bx, y0+panelH-h, barW-6, h, color, html.EscapeString(srv), m.label(med), m.unit)
 			lo := y0 + panelH - int(float64(panelH)*slices.Min(v)/scale)
 			hi := y0 + panelH - int(float64(panelH)*slices.Max(v)/scale)
 			cx := bx + (barW-6)/2
 			fmt.Fprintf(&b, `<line x1="%d" y1="%d" x2="%d" y2="%d" stroke="black"/>`+"\n", cx, lo, cx, hi)
-			fmt.Fprintf(&b, `<text x="%d" y="%d" text-anchor="middle" font-size="10">%s</text>`+"\n", cx, min(hi, y0+panelH-h)-4, human(med))
+			fmt.Fprintf(&b, `<text x="%d" y="%d" text-anchor="middle" font-size="10">%s</text>`+"\n", cx, min(hi, y0+panelH-h)-4, m.label(med))
 			fmt.Fprintf(&b, `<text x="%d" y="%d" text-anchor="end" transform="rotate(-40 %d %d)">%s</text>`+"\n",
 				cx, y0+panelH+14, cx, y0+panelH+14, html.EscapeString(srv))
 		}

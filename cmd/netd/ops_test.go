@@ -227,10 +227,7 @@ func TestSystemdNotify(t *testing.T) {
 // TestSocketActivation: systemd-socket-activate passes a listening socket
 // named echo; a listener on fd://echo serves it.
 func TestSocketActivation(t *testing.T) {
-	activate, err := exec.LookPath("systemd-socket-activate")
-	if err != nil {
-		t.Skip("systemd-socket-activate is not installed (Debian package systemd)")
-	}
+	activate := lookProgram(t, "systemd-socket-activate", "systemd")
 	port := freePort(t)
 	path := writeConfig(t, "netd.yaml", "listeners:\n  - name: e\n    address: fd://echo\n    module: echo\n")
 	cmd := exec.Command(activate, "-l", fmt.Sprintf("127.0.0.1:%d", port), "--fdname=echo", netdBin, "serve", "-c", path)
@@ -252,6 +249,7 @@ func TestSocketActivation(t *testing.T) {
 	}()
 	// systemd-socket-activate starts netd at the first connection.
 	var c net.Conn
+	var err error
 	for deadline := time.Now().Add(10 * time.Second); ; {
 		c, err = net.DialTimeout("tcp", fmt.Sprintf("127.0.0.1:%d", port), time.Second)
 		if err == nil || time.Now().After(deadline) {

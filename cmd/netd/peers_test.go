@@ -3,8 +3,8 @@ package main_test
 // End-to-end tests against real peer programs from Debian packages:
 // redis-server, driven by redis-benchmark and by hand, behind netd's proxy;
 // and xinetd's built-in services beside netd's inetd modules, byte for byte.
-// Each test skips when its programs are not installed, since CI machines
-// may lack them.
+// Each test skips, saying why, when its programs are not installed or cannot
+// run here; under CI=true, where .ci/run installs them, it fails instead.
 
 import (
 	"bytes"
@@ -26,8 +26,19 @@ import (
 
 // --- Helpers. ---
 
+// skipPeer skips the test for a reason outside netd: a peer program missing
+// or unable to run here. Under CI=true it fails the test instead, since
+// .ci/run installs every peer and a skipped peer test would pass unrun.
+func skipPeer(t *testing.T, format string, args ...any) {
+	t.Helper()
+	if os.Getenv("CI") == "true" {
+		t.Fatalf("CI=true, so a peer test may not skip: "+format, args...)
+	}
+	t.Skipf(format, args...)
+}
+
 // lookProgram returns the path of program name, or skips the test naming
-// the Debian package that holds it.
+// the Debian package that holds it (skipPeer).
 func lookProgram(t *testing.T, name, pkg string) string {
 	t.Helper()
 	if p, err := exec.LookPath(name); err == nil {
@@ -40,7 +51,7 @@ func lookProgram(t *testing.T, name, pkg string) string {
 			return p
 		}
 	}
-	t.Skipf("%s is not installed (Debian package %s); skipping", name, pkg)
+	skipPeer(t, "%s is not installed (Debian package %s; .ci/run installs it)", name, pkg)
 	return ""
 }
 
@@ -353,7 +364,7 @@ func startXinetd(t *testing.T, bin, tz string) map[string]string {
 	t.Helper()
 	u, err := user.Current()
 	if err != nil {
-		t.Skipf("no current user for xinetd's user attribute: %v", err)
+		skipPeer(t, "no current user for xinetd's user attribute: %v", err)
 	}
 	dir := t.TempDir()
 	addrs := map[string]string{}
@@ -399,17 +410,17 @@ func startXinetd(t *testing.T, bin, tz string) map[string]string {
 	var m []string
 	for m = xinetdWorking.FindStringSubmatch(readLog()); m == nil; m = xinetdWorking.FindStringSubmatch(readLog()) {
 		if x.exited() {
-			t.Skipf("xinetd cannot start here as user %s: %v\n%s%s", u.Username, x.cmd.ProcessState, x.out.String(), readLog())
+			skipPeer(t, "xinetd cannot start here as user %s: %v\n%s%s", u.Username, x.cmd.ProcessState, x.out.String(), readLog())
 		}
 		if time.Now().After(deadline) {
-			t.Skipf("xinetd did not start its services within 20 s:\n%s%s", x.out.String(), readLog())
+			skipPeer(t, "xinetd did not start its services within 20 s:\n%s%s", x.out.String(), readLog())
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
 	if n, _ := strconv.Atoi(m[1]); n != len(peerServices) {
 		log := readLog()
 		if strings.Contains(log, "bind failed") || os.Getuid() != 0 {
-			t.Skipf("xinetd set up %d of %d services as user %s (cannot bind or run them here):\n%s", n, len(peerServices), u.Username, log)
+			skipPeer(t, "xinetd set up %d of %d services as user %s (cannot bind or run them here):\n%s", n, len(peerServices), u.Username, log)
 		}
 		// As root with free ports, a service turned down is our config's fault.
 		t.Fatalf("xinetd set up %d of %d services:\n%s", n, len(peerServices), log)

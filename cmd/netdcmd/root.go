@@ -17,7 +17,7 @@ import (
 	"github.com/spf13/viper"
 )
 
-// Exit codes, as INTERFACE.md fixes them.
+// Exit codes, as README.md (Commands) fixes them.
 const (
 	ExitOK     = 0
 	ExitError  = 1 // a config error or a start-up failure

@@ -61,6 +61,10 @@ var ErrMismatch = errors.New("echoed bytes differ from the bytes sent")
 // ErrNothingEchoed is returned (wrapped) by Run when no byte at all came back.
 var ErrNothingEchoed = errors.New("nothing was echoed")
 
+// ErrNotListening is returned (wrapped) by Run when nothing accepted a
+// connection at the address within Timeout, before the run started.
+var ErrNotListening = errors.New("nothing accepts connections there")
+
 // ErrOptions is matched (errors.Is) by the errors Run returns for bad
 // options, before anything runs.
 var ErrOptions = errors.New("bad bench options")
@@ -113,7 +117,8 @@ type Options struct {
 	CycleLines int `json:"cycle_lines,omitempty"`
 	// Timeout is the longest wait for a connect or for progress on a read or
 	// write (default 5s). Past it the connection counts an error and is
-	// replaced.
+	// replaced. Before the run starts, Run also waits up to Timeout for the
+	// service to accept a first connection.
 	Timeout time.Duration `json:"timeout_ns"`
 	// ServerPID, when > 0, is the server process to watch: CPU time from
 	// /proc/PID/stat (utime+stime) over the run, RSS from /proc/PID/status.
@@ -306,16 +311,22 @@ func (r *runner) writef(w io.Writer, format string, args ...any) {
 
 // Run runs the load against o.Address until o.Duration has passed (plus at
 // most a short grace for the exchanges in flight), every connection has done
-// o.Lines lines, or ctx is cancelled. It returns the report in every case
+// o.Lines lines, or ctx is cancelled. The run starts once the service has
+// accepted a connection, so that bench started together with its server
+// does not begin with connect errors. Run returns the report in every case
 // once the run has started; the error is non-nil (wrapping ErrMismatch or
-// ErrNothingEchoed) when a mismatch was seen or nothing came back, and for
-// bad options, in which case nothing ran.
+// ErrNothingEchoed) when a mismatch was seen or nothing came back, and, with
+// nothing run, for bad options or when the service never accepted
+// (ErrNotListening).
 func Run(ctx context.Context, o Options) (Report, error) {
 	o, err := o.withDefaults()
 	if err != nil {
 		return Report{Options: o}, err
 	}
 	network, addr, _ := parseAddress(o.Address)
+	if err := waitForService(ctx, network, addr, o.Timeout); err != nil {
+		return Report{Options: o}, fmt.Errorf("bench: %s: %w", o.Address, err)
+	}
 
 	var srv *serverWatch
 	if o.ServerPID > 0 {
@@ -400,6 +411,31 @@ func Run(ctx context.Context, o Options) (Report, error) {
 		return rep, fmt.Errorf("bench: %w (%d errors, %d connect errors)", ErrNothingEchoed, rep.Errors, rep.ConnectErrors)
 	}
 	return rep, nil
+}
+
+// waitForService dials addr until a connect succeeds, for up to timeout or
+// until ctx is cancelled, and closes the connection it made.
+func waitForService(ctx context.Context, network, addr string, timeout time.Duration) error {
+	deadline := time.Now().Add(timeout)
+	backoff := 10 * time.Millisecond
+	for {
+		d := net.Dialer{Deadline: deadline}
+		c, err := d.DialContext(ctx, network, addr)
+		if err == nil {
+			return c.Close()
+		}
+		if time.Until(deadline) < backoff && ctx.Err() == nil {
+			return fmt.Errorf("%w within %v: %w", ErrNotListening, timeout, err)
+		}
+		t := time.NewTimer(backoff)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return fmt.Errorf("%w: interrupted: %w", ErrNotListening, ctx.Err())
+		case <-t.C:
+		}
+		backoff = min(2*backoff, 200*time.Millisecond)
+	}
 }
 
 // ticker prints progress and samples the server once a second until stop.

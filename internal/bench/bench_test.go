@@ -52,6 +52,12 @@ func startServer(t *testing.T, network string, f fault) string {
 	if err != nil {
 		t.Fatal(err)
 	}
+	serve(t, ln, f)
+	return addr
+}
+
+// serve serves ln as startServer does, until the test ends.
+func serve(t *testing.T, ln net.Listener, f fault) {
 	var (
 		mu    sync.Mutex
 		conns = map[net.Conn]bool{}
@@ -88,7 +94,6 @@ func startServer(t *testing.T, network string, f fault) string {
 		mu.Unlock()
 		wg.Wait()
 	})
-	return addr
 }
 
 func serveEcho(c net.Conn, f fault) {
@@ -304,19 +309,62 @@ func TestServerStopsAnswering(t *testing.T) {
 		}
 	})
 	t.Run("nothing listens", func(t *testing.T) {
-		ln, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
-		}
-		addr := ln.Addr().String() // host:port, no scheme
-		ln.Close()
+		addr := closedAddr(t)
 		start := time.Now()
-		r, err := Run(context.Background(), Options{Address: addr, Conns: 2, Duration: d})
-		checkBound(t, start, d+time.Second)
-		if !errors.Is(err, ErrNothingEchoed) || r.ConnectErrors == 0 {
-			t.Errorf("Run error %v, connect errors %d", err, r.ConnectErrors)
+		r, err := Run(context.Background(), Options{Address: addr, Conns: 2, Duration: d, Timeout: timeout})
+		checkBound(t, start, timeout+time.Second)
+		if !errors.Is(err, ErrNotListening) || !strings.Contains(err.Error(), "refused") || r.Connects != 0 {
+			t.Errorf("Run error %v, connects %d; want ErrNotListening, refused, nothing run", err, r.Connects)
 		}
 	})
+	t.Run("cancelled while waiting", func(t *testing.T) {
+		ctx, cancel := context.WithCancel(context.Background())
+		time.AfterFunc(200*time.Millisecond, cancel)
+		start := time.Now()
+		_, err := Run(ctx, Options{Address: closedAddr(t), Duration: d, Timeout: time.Minute})
+		checkBound(t, start, 1500*time.Millisecond)
+		if !errors.Is(err, ErrNotListening) || !errors.Is(err, context.Canceled) {
+			t.Errorf("Run error %v, want ErrNotListening and context.Canceled", err)
+		}
+	})
+}
+
+// closedAddr is a host:port (no scheme) on which nothing listens.
+func closedAddr(t *testing.T) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	ln.Close()
+	return addr
+}
+
+// TestWaitsForService: a run started before its server listens waits for
+// it and then runs without a connect error, as in the README's
+// `netd serve & netd bench`.
+func TestWaitsForService(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "late.sock")
+	listening := make(chan struct{})
+	time.AfterFunc(300*time.Millisecond, func() {
+		defer close(listening)
+		ln, err := net.Listen("unix", path)
+		if err != nil {
+			t.Error(err)
+			return
+		}
+		serve(t, ln, good)
+	})
+	r, err := Run(context.Background(), Options{Address: "unix://" + path, Conns: 4, Duration: 300 * time.Millisecond})
+	<-listening
+	if err != nil {
+		t.Fatalf("Run: %v", err)
+	}
+	if r.Lines == 0 || r.ConnectErrors != 0 || r.Connects != 4 {
+		t.Errorf("lines %d, connects %d, connect errors %d (%s); want lines, 4 connects and no connect error",
+			r.Lines, r.Connects, r.ConnectErrors, r.FirstConnectErr)
+	}
 }
 
 func TestCancel(t *testing.T) {

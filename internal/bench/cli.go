@@ -13,9 +13,9 @@ import (
 
 // NewCommand is `netd bench ADDRESS`. The report goes to the command's
 // output, progress and mismatch details to its error output. The command's
-// error wraps ErrOptions for bad flag values (nothing ran), ErrMismatch or
-// ErrNothingEchoed after a failed run; the report is printed in the latter
-// cases too. SIGINT and SIGTERM end the run early, and the report is printed.
+// error wraps ErrOptions for bad flag values or ErrNotListening (nothing
+// ran, nothing printed), ErrMismatch or ErrNothingEchoed after a failed run;
+// the report is printed in the latter cases too. SIGINT and SIGTERM end the run early, and the report is printed.
 func NewCommand() *cobra.Command {
 	var (
 		o      Options
@@ -33,6 +33,8 @@ percentiles, errors and mismatches; given the server's PID, also the server's
 CPU time per line and its peak RSS.
 
 ADDRESS is tcp://host:port (tcp4://, tcp6://), host:port, or unix:///path.
+The run starts once ADDRESS accepts a connection, waiting up to --timeout for
+it, so bench may be started together with the server.
 
 For a soak run, add random lines, fragmented writes, half-closes and
 reconnects:
@@ -66,7 +68,7 @@ lost after a half-close) or when nothing was echoed at all.`,
 			}()
 
 			rep, err := Run(ctx, o)
-			if errors.Is(err, ErrOptions) {
+			if errors.Is(err, ErrOptions) || errors.Is(err, ErrNotListening) {
 				return err
 			}
 			out := cmd.OutOrStdout()
@@ -93,7 +95,7 @@ lost after a half-close) or when nothing was echoed at all.`,
 	f.Float64Var(&o.HalfClose, "half-close", 0, "probability (0..1) that a connection ends with a half-close, checking that everything, an unterminated tail too, comes back and then EOF")
 	f.BoolVar(&o.Reconnect, "reconnect", false, "end each connection after a random number of lines and open a new one")
 	f.IntVar(&o.CycleLines, "cycle-lines", DefaultCycleLines, "with --reconnect, the most lines a connection sends before it is replaced")
-	f.DurationVar(&o.Timeout, "timeout", DefaultTimeout, "longest wait for a connect, or for progress on a read or write")
+	f.DurationVar(&o.Timeout, "timeout", DefaultTimeout, "longest wait for a connect (the first one too: the run starts once ADDRESS accepts), or for progress on a read or write")
 	f.IntVar(&o.ServerPID, "server-pid", 0, "PID of the server: report its CPU time per line and peak RSS (from /proc)")
 	f.Int64Var(&o.Seed, "seed", 0, "seed of the line contents (0: from the clock; the report shows the seed used)")
 	f.BoolVarP(&quiet, "quiet", "q", false, "no progress lines")

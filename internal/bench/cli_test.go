@@ -55,6 +55,12 @@ func TestCommand(t *testing.T) {
 		t.Errorf("%v\nstdout: %s\nstderr: %s", err, out, errOut)
 	}
 
+	// Nothing listens: nothing runs, nothing is printed.
+	out, _, err = runCmd("--timeout", "200ms", "-q", closedAddr(t))
+	if !errors.Is(err, ErrNotListening) || out != "" {
+		t.Errorf("nothing listening: %v, stdout %q", err, out)
+	}
+
 	// Bad usage: nothing runs, nothing is printed.
 	for _, args := range [][]string{
 		{},

@@ -72,7 +72,7 @@ func TestAppendLine(t *testing.T) {
 		t    time.Time
 		want string
 	}{
-		// INTERFACE.md's example.
+		// The example of the module's README.md.
 		{time.Date(2026, 11, 25, 18, 52, 57, 0, time.UTC), "25 NOV 2026 18:52:57 UTC\r\n"},
 		// xinetd, TZ=Asia/Kolkata, faketime 2036-02-07 12:00:02: the day keeps its leading zero.
 		{time.Date(2036, 2, 7, 6, 30, 2, 0, time.UTC).In(zone(t, "Asia/Kolkata")), "07 FEB 2036 12:00:02 IST\r\n"},

@@ -83,7 +83,7 @@ func TestProvisionWithoutLogger(t *testing.T) {
 	}
 }
 
-// TestLineMode is the line echo of INTERFACE.md, read by read.
+// TestLineMode is the line echo of README.md (The echo module), read by read.
 func TestLineMode(t *testing.T) {
 	tests := []struct {
 		name       string
