@@ -5,6 +5,8 @@ import (
 	"math"
 	"strings"
 	"time"
+
+	"github.com/netd/netd/pkg/address"
 )
 
 // listenerMeta is what the checks after decoding need to know about a
@@ -227,7 +229,7 @@ func (d *decoder) listener(i int, item *value, names map[string]Pos) (Listener, 
 				continue
 			}
 			l.Address = v.str
-			addr, err := ParseAddress(v.str)
+			addr, err := address.Parse(v.str)
 			if err != nil {
 				d.errs.add(v.pos, "%s: %v", m.ctx, err)
 				continue
@@ -326,7 +328,7 @@ func (d *decoder) checkAddresses(cfg *Config, metas []listenerMeta) {
 		if !metas[i].addrOK {
 			continue
 		}
-		key := l.Addr.bindKey()
+		key := bindKey(l.Addr)
 		if key == "" {
 			continue
 		}
@@ -339,7 +341,7 @@ func (d *decoder) checkAddresses(cfg *Config, metas []listenerMeta) {
 	if cfg.Admin == nil || cfg.Admin.Address == "" || checkHostPort("tcp", cfg.Admin.Address) != "" {
 		return
 	}
-	key := Address{Scheme: "tcp", Host: cfg.Admin.Address}.bindKey()
+	key := bindKey(Address{Scheme: "tcp", Host: cfg.Admin.Address})
 	if first, dup := used[key]; dup && key != "" {
 		d.errs.add(first.pos, "%s: address %s is already used by admin.address (at %s)", first.ctx, first.addr, d.adminPos)
 	}
