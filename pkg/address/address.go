@@ -198,14 +198,18 @@ func resolve(network, hostport string, m mode) (netip.AddrPort, string) {
 	if port == "" {
 		return no, "missing port"
 	}
+	ports := "0..65535"
+	if m == dial {
+		ports = "1..65535"
+	}
 	n, err := strconv.ParseUint(port, 10, 64)
 	switch {
 	case err != nil && strings.Trim(port, "0123456789") == "":
-		return no, fmt.Sprintf("port %s is out of range (0..65535)", port)
+		return no, fmt.Sprintf("port %s is out of range (%s)", port, ports)
 	case err != nil:
 		return no, fmt.Sprintf("invalid port %q", port)
 	case n > 65535:
-		return no, fmt.Sprintf("port %d is out of range (0..65535)", n)
+		return no, fmt.Sprintf("port %d is out of range (%s)", n, ports)
 	case n == 0 && m == dial:
 		return no, "cannot connect to port 0"
 	}

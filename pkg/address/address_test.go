@@ -129,7 +129,7 @@ func TestParseDial(t *testing.T) {
 		{"fd://web", `address "fd://web": cannot connect to a fd:// address ` + schemes},
 		{"http://1.2.3.4:80", `address "http://1.2.3.4:80": unknown scheme "http" ` + schemes},
 		{"tcp://127.0.0.1:0", `address "tcp://127.0.0.1:0": cannot connect to port 0`},
-		{"tcp://127.0.0.1:99999", `address "tcp://127.0.0.1:99999": port 99999 is out of range (0..65535)`},
+		{"tcp://127.0.0.1:99999", `address "tcp://127.0.0.1:99999": port 99999 is out of range (1..65535)`},
 		{"tcp://127.0.0.1", `address "tcp://127.0.0.1": missing port`},
 		{"tcp://:80", `address "tcp://:80": missing host`},
 		{"tcp://0.0.0.0:80", `address "tcp://0.0.0.0:80": cannot connect to the unspecified address 0.0.0.0`},

@@ -8,16 +8,13 @@ package proxy
 import (
 	"errors"
 	"fmt"
-	"net"
-	"net/netip"
-	"strconv"
-	"strings"
 	"sync/atomic"
 	"time"
 
 	"github.com/hashicorp/go-hclog"
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/netd/netd/pkg/address"
 	"github.com/netd/netd/pkg/modules/api"
 )
 
@@ -50,7 +47,7 @@ type Options struct {
 // upstream is one configured upstream and what every loop knows of it.
 // The module instance is shared by all loops, so its state is atomic.
 type upstream struct {
-	network string // "tcp" or "unix", as Loop.Dial takes it
+	network string // tcp, tcp4, tcp6 or unix, as Loop.Dial takes it
 	address string // host:port or a path
 	name    string // as the config spells it, for logs
 	active  atomic.Int64
@@ -167,48 +164,19 @@ func (p *Proxy) Provision(s api.Setup) error {
 	return p.provisionMetrics(s.Metrics)
 }
 
-// parseUpstream checks one upstream address: tcp://IP:port,
-// tcp://localhost:port or unix:///absolute/path. Names are not resolved:
-// the loop dials without blocking, and a DNS lookup would block.
-func parseUpstream(a string) (*upstream, error) {
-	scheme, rest, ok := strings.Cut(a, "://")
-	if !ok {
-		return nil, fmt.Errorf("%q: want tcp://host:port or unix:///path", a)
-	}
-	u := &upstream{name: a}
-	switch scheme {
-	case "unix":
-		if !strings.HasPrefix(rest, "/") {
-			return nil, fmt.Errorf("%q: a unix socket path must be absolute (unix:///path)", a)
-		}
-		u.network, u.address = "unix", rest
-		return u, nil
-	case "tcp", "tcp4", "tcp6":
-	default:
-		return nil, fmt.Errorf("%q: unsupported scheme %q; want tcp:// or unix://", a, scheme)
-	}
-	host, port, err := net.SplitHostPort(rest)
+// parseUpstream checks one upstream address by address.ParseDial, the
+// rules Loop.Dial applies: tcp://IP:port, tcp://localhost:port or
+// unix:///absolute/path. Names are not resolved: the loop dials without
+// blocking, and a DNS lookup would block.
+func parseUpstream(s string) (*upstream, error) {
+	a, err := address.ParseDial(s)
 	if err != nil {
-		return nil, fmt.Errorf("%q: want tcp://host:port", a)
+		return nil, err
 	}
-	n, err := strconv.ParseUint(port, 10, 16)
-	if err != nil || n == 0 {
-		return nil, fmt.Errorf("%q: bad port %q", a, port)
+	u := &upstream{name: s, network: a.Scheme, address: a.Host}
+	if a.Scheme == "unix" {
+		u.address = a.Path
 	}
-	if host != "localhost" {
-		ip, err := netip.ParseAddr(host)
-		if err != nil {
-			return nil, fmt.Errorf("%q: the host must be an IP address or localhost (netd does not resolve names)", a)
-		}
-		ip = ip.Unmap()
-		switch {
-		case ip.IsUnspecified():
-			return nil, fmt.Errorf("%q: cannot connect to the unspecified address", a)
-		case scheme == "tcp4" && !ip.Is4(), scheme == "tcp6" && ip.Is4():
-			return nil, fmt.Errorf("%q: not an %s address", a, scheme)
-		}
-	}
-	u.network, u.address = scheme, rest
 	return u, nil
 }
 
