@@ -16,6 +16,7 @@ import (
 
 	"github.com/netd/netd/pkg/address"
 	"github.com/netd/netd/pkg/modules/api"
+	"github.com/netd/netd/pkg/modules/internal/relay"
 )
 
 // Balance modes.
@@ -29,12 +30,6 @@ const (
 	DefaultConnectTimeout = 5 * time.Second
 	DefaultFailTimeout    = 10 * time.Second
 )
-
-// Flow-control bounds. A side stops being read once the other side holds
-// more than HighWater bytes it could not send yet, and is read again once
-// that has drained (OnWritable). Reads are at most 64 KiB, so a direction
-// holds at most HighWater plus one read.
-const HighWater = 256 << 10
 
 // Options are the proxy module's options.
 type Options struct {
@@ -275,13 +270,11 @@ type pair struct {
 	up       *upstream
 	tried    []bool
 
-	connected      bool
-	clientGone     bool // the client's OnClose ran
-	upstreamGone   bool // the current upstream's OnClose ran
-	clientEOF      bool // the client half-closed, and the upstream was told
-	upstreamEOF    bool // the upstream half-closed, and the client was told
-	clientPaused   bool // client not read: its upstream holds too much
-	upstreamPaused bool // upstream not read: the client holds too much
+	connected    bool
+	clientGone   bool            // the client's OnClose ran
+	upstreamGone bool            // the current upstream's OnClose ran
+	toUpstream   relay.Direction // client to upstream
+	toClient     relay.Direction // upstream to client
 
 	lastErr error // of the last failed connect
 }
@@ -324,7 +317,7 @@ func (pr *pair) giveUp(err error) {
 	p := pr.p
 	p.noUpstream.Inc()
 	if p.allDownLog.Allow(pr.client.Loop().Now()) {
-		p.log.Warn("no upstream could be reached; closing the client", "remote", remote(pr.client), "upstreams", len(p.upstreams), "error", err)
+		p.log.Warn("no upstream could be reached; closing the client", "remote", relay.Remote(pr.client), "upstreams", len(p.upstreams), "error", err)
 	}
 	pr.client.CloseFor(api.ReasonError, fmt.Errorf("proxy: no upstream: %w", err))
 }
@@ -345,11 +338,7 @@ func (pr *pair) OnReadable(u api.Conn) {
 	if u != pr.upstream {
 		return
 	}
-	if pr.forward(u, pr.client) {
-		pr.upstreamPaused = true
-	}
-	if u.InputClosed() && !pr.upstreamEOF {
-		pr.upstreamEOF = true
+	if pr.toClient.Forward(u, pr.client) {
 		pr.halfClose(pr.client)
 	}
 }
@@ -357,9 +346,8 @@ func (pr *pair) OnReadable(u api.Conn) {
 // OnWritable implements api.StreamHandler: the upstream took what was
 // queued for it, so the client may be read again.
 func (pr *pair) OnWritable(u api.Conn) {
-	if u == pr.upstream && pr.clientPaused && !pr.clientGone {
-		pr.clientPaused = false
-		pr.client.ResumeReading()
+	if u == pr.upstream && !pr.clientGone {
+		pr.toUpstream.Resume(pr.client)
 	}
 }
 
@@ -403,38 +391,16 @@ func (pr *pair) fromClient() {
 		c.Consume(len(c.Inbound()))
 		return
 	}
-	if pr.forward(c, pr.upstream) {
-		pr.clientPaused = true
-	}
-	if c.InputClosed() && !pr.clientEOF {
-		pr.clientEOF = true
+	if pr.toUpstream.Forward(c, pr.upstream) {
 		pr.halfClose(pr.upstream)
 	}
 }
 
 // clientDrained resumes reading the upstream once the client caught up.
 func (pr *pair) clientDrained() {
-	if pr.upstreamPaused && pr.upstream != nil && !pr.upstreamGone {
-		pr.upstreamPaused = false
-		pr.upstream.ResumeReading()
+	if pr.upstream != nil && !pr.upstreamGone {
+		pr.toClient.Resume(pr.upstream)
 	}
-}
-
-// forward writes what from holds to to and reports whether from was
-// paused because to holds too much. A write to a closing side fails: the
-// bytes are dropped, as nobody is left to read them.
-func (pr *pair) forward(from, to api.Conn) (paused bool) {
-	in := from.Inbound()
-	if len(in) == 0 {
-		return false
-	}
-	_, _ = to.Write(in)
-	from.Consume(len(in))
-	if to.Buffered() > HighWater {
-		from.PauseReading()
-		return true
-	}
-	return false
 }
 
 // halfClose carries an end-of-file to to, the other side: it half-closes
@@ -443,7 +409,7 @@ func (pr *pair) forward(from, to api.Conn) (paused bool) {
 // closed before the client, so that a client that sees its end-of-file
 // and connects again finds the upstream's count already lowered.
 func (pr *pair) halfClose(to api.Conn) {
-	if !pr.clientEOF || !pr.upstreamEOF {
+	if !pr.toUpstream.Ended() || !pr.toClient.Ended() {
 		_ = to.CloseWrite()
 		return
 	}
@@ -467,12 +433,4 @@ func (pr *pair) clientClosed(reason api.Reason, err error) {
 	// Otherwise what the client sent is delivered, then the upstream is
 	// closed.
 	_ = u.Close()
-}
-
-// remote names the peer for the log.
-func remote(c api.Conn) string {
-	if a := c.RemoteAddr(); a != nil {
-		return a.String()
-	}
-	return "unknown"
 }
