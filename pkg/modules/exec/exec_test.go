@@ -326,7 +326,7 @@ args: [-c, 'trap "" TERM PIPE; : > "$0"; while :; do echo y; sleep 0.01; done', 
 	waitFile(t, ready) // SIGTERM before the trap is set would end it
 	s.child.FeedString("y\ny\n")
 	s.client.Terminate(api.ReasonIdleTimeout, nil)
-	s.reap(t, l) // SIGTERM is ignored; SIGKILL follows after KillGrace
+	s.reap(t, l) // SIGTERM is ignored; SIGKILL follows after the kill grace
 	if got := logger.Find(hclog.Debug, "child exited"); len(got) != 1 {
 		t.Fatalf("exit log: %v", got)
 	} else if st, _ := got[0].Arg("status"); st != "signal: killed" {
