@@ -6,6 +6,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/netd/netd/pkg/address"
 	"github.com/netd/netd/pkg/modules/api"
 	"github.com/netd/netd/pkg/options"
 )
@@ -172,7 +173,7 @@ func (d *decoder) listenerAddress(l *Listener, f *field, what string) {
 		return
 	}
 	l.Address = v.Str
-	addr, err := ParseAddress(v.Str)
+	addr, err := address.Parse(v.Str)
 	if err != nil {
 		d.errs.add(v.Pos, "%s: %v", m.ctx, err)
 		return
@@ -226,7 +227,7 @@ func (d *decoder) checkAddresses(cfg *Config, metas []listenerMeta) {
 		if !metas[i].addrOK {
 			continue
 		}
-		key := l.Addr.bindKey()
+		key := bindKey(l.Addr)
 		if key == "" {
 			continue
 		}
@@ -239,7 +240,7 @@ func (d *decoder) checkAddresses(cfg *Config, metas []listenerMeta) {
 	if cfg.Admin == nil || cfg.Admin.Address == "" || checkHostPort("tcp", cfg.Admin.Address) != "" {
 		return
 	}
-	key := Address{Scheme: "tcp", Host: cfg.Admin.Address}.bindKey()
+	key := bindKey(Address{Scheme: "tcp", Host: cfg.Admin.Address})
 	if first, dup := used[key]; dup && key != "" {
 		d.errs.add(first.Pos, "%s: address %s is already used by admin.address (at %s)", first.ctx, first.addr, d.adminPos)
 	}

@@ -15,6 +15,7 @@ import (
 	"github.com/hashicorp/go-hclog"
 	"golang.org/x/sys/unix"
 
+	"github.com/netd/netd/pkg/address"
 	"github.com/netd/netd/pkg/modules/api"
 )
 
@@ -253,32 +254,25 @@ func (l *Listener) stopModule() {
 
 // bindSocket creates, binds and (for streams) listens on a non-blocking
 // socket. For unix sockets it returns the path to remove on close.
-func bindSocket(network, address string) (fd int, path string, err error) {
+func bindSocket(network, addr string) (fd int, path string, err error) {
 	var sa unix.Sockaddr
 	var domain, typ int
 	switch network {
 	case "unix":
-		if err := clearStaleUnixSocket(address); err != nil {
+		if err := clearStaleUnixSocket(addr); err != nil {
 			return -1, "", err
 		}
 		domain, typ = unix.AF_UNIX, unix.SOCK_STREAM
-		sa = &unix.SockaddrUnix{Name: address}
-		path = address
+		sa = &unix.SockaddrUnix{Name: addr}
+		path = addr
 	default:
-		ap, err := resolveHostPort(network, address)
+		domain, sa, err = inetSockaddr(network, addr, false)
 		if err != nil {
 			return -1, "", err
 		}
 		typ = unix.SOCK_STREAM
 		if strings.HasPrefix(network, "udp") {
 			typ = unix.SOCK_DGRAM
-		}
-		if ap.Addr().Is4() {
-			domain = unix.AF_INET
-			sa = &unix.SockaddrInet4{Port: int(ap.Port()), Addr: ap.Addr().As4()}
-		} else {
-			domain = unix.AF_INET6
-			sa = &unix.SockaddrInet6{Port: int(ap.Port()), Addr: ap.Addr().As16()}
 		}
 	}
 	fd, err = unix.Socket(domain, typ|unix.SOCK_NONBLOCK|unix.SOCK_CLOEXEC, 0)
@@ -287,7 +281,7 @@ func bindSocket(network, address string) (fd int, path string, err error) {
 	}
 	fail := func(op string, err error) (int, string, error) {
 		_ = unix.Close(fd)
-		return -1, "", fmt.Errorf("%s %s %s: %w", op, network, address, err)
+		return -1, "", fmt.Errorf("%s %s %s: %w", op, network, addr, err)
 	}
 	if domain != unix.AF_UNIX {
 		if err := unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_REUSEADDR, 1); err != nil {
@@ -304,7 +298,7 @@ func bindSocket(network, address string) (fd int, path string, err error) {
 	}
 	if err := unix.Bind(fd, sa); err != nil {
 		if errors.Is(err, unix.ENOENT) && network == "unix" {
-			return fail("bind", fmt.Errorf("directory %s does not exist", dirOf(address)))
+			return fail("bind", fmt.Errorf("directory %s does not exist", dirOf(addr)))
 		}
 		return fail("bind", err)
 	}
@@ -354,38 +348,34 @@ func adoptSocket(f *os.File, family string) (int, error) {
 	return fd, nil
 }
 
-// resolveHostPort parses host:port where host is an IP literal, localhost
-// or empty (all addresses).
-func resolveHostPort(network, address string) (netip.AddrPort, error) {
-	host, portStr, err := net.SplitHostPort(address)
-	if err != nil {
-		return netip.AddrPort{}, fmt.Errorf("address %q: %w", address, err)
+// inetSockaddr resolves the host:port of a tcp or udp address by the
+// rules of package address, for a socket to bind or (dial) to connect,
+// and returns the socket's domain and address. A zone (fe80::1%eth0)
+// names the interface of a link-local address, by name or index.
+func inetSockaddr(network, hostport string, dial bool) (int, unix.Sockaddr, error) {
+	resolve := address.ResolveListen
+	if dial {
+		resolve = address.ResolveDial
 	}
-	port, err := strconv.ParseUint(portStr, 10, 16)
+	ap, err := resolve(network, hostport)
 	if err != nil {
-		return netip.AddrPort{}, fmt.Errorf("address %q: bad port %q", address, portStr)
+		return 0, nil, err
 	}
-	var ip netip.Addr
-	switch {
-	case host == "" && strings.HasSuffix(network, "4"):
-		ip = netip.IPv4Unspecified()
-	case host == "":
-		ip = netip.IPv6Unspecified()
-	case host == "localhost" && strings.HasSuffix(network, "6"):
-		ip = netip.IPv6Loopback()
-	case host == "localhost":
-		ip = netip.AddrFrom4([4]byte{127, 0, 0, 1})
-	default:
-		ip, err = netip.ParseAddr(host)
-		if err != nil {
-			return netip.AddrPort{}, fmt.Errorf("address %q: host must be an IP address or localhost", address)
+	ip := ap.Addr()
+	if ip.Is4() {
+		return unix.AF_INET, &unix.SockaddrInet4{Port: int(ap.Port()), Addr: ip.As4()}, nil
+	}
+	sa := &unix.SockaddrInet6{Port: int(ap.Port()), Addr: ip.As16()}
+	if zone := ip.Zone(); zone != "" {
+		if n, err := strconv.ParseUint(zone, 10, 32); err == nil {
+			sa.ZoneId = uint32(n)
+		} else if ifi, err := net.InterfaceByName(zone); err == nil {
+			sa.ZoneId = uint32(ifi.Index)
+		} else {
+			return 0, nil, fmt.Errorf("address %q: no interface %q on this machine", hostport, zone)
 		}
 	}
-	ip = ip.Unmap()
-	if strings.HasSuffix(network, "4") && !ip.Is4() || strings.HasSuffix(network, "6") && ip.Is4() {
-		return netip.AddrPort{}, fmt.Errorf("address %q: not an %s address", address, network)
-	}
-	return netip.AddrPortFrom(ip, uint16(port)), nil
+	return unix.AF_INET6, sa, nil
 }
 
 // clearStaleUnixSocket removes a socket file that no process accepts on,

@@ -31,19 +31,9 @@ func (v *loopView) Dial(network, address string, timeout time.Duration, h api.St
 	case "unix":
 		sa = &unix.SockaddrUnix{Name: address}
 	case "tcp", "tcp4", "tcp6":
-		ap, err := resolveHostPort(network, address)
-		if err != nil {
+		var err error
+		if domain, sa, err = inetSockaddr(network, address, true); err != nil {
 			return nil, fmt.Errorf("dial: %w", err)
-		}
-		if ap.Addr().IsUnspecified() {
-			return nil, fmt.Errorf("dial %s: no host", address)
-		}
-		if ap.Addr().Is4() {
-			domain = unix.AF_INET
-			sa = &unix.SockaddrInet4{Port: int(ap.Port()), Addr: ap.Addr().As4()}
-		} else {
-			domain = unix.AF_INET6
-			sa = &unix.SockaddrInet6{Port: int(ap.Port()), Addr: ap.Addr().As16()}
 		}
 	default:
 		return nil, fmt.Errorf("dial: unsupported network %q", network)

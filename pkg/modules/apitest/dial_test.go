@@ -118,6 +118,8 @@ func TestDialAddresses(t *testing.T) {
 		{"tcp", "[::1]:80", true},
 		{"tcp", "localhost:80", true},
 		{"tcp6", "localhost:80", true},
+		{"tcp", "LOCALHOST:80", true},
+		{"tcp", "127.0.0.1:0", false},
 		{"tcp4", "[::1]:80", false},
 		{"tcp6", "127.0.0.1:80", false},
 		{"tcp", "example.com:80", false},

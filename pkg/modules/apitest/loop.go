@@ -4,13 +4,12 @@ import (
 	"errors"
 	"fmt"
 	"net"
-	"net/netip"
-	"strconv"
 	"sync"
 	"time"
 
 	"golang.org/x/sys/unix"
 
+	"github.com/netd/netd/pkg/address"
 	"github.com/netd/netd/pkg/modules/api"
 )
 
@@ -175,8 +174,8 @@ type Dial struct {
 // Dial implements api.Loop: it returns a fake Conn in the connecting state
 // and records it for Dials. What the module writes before the test calls
 // Connect queues. Like the loop, it refuses a network other than tcp,
-// tcp4, tcp6 or unix, and a tcp address whose host is not an IP address
-// or localhost; SetDialError makes it fail as the kernel may at once.
+// tcp4, tcp6 or unix, and a tcp address that address.ResolveDial refuses;
+// SetDialError makes it fail as the kernel may at once.
 func (l *Loop) Dial(network, address string, timeout time.Duration, h api.StreamHandler) (api.Conn, error) {
 	l.loopOnly("Dial")
 	if h == nil {
@@ -205,46 +204,24 @@ func (l *Loop) Dial(network, address string, timeout time.Duration, h api.Stream
 	return c, nil
 }
 
-// dialAddr checks a Dial's address as the loop does and returns it as the
-// dialed connection's RemoteAddr.
-func dialAddr(network, address string) (net.Addr, error) {
+// dialAddr checks a Dial's address as the loop does (by package address)
+// and returns it as the dialed connection's RemoteAddr.
+func dialAddr(network, addr string) (net.Addr, error) {
 	switch network {
 	case "unix":
-		if address == "" {
+		if addr == "" {
 			return nil, errors.New("dial unix: empty path")
 		}
-		return &net.UnixAddr{Name: address, Net: "unix"}, nil
+		return &net.UnixAddr{Name: addr, Net: "unix"}, nil
 	case "tcp", "tcp4", "tcp6":
 	default:
 		return nil, fmt.Errorf("dial: unsupported network %q", network)
 	}
-	host, portStr, err := net.SplitHostPort(address)
+	ap, err := address.ResolveDial(network, addr)
 	if err != nil {
-		return nil, fmt.Errorf("dial: address %q: %w", address, err)
+		return nil, fmt.Errorf("dial: %w", err)
 	}
-	port, err := strconv.ParseUint(portStr, 10, 16)
-	if err != nil {
-		return nil, fmt.Errorf("dial: address %q: bad port %q", address, portStr)
-	}
-	var ip netip.Addr
-	switch {
-	case host == "localhost" && network == "tcp6":
-		ip = netip.IPv6Loopback()
-	case host == "localhost":
-		ip = netip.AddrFrom4([4]byte{127, 0, 0, 1})
-	default:
-		if ip, err = netip.ParseAddr(host); err != nil {
-			return nil, fmt.Errorf("dial: address %q: host must be an IP address or localhost", address)
-		}
-	}
-	ip = ip.Unmap()
-	if network == "tcp4" && !ip.Is4() || network == "tcp6" && ip.Is4() {
-		return nil, fmt.Errorf("dial: address %q: not an %s address", address, network)
-	}
-	if ip.IsUnspecified() {
-		return nil, fmt.Errorf("dial %s: no host", address)
-	}
-	return net.TCPAddrFromAddrPort(netip.AddrPortFrom(ip, uint16(port))), nil
+	return net.TCPAddrFromAddrPort(ap), nil
 }
 
 // SetDialError makes Dial consult f first: when f returns an error, Dial

@@ -1,10 +1,10 @@
-// Package execmod is netd's exec module, registered as "exec": inetd's
+// Package exec is netd's exec module, registered as "exec": inetd's
 // "server =". For each connection it starts a program whose stdin and
 // stdout are one end of a socketpair; the loop serves the other end as a
 // connection of its own and relays bytes between it and the client, with
 // backpressure both ways and half-close carried. The child is reaped
 // through a pidfd watched by the loop: no goroutine per connection.
-package execmod
+package exec
 
 import (
 	"errors"
@@ -12,7 +12,7 @@ import (
 	"net"
 	"net/netip"
 	"os"
-	"os/exec"
+	osexec "os/exec"
 	"sort"
 	"strconv"
 	"strings"
@@ -23,19 +23,15 @@ import (
 
 	"github.com/hashicorp/go-hclog"
 	"github.com/prometheus/client_golang/prometheus"
-	dto "github.com/prometheus/client_model/go"
 	"golang.org/x/sys/unix"
 
 	"github.com/netd/netd/pkg/modules/api"
+	"github.com/netd/netd/pkg/modules/internal/relay"
 )
 
-// HighWater bounds what one side holds for the other: past it, the side
-// that sends is no longer read until the other has drained (OnWritable).
-const HighWater = 256 << 10
-
-// KillGrace is how long a child whose client has gone gets between
-// SIGTERM and SIGKILL.
-var KillGrace = time.Second
+// killGrace is how long a child whose client has gone gets between
+// SIGTERM and SIGKILL. Tests shorten it.
+var killGrace = time.Second
 
 // ErrOverInstances is the error a connection over the instances cap is
 // closed with.
@@ -219,22 +215,6 @@ func checkPidfd() error {
 	return unix.Close(fd)
 }
 
-// Live returns the children started and not yet reaped. Any goroutine.
-func (e *Exec) Live() int64 { return e.live.Load() }
-
-// SpawnStats returns how many children were started and the mean time
-// starting one took on the loop, from the netd_exec_start_seconds
-// histogram. Any goroutine.
-func (e *Exec) SpawnStats() (n uint64, mean time.Duration) {
-	var m dto.Metric
-	if err := e.metrics.startSeconds.Write(&m); err != nil || m.GetHistogram().GetSampleCount() == 0 {
-		return 0, 0
-	}
-	h := m.GetHistogram()
-	n = h.GetSampleCount()
-	return n, time.Duration(h.GetSampleSum() / float64(n) * float64(time.Second))
-}
-
 // OnAccept implements api.StreamHandler: it starts the child, or closes
 // the client at once when the instances cap is reached.
 func (e *Exec) OnAccept(c api.Conn) {
@@ -242,7 +222,7 @@ func (e *Exec) OnAccept(c api.Conn) {
 		e.live.Add(-1)
 		e.metrics.overInstances.Inc()
 		if e.overLog.Allow(c.Loop().Now()) {
-			e.log.Warn("instances limit reached; closing new connections", "instances", e.instances, "remote", remote(c))
+			e.log.Warn("instances limit reached; closing new connections", "instances", e.instances, "remote", relay.Remote(c))
 		}
 		c.CloseFor(api.ReasonOverLimit, ErrOverInstances)
 		return
@@ -253,7 +233,7 @@ func (e *Exec) OnAccept(c api.Conn) {
 		}
 		e.metrics.startFailures.Inc()
 		if e.spawnLog.Allow(c.Loop().Now()) {
-			e.log.Error("cannot start the command; closing the connection", "command", e.path, "remote", remote(c), "error", err)
+			e.log.Error("cannot start the command; closing the connection", "command", e.path, "remote", relay.Remote(c), "error", err)
 		}
 		c.CloseFor(api.ReasonError, err)
 	}
@@ -270,7 +250,7 @@ func (e *Exec) start(c api.Conn) (*session, error) {
 	}
 	ours := fds[0]
 	theirs := os.NewFile(uintptr(fds[1]), "exec-stdio")
-	cmd := &exec.Cmd{
+	cmd := &osexec.Cmd{
 		Path: e.path,
 		Args: e.argv,
 		Env:  e.environ(c),
@@ -421,7 +401,7 @@ type session struct {
 	e      *Exec
 	client api.Conn
 	child  api.Conn // the loop's end of the socketpair
-	cmd    *exec.Cmd
+	cmd    *osexec.Cmd
 
 	// mu guards pidfd and reaped, which Stop and the kill timer use from
 	// other goroutines. pidfd is -1 once the child is reaped.
@@ -431,13 +411,11 @@ type session struct {
 	killTimer *time.Timer
 	stopWatch func()
 
-	exitedSeen  bool // the child has exited (the watch fired)
-	clientGone  bool
-	childGone   bool // the child's connection closed
-	clientEOF   bool // the client half-closed; the child's stdin was told
-	childEOF    bool // the child's stdout ended; the client was told
-	clientPause bool // client not read: the child's stdin holds too much
-	childPause  bool // child not read: the client holds too much
+	exitedSeen bool // the child has exited (the watch fired)
+	clientGone bool
+	childGone  bool            // the child's connection closed
+	toChild    relay.Direction // the client to the child's stdin
+	toClient   relay.Direction // the child's stdout to the client
 }
 
 // OnAccept implements api.StreamHandler for the child's connection; it
@@ -451,11 +429,7 @@ func (s *session) OnReadable(c api.Conn) {
 		c.Consume(len(c.Inbound()))
 		return
 	}
-	if forward(c, s.client) {
-		s.childPause = true
-	}
-	if c.InputClosed() && !s.childEOF {
-		s.childEOF = true
+	if s.toClient.Forward(c, s.client) {
 		_ = s.client.CloseWrite()
 		s.finishIfDone()
 	}
@@ -463,9 +437,8 @@ func (s *session) OnReadable(c api.Conn) {
 
 // OnWritable implements api.StreamHandler: the child took its stdin.
 func (s *session) OnWritable(api.Conn) {
-	if s.clientPause && !s.clientGone {
-		s.clientPause = false
-		s.client.ResumeReading()
+	if !s.clientGone {
+		s.toChild.Resume(s.client)
 	}
 }
 
@@ -481,8 +454,7 @@ func (s *session) OnClose(_ api.Conn, reason api.Reason, _ error) {
 		_ = s.client.Close()
 		return
 	}
-	if !s.childEOF {
-		s.childEOF = true
+	if s.toClient.End() {
 		_ = s.client.CloseWrite()
 	}
 	s.finishIfDone()
@@ -496,20 +468,15 @@ func (s *session) fromClient() {
 		c.Consume(len(c.Inbound()))
 		return
 	}
-	if forward(c, s.child) {
-		s.clientPause = true
-	}
-	if c.InputClosed() && !s.clientEOF {
-		s.clientEOF = true
+	if s.toChild.Forward(c, s.child) {
 		_ = s.child.CloseWrite() // the child reads end-of-file
 		s.finishIfDone()
 	}
 }
 
 func (s *session) clientDrained() {
-	if s.childPause && !s.childGone && s.child != nil {
-		s.childPause = false
-		s.child.ResumeReading()
+	if !s.childGone && s.child != nil {
+		s.toClient.Resume(s.child)
 	}
 }
 
@@ -518,7 +485,7 @@ func (s *session) clientDrained() {
 // that closed its stdout but goes on running is left to finish, and is
 // reaped when it exits.
 func (s *session) finishIfDone() {
-	if !s.childEOF || !(s.exitedSeen || s.clientEOF) {
+	if !s.toClient.Ended() || !(s.exitedSeen || s.toChild.Ended()) {
 		return
 	}
 	if s.child != nil && !s.childGone {
@@ -568,7 +535,7 @@ func (s *session) reap() bool {
 	s.e.live.Add(-1)
 	s.e.metrics.reaped(s.cmd.ProcessState)
 	if st := s.cmd.ProcessState; st != nil {
-		s.e.log.Debug("child exited", "pid", st.Pid(), "status", st.String(), "remote", remote(s.client))
+		s.e.log.Debug("child exited", "pid", st.Pid(), "status", st.String(), "remote", relay.Remote(s.client))
 	} else {
 		s.e.log.Warn("wait for child failed", "error", err)
 	}
@@ -589,13 +556,13 @@ func (s *session) clientClosed(reason api.Reason) {
 	case reason == api.ReasonError:
 		// A reset: no grace.
 		s.kill(unix.SIGKILL)
-	case !s.childEOF:
+	case !s.toClient.Ended():
 		// The child may still write, and nobody will read it. When the
 		// daemon stops, Stop ends the grace early.
 		s.kill(unix.SIGTERM)
 		s.mu.Lock()
 		if !s.reaped {
-			s.killTimer = time.AfterFunc(KillGrace, func() { s.kill(unix.SIGKILL) })
+			s.killTimer = time.AfterFunc(killGrace, func() { s.kill(unix.SIGKILL) })
 		}
 		s.mu.Unlock()
 	}
@@ -645,29 +612,4 @@ func (s *session) killAndWait() bool {
 		s.pidfd = -1
 	}
 	return true
-}
-
-// forward writes what from holds to to and reports whether from was paused
-// because to holds too much. A write to a closing side fails: the bytes
-// are dropped, as nobody is left to read them.
-func forward(from, to api.Conn) (paused bool) {
-	in := from.Inbound()
-	if len(in) == 0 {
-		return false
-	}
-	_, _ = to.Write(in)
-	from.Consume(len(in))
-	if to.Buffered() > HighWater {
-		from.PauseReading()
-		return true
-	}
-	return false
-}
-
-// remote names the peer for the log.
-func remote(c api.Conn) string {
-	if a := c.RemoteAddr(); a != nil {
-		return a.String()
-	}
-	return "unknown"
 }

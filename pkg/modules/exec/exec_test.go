@@ -1,4 +1,4 @@
-package execmod_test
+package exec_test
 
 import (
 	"errors"
@@ -16,14 +16,14 @@ import (
 
 	"github.com/netd/netd/pkg/modules/api"
 	"github.com/netd/netd/pkg/modules/apitest"
-	execmod "github.com/netd/netd/pkg/modules/exec"
+	"github.com/netd/netd/pkg/modules/exec"
 )
 
 // newExec provisions an exec instance on network with the given options,
 // and returns it with the logger it logs to.
-func newExec(t *testing.T, network, options string) (*execmod.Exec, *apitest.Logger) {
+func newExec(t *testing.T, network, options string) (*exec.Exec, *apitest.Logger) {
 	t.Helper()
-	e := new(execmod.Exec)
+	e := new(exec.Exec)
 	logger := apitest.NewLogger(t)
 	err := e.Provision(api.Setup{Listener: "svc", Network: network, Options: apitest.Options(t, options), Logger: logger})
 	if err != nil {
@@ -47,7 +47,7 @@ type session struct {
 }
 
 // accept connects a client on l and returns what the module set up.
-func accept(t *testing.T, e *execmod.Exec, l *apitest.Loop, opts ...apitest.Option) session {
+func accept(t *testing.T, e *exec.Exec, l *apitest.Loop, opts ...apitest.Option) session {
 	t.Helper()
 	na, nw := len(l.Attached()), len(l.Watched())
 	c := apitest.NewConn(e, append([]apitest.Option{apitest.WithT(t), apitest.WithLoop(l)}, opts...)...)
@@ -77,7 +77,7 @@ func TestRegistered(t *testing.T) {
 	if !ok {
 		t.Fatal("exec is not registered")
 	}
-	if _, ok := info.New().(*execmod.Exec); !ok {
+	if _, ok := info.New().(*exec.Exec); !ok {
 		t.Errorf("New returns %T", info.New())
 	}
 	if info.Description == "" || strings.ContainsAny(info.Description, "\r\n") {
@@ -109,7 +109,7 @@ func TestOptions(t *testing.T) {
 		{"command: /bin/cat\nuser: nobody", `options.yaml:2:1: unknown option "user"`},
 	}
 	for _, tt := range tests {
-		err := apitest.Provision(t, new(execmod.Exec), "tcp", tt.yaml)
+		err := apitest.Provision(t, new(exec.Exec), "tcp", tt.yaml)
 		switch {
 		case tt.want == "" && err != nil:
 			t.Errorf("%q: %v", tt.yaml, err)
@@ -191,8 +191,8 @@ func TestBackpressureBothWays(t *testing.T) {
 	if !s.client.Paused() || !s.child.Paused() {
 		t.Fatalf("client paused %v, child paused %v with %d and %d bytes queued", s.client.Paused(), s.child.Paused(), s.child.Buffered(), s.client.Buffered())
 	}
-	if s.child.Buffered() > execmod.HighWater+len(chunk) || s.client.Buffered() > execmod.HighWater+len(chunk) {
-		t.Fatalf("queued %d and %d, bound %d", s.child.Buffered(), s.client.Buffered(), execmod.HighWater)
+	if s.child.Buffered() > exec.HighWater+len(chunk) || s.client.Buffered() > exec.HighWater+len(chunk) {
+		t.Fatalf("queued %d and %d, bound %d", s.child.Buffered(), s.client.Buffered(), exec.HighWater)
 	}
 	s.child.Drain(-1)
 	s.client.Drain(-1)
@@ -271,7 +271,7 @@ func TestInstances(t *testing.T) {
 	a := accept(t, e, l)
 	b := accept(t, e, l)
 	third := apitest.NewConn(e, apitest.WithT(t), apitest.WithLoop(l))
-	if !third.Closed() || third.Reason() != api.ReasonOverLimit || !errors.Is(third.Err(), execmod.ErrOverInstances) {
+	if !third.Closed() || third.Reason() != api.ReasonOverLimit || !errors.Is(third.Err(), exec.ErrOverInstances) {
 		t.Fatalf("third client: Closed %v Reason %q Err %v", third.Closed(), third.Reason(), third.Err())
 	}
 	if len(l.Attached()) != 2 || e.Live() != 2 {
@@ -317,9 +317,7 @@ args: [-c, 'trap "" TERM; while :; do sleep 1; done']`)
 }
 
 func TestClientGoneWhileTheChildWritesGetsTermThenKill(t *testing.T) {
-	old := execmod.KillGrace
-	execmod.KillGrace = 100 * time.Millisecond
-	defer func() { execmod.KillGrace = old }()
+	exec.SetKillGrace(t, 100*time.Millisecond)
 	ready := filepath.Join(t.TempDir(), "ready")
 	e, logger := newExec(t, "tcp", `command: /bin/sh
 args: [-c, 'trap "" TERM PIPE; : > "$0"; while :; do echo y; sleep 0.01; done', `+ready+`]`)
@@ -328,7 +326,7 @@ args: [-c, 'trap "" TERM PIPE; : > "$0"; while :; do echo y; sleep 0.01; done', 
 	waitFile(t, ready) // SIGTERM before the trap is set would end it
 	s.child.FeedString("y\ny\n")
 	s.client.Terminate(api.ReasonIdleTimeout, nil)
-	s.reap(t, l) // SIGTERM is ignored; SIGKILL follows after KillGrace
+	s.reap(t, l) // SIGTERM is ignored; SIGKILL follows after the kill grace
 	if got := logger.Find(hclog.Debug, "child exited"); len(got) != 1 {
 		t.Fatalf("exit log: %v", got)
 	} else if st, _ := got[0].Arg("status"); st != "signal: killed" {
@@ -488,7 +486,7 @@ func TestDrain(t *testing.T) {
 // "loop-µs/spawn" metric is the part spent in cmd.Start, which blocks the
 // loop.
 func BenchmarkSpawn(b *testing.B) {
-	e := new(execmod.Exec)
+	e := new(exec.Exec)
 	err := e.Provision(api.Setup{Listener: "bench", Network: "tcp", Options: apitest.Options(b, "command: /bin/true")})
 	if err != nil {
 		b.Fatal(err)
@@ -521,7 +519,7 @@ func TestMetrics(t *testing.T) {
 	setup, reg := apitest.NewSetup(t, "tcp", `command: /bin/sh
 args: [-c, 'if [ "$TCPREMOTEPORT" = 1 ]; then exec sleep 60; fi; exec cat']
 instances: 2`)
-	e := new(execmod.Exec)
+	e := new(exec.Exec)
 	if err := e.Provision(setup); err != nil {
 		t.Fatal(err)
 	}
@@ -534,10 +532,10 @@ instances: 2`)
 	ok := accept(t, e, l)
 	failing := accept(t, e, l, apitest.WithRemoteAddr(&net.TCPAddr{IP: net.IPv4(127, 0, 0, 1), Port: 1}))
 	apitest.NewConn(e, apitest.WithT(t), apitest.WithLoop(l)) // over instances
-	if metric(execmod.MetricStarted) != 2 || metric(execmod.MetricRunning) != 2 || metric(execmod.MetricOverInstances) != 1 {
-		t.Fatalf("started %v running %v over %v, want 2 2 1", metric(execmod.MetricStarted), metric(execmod.MetricRunning), metric(execmod.MetricOverInstances))
+	if metric(exec.MetricStarted) != 2 || metric(exec.MetricRunning) != 2 || metric(exec.MetricOverInstances) != 1 {
+		t.Fatalf("started %v running %v over %v, want 2 2 1", metric(exec.MetricStarted), metric(exec.MetricRunning), metric(exec.MetricOverInstances))
 	}
-	if n := metric(execmod.MetricStartSeconds); n != 2 {
+	if n := metric(exec.MetricStartSeconds); n != 2 {
 		t.Errorf("start time observed %v times, want 2", n)
 	}
 	// cat exits 0 once its socket closes, which the client's clean end
@@ -547,10 +545,10 @@ instances: 2`)
 	ok.reap(t, l)
 	failing.client.Terminate(api.ReasonError, nil) // a reset: SIGKILL
 	failing.reap(t, l)
-	if got := metric(execmod.MetricRunning); got != 0 {
+	if got := metric(exec.MetricRunning); got != 0 {
 		t.Errorf("running %v after both were reaped", got)
 	}
-	if s, k := metric(execmod.MetricExited, "result", "success"), metric(execmod.MetricExited, "result", "signal"); s != 1 || k != 1 {
+	if s, k := metric(exec.MetricExited, "result", "success"), metric(exec.MetricExited, "result", "signal"); s != 1 || k != 1 {
 		t.Errorf("exited success=%v signal=%v, want 1 and 1", s, k)
 	}
 }

@@ -1,6 +1,13 @@
 package proxy
 
-import dto "github.com/prometheus/client_model/go"
+import (
+	dto "github.com/prometheus/client_model/go"
+
+	"github.com/netd/netd/pkg/modules/internal/relay"
+)
+
+// HighWater is the bound past which one side stops being read.
+const HighWater = relay.HighWater
 
 // Active returns the live connections to each upstream.
 func (p *Proxy) Active() []int64 {

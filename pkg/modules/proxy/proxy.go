@@ -8,17 +8,15 @@ package proxy
 import (
 	"errors"
 	"fmt"
-	"net"
-	"net/netip"
-	"strconv"
-	"strings"
 	"sync/atomic"
 	"time"
 
 	"github.com/hashicorp/go-hclog"
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/netd/netd/pkg/address"
 	"github.com/netd/netd/pkg/modules/api"
+	"github.com/netd/netd/pkg/modules/internal/relay"
 )
 
 // Balance modes.
@@ -33,12 +31,6 @@ const (
 	DefaultFailTimeout    = 10 * time.Second
 )
 
-// Flow-control bounds. A side stops being read once the other side holds
-// more than HighWater bytes it could not send yet, and is read again once
-// that has drained (OnWritable). Reads are at most 64 KiB, so a direction
-// holds at most HighWater plus one read.
-const HighWater = 256 << 10
-
 // Options are the proxy module's options.
 type Options struct {
 	Upstreams      []string      `option:"upstreams"`
@@ -50,7 +42,7 @@ type Options struct {
 // upstream is one configured upstream and what every loop knows of it.
 // The module instance is shared by all loops, so its state is atomic.
 type upstream struct {
-	network string // "tcp" or "unix", as Loop.Dial takes it
+	network string // tcp, tcp4, tcp6 or unix, as Loop.Dial takes it
 	address string // host:port or a path
 	name    string // as the config spells it, for logs
 	active  atomic.Int64
@@ -167,48 +159,19 @@ func (p *Proxy) Provision(s api.Setup) error {
 	return p.provisionMetrics(s.Metrics)
 }
 
-// parseUpstream checks one upstream address: tcp://IP:port,
-// tcp://localhost:port or unix:///absolute/path. Names are not resolved:
-// the loop dials without blocking, and a DNS lookup would block.
-func parseUpstream(a string) (*upstream, error) {
-	scheme, rest, ok := strings.Cut(a, "://")
-	if !ok {
-		return nil, fmt.Errorf("%q: want tcp://host:port or unix:///path", a)
-	}
-	u := &upstream{name: a}
-	switch scheme {
-	case "unix":
-		if !strings.HasPrefix(rest, "/") {
-			return nil, fmt.Errorf("%q: a unix socket path must be absolute (unix:///path)", a)
-		}
-		u.network, u.address = "unix", rest
-		return u, nil
-	case "tcp", "tcp4", "tcp6":
-	default:
-		return nil, fmt.Errorf("%q: unsupported scheme %q; want tcp:// or unix://", a, scheme)
-	}
-	host, port, err := net.SplitHostPort(rest)
+// parseUpstream checks one upstream address by address.ParseDial, the
+// rules Loop.Dial applies: tcp://IP:port, tcp://localhost:port or
+// unix:///absolute/path. Names are not resolved: the loop dials without
+// blocking, and a DNS lookup would block.
+func parseUpstream(s string) (*upstream, error) {
+	a, err := address.ParseDial(s)
 	if err != nil {
-		return nil, fmt.Errorf("%q: want tcp://host:port", a)
+		return nil, err
 	}
-	n, err := strconv.ParseUint(port, 10, 16)
-	if err != nil || n == 0 {
-		return nil, fmt.Errorf("%q: bad port %q", a, port)
+	u := &upstream{name: s, network: a.Scheme, address: a.Host}
+	if a.Scheme == "unix" {
+		u.address = a.Path
 	}
-	if host != "localhost" {
-		ip, err := netip.ParseAddr(host)
-		if err != nil {
-			return nil, fmt.Errorf("%q: the host must be an IP address or localhost (netd does not resolve names)", a)
-		}
-		ip = ip.Unmap()
-		switch {
-		case ip.IsUnspecified():
-			return nil, fmt.Errorf("%q: cannot connect to the unspecified address", a)
-		case scheme == "tcp4" && !ip.Is4(), scheme == "tcp6" && ip.Is4():
-			return nil, fmt.Errorf("%q: not an %s address", a, scheme)
-		}
-	}
-	u.network, u.address = scheme, rest
 	return u, nil
 }
 
@@ -307,13 +270,11 @@ type pair struct {
 	up       *upstream
 	tried    []bool
 
-	connected      bool
-	clientGone     bool // the client's OnClose ran
-	upstreamGone   bool // the current upstream's OnClose ran
-	clientEOF      bool // the client half-closed, and the upstream was told
-	upstreamEOF    bool // the upstream half-closed, and the client was told
-	clientPaused   bool // client not read: its upstream holds too much
-	upstreamPaused bool // upstream not read: the client holds too much
+	connected    bool
+	clientGone   bool            // the client's OnClose ran
+	upstreamGone bool            // the current upstream's OnClose ran
+	toUpstream   relay.Direction // client to upstream
+	toClient     relay.Direction // upstream to client
 
 	lastErr error // of the last failed connect
 }
@@ -356,7 +317,7 @@ func (pr *pair) giveUp(err error) {
 	p := pr.p
 	p.noUpstream.Inc()
 	if p.allDownLog.Allow(pr.client.Loop().Now()) {
-		p.log.Warn("no upstream could be reached; closing the client", "remote", remote(pr.client), "upstreams", len(p.upstreams), "error", err)
+		p.log.Warn("no upstream could be reached; closing the client", "remote", relay.Remote(pr.client), "upstreams", len(p.upstreams), "error", err)
 	}
 	pr.client.CloseFor(api.ReasonError, fmt.Errorf("proxy: no upstream: %w", err))
 }
@@ -377,11 +338,7 @@ func (pr *pair) OnReadable(u api.Conn) {
 	if u != pr.upstream {
 		return
 	}
-	if pr.forward(u, pr.client) {
-		pr.upstreamPaused = true
-	}
-	if u.InputClosed() && !pr.upstreamEOF {
-		pr.upstreamEOF = true
+	if pr.toClient.Forward(u, pr.client) {
 		pr.halfClose(pr.client)
 	}
 }
@@ -389,9 +346,8 @@ func (pr *pair) OnReadable(u api.Conn) {
 // OnWritable implements api.StreamHandler: the upstream took what was
 // queued for it, so the client may be read again.
 func (pr *pair) OnWritable(u api.Conn) {
-	if u == pr.upstream && pr.clientPaused && !pr.clientGone {
-		pr.clientPaused = false
-		pr.client.ResumeReading()
+	if u == pr.upstream && !pr.clientGone {
+		pr.toUpstream.Resume(pr.client)
 	}
 }
 
@@ -435,38 +391,16 @@ func (pr *pair) fromClient() {
 		c.Consume(len(c.Inbound()))
 		return
 	}
-	if pr.forward(c, pr.upstream) {
-		pr.clientPaused = true
-	}
-	if c.InputClosed() && !pr.clientEOF {
-		pr.clientEOF = true
+	if pr.toUpstream.Forward(c, pr.upstream) {
 		pr.halfClose(pr.upstream)
 	}
 }
 
 // clientDrained resumes reading the upstream once the client caught up.
 func (pr *pair) clientDrained() {
-	if pr.upstreamPaused && pr.upstream != nil && !pr.upstreamGone {
-		pr.upstreamPaused = false
-		pr.upstream.ResumeReading()
+	if pr.upstream != nil && !pr.upstreamGone {
+		pr.toClient.Resume(pr.upstream)
 	}
-}
-
-// forward writes what from holds to to and reports whether from was
-// paused because to holds too much. A write to a closing side fails: the
-// bytes are dropped, as nobody is left to read them.
-func (pr *pair) forward(from, to api.Conn) (paused bool) {
-	in := from.Inbound()
-	if len(in) == 0 {
-		return false
-	}
-	_, _ = to.Write(in)
-	from.Consume(len(in))
-	if to.Buffered() > HighWater {
-		from.PauseReading()
-		return true
-	}
-	return false
 }
 
 // halfClose carries an end-of-file to to, the other side: it half-closes
@@ -475,7 +409,7 @@ func (pr *pair) forward(from, to api.Conn) (paused bool) {
 // closed before the client, so that a client that sees its end-of-file
 // and connects again finds the upstream's count already lowered.
 func (pr *pair) halfClose(to api.Conn) {
-	if !pr.clientEOF || !pr.upstreamEOF {
+	if !pr.toUpstream.Ended() || !pr.toClient.Ended() {
 		_ = to.CloseWrite()
 		return
 	}
@@ -499,12 +433,4 @@ func (pr *pair) clientClosed(reason api.Reason, err error) {
 	// Otherwise what the client sent is delivered, then the upstream is
 	// closed.
 	_ = u.Close()
-}
-
-// remote names the peer for the log.
-func remote(c api.Conn) string {
-	if a := c.RemoteAddr(); a != nil {
-		return a.String()
-	}
-	return "unknown"
 }
