@@ -210,7 +210,16 @@ func main() {
 	in := flag.String("in", "results.tsv", "results of compare.sh")
 	chart := flag.String("chart", "", "write an SVG chart of lines/s here")
 	cpuChart := flag.String("cpu-chart", "", "write an SVG chart of the server's CPU per line here")
+	rss := flag.String("rss", "", "instead: read a soak's RSS samples (SECONDS KIB per line) and chart them")
+	rssOut := flag.String("rss-chart", "rss.svg", "with -rss: write the chart here")
+	rssTitle := flag.String("rss-title", "netd RSS during the soak", "with -rss: the chart's title")
 	flag.Parse()
+	if *rss != "" {
+		if err := writeRSSChart(*rss, *rssOut, *rssTitle); err != nil {
+			log.Fatal(err)
+		}
+		return
+	}
 	f, err := os.Open(*in)
 	if err != nil {
 		log.Fatal(err)
