@@ -50,6 +50,9 @@ func listenUnix(cfg Config) (net.Listener, *socketFile, error) {
 	if err := clearStale(path); err != nil {
 		return nil, nil, err
 	}
+	if _, err := os.Stat(filepath.Dir(path)); errors.Is(err, fs.ErrNotExist) {
+		return nil, nil, fmt.Errorf("unix socket %s: directory %s does not exist (create it, not world-writable: install -d -m 0755 %[2]s)", path, filepath.Dir(path))
+	}
 	dir, err := os.MkdirTemp(filepath.Dir(path), ".netd-admin-")
 	if err != nil {
 		return nil, nil, fmt.Errorf("unix socket %s: private directory: %w", path, err)
