@@ -11,6 +11,18 @@ shutdown_timeout = "10s"
 drain_delay      = "0s" # on SIGTERM, /readyz says 503 this long before accepting stops
 max_connections  = 20000
 
+# /metrics, /healthz, /readyz. A unix socket, so that only who may open
+# the file reaches it; its directory must exist and must not be
+# world-writable (README: Operations).
+admin {
+  address = "unix:///run/netd/admin.sock" # or 127.0.0.1:9900 (then only Host: localhost or a loopback IP is served)
+  mode    = "0660"                        # the socket file's permission bits (systemd's SocketMode); default "0600"
+  # user  = "netd"                        # the socket file's owner and group (SocketUser, SocketGroup)
+  # group = "adm"
+  reload = false # true: POST /-/reload and `netd reload -c` may reload
+  pprof  = false # true: /debug/pprof/
+}
+
 # Line echo, as the original Python server: whole lines come back.
 listener "echo-line" {
   address         = "tcp://127.0.0.1:7007"

@@ -129,6 +129,7 @@ func TestExampleConfigs(t *testing.T) {
 				modules[m[1]] = m[2]
 			}
 			d := startDaemon(t, nil, "-c", path)
+			delete(d.addrs, "admin") // in the listening line, not a listener
 			if len(d.addrs) == 0 || len(d.addrs) != len(modules) {
 				t.Fatalf("%d listeners running, %d validated: %v %v", len(d.addrs), len(modules), d.addrs, modules)
 			}

@@ -57,6 +57,7 @@ func TestAdminEndpoint(t *testing.T) {
 shutdown_timeout: 5s
 admin:
   address: 127.0.0.1:%d
+  reload: true
 listeners:
   - name: e
     address: tcp://127.0.0.1:0

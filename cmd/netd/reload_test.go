@@ -163,7 +163,7 @@ func TestReloadRemovesListenerSeries(t *testing.T) {
     module: proxy
     options: {upstreams: ["%s"]}`
 	keep := fmt.Sprintf(listener, "keep", up.url())
-	head := fmt.Sprintf("shutdown_timeout: 5s\nadmin:\n  address: 127.0.0.1:%d\nlisteners:", port)
+	head := fmt.Sprintf("shutdown_timeout: 5s\nadmin:\n  address: 127.0.0.1:%d\n  reload: true\nlisteners:", port)
 	path := writeConfig(t, "netd.yaml", head+keep+fmt.Sprintf(listener, "gone", up.url())+"\n")
 	d := startDaemon(t, nil, "-c", path)
 	base := fmt.Sprintf("http://127.0.0.1:%d", port)

@@ -412,9 +412,9 @@ func TestReloadUnavailable(t *testing.T) {
 	}
 	defer s.Shutdown(context.Background())
 	rec := httptest.NewRecorder()
-	s.Handler().ServeHTTP(rec, httptest.NewRequest("POST", "/-/reload", nil))
-	if rec.Code != http.StatusNotImplemented {
-		t.Errorf("reload without callback = %d, want 501", rec.Code)
+	s.Handler().ServeHTTP(rec, httptest.NewRequest("POST", "http://localhost/-/reload", nil))
+	if rec.Code != http.StatusForbidden || !strings.Contains(rec.Body.String(), "admin.reload: true") {
+		t.Errorf("reload without callback = %d %q, want 403 saying how to enable it", rec.Code, rec.Body.String())
 	}
 }
 

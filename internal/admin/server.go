@@ -5,8 +5,14 @@
 //	GET  /metrics        Prometheus exposition of the registry (see Metrics)
 //	GET  /healthz        200 "ok" while the process runs
 //	GET  /readyz         200 once Source.Ready() and not Source.Draining(); 503 and why otherwise
-//	POST /-/reload       calls Config.Reload: 200 "reloaded", 409 or 500 and the error
+//	POST /-/reload       calls Config.Reload: 200 "reloaded", 409 or 500 and the error;
+//	                     403 when Config.Reload is nil (reload not enabled)
 //	GET  /debug/pprof/   net/http/pprof, only with Config.Pprof
+//
+// It listens on TCP or on a unix socket (unix.go). Over TCP a request must
+// name this endpoint in its Host header (see allowedHost), and a POST that
+// carries an Origin must come from such a host too: a web page in a
+// browser on the host cannot reach it by DNS rebinding.
 package admin
 
 import (
@@ -16,11 +22,14 @@ import (
 	"net"
 	"net/http"
 	"net/http/pprof"
+	"os"
 	"sync"
 	"time"
 
 	"github.com/hashicorp/go-hclog"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/netd/netd/pkg/modules/api"
 )
 
 // ErrReloadConflict is what a Reload callback wraps when a reload cannot
@@ -30,15 +39,28 @@ var ErrReloadConflict = errors.New("reload cannot run now")
 
 // Config configures a Server.
 type Config struct {
-	// Address is host:port to listen on; port 0 picks a free port. A host
-	// other than a loopback address is allowed but logged as a warning.
+	// Network is "tcp" (or "", the same) or "unix".
+	Network string
+	// Address is, for tcp, host:port to listen on; port 0 picks a free
+	// port. A host other than a loopback address is allowed but logged as
+	// a warning. For unix it is the socket file's path.
 	Address string
+	// Mode, UID and GID are a unix socket file's permission bits and
+	// owner (-1 keeps the process's own user or group). New sets them
+	// before the socket appears at Address, so that nobody ever finds it
+	// open wider. Mode must be set for unix.
+	Mode     os.FileMode
+	UID, GID int
+	// File, when set, is a listening socket already bound to Address
+	// (handed over by an upgrade) to serve instead of binding; New dups it
+	// and the caller closes it.
+	File *os.File
 	// Pprof serves net/http/pprof under /debug/pprof/.
 	Pprof bool
 	// Logger receives the server's logs; nil means none.
 	Logger hclog.Logger
 	// Reload runs a reload for POST /-/reload and returns once it is done.
-	// nil makes the endpoint answer 501.
+	// nil makes the endpoint answer 403: reloading is opt-in.
 	Reload func() error
 	// Source is read by /readyz and, unless Metrics is set, by /metrics.
 	Source Source
@@ -57,9 +79,14 @@ type Server struct {
 	metrics  *Metrics
 	src      Source
 	ln       net.Listener
+	sock     *socketFile // the unix socket file; nil for tcp
+	hosts    hostCheck
 	srv      *http.Server
 	handler  http.Handler
 	reloadMu sync.Mutex
+	// refusedLog limits the warning about refused requests, which any
+	// client can trigger, to one a second.
+	refusedLog api.LogLimit
 }
 
 // New binds cfg.Address at once, so that an address in use is a start-up
@@ -83,16 +110,28 @@ func New(cfg Config) (*Server, error) {
 	if m == nil {
 		m = NewMetrics(src, cfg.Version, cfg.Commit)
 	}
-	ln, err := listen("tcp", cfg.Address)
+	s := &Server{cfg: cfg, log: log, metrics: m, src: src}
+	var err error
+	switch cfg.Network {
+	case "unix":
+		s.ln, s.sock, err = listenUnix(cfg)
+	case "", "tcp":
+		s.ln, err = listenTCP(cfg)
+		if err == nil {
+			s.hosts = newHostCheck(cfg.Address)
+		}
+	default:
+		err = fmt.Errorf("network %q: want tcp or unix", cfg.Network)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("admin: %w", err)
 	}
-	s := &Server{cfg: cfg, log: log, metrics: m, src: src, ln: ln}
+	ln := s.ln
 	if a, ok := ln.Addr().(*net.TCPAddr); ok && !a.IP.IsLoopback() {
 		log.Warn("admin endpoint is not on a loopback address: anyone who can reach it can read metrics and trigger reloads",
 			"address", cfg.Address, "bound", ln.Addr().String())
 	}
-	s.handler = s.routes()
+	s.handler = s.guard(s.routes())
 	s.srv = &http.Server{
 		Handler:           s.handler,
 		ReadHeaderTimeout: 10 * time.Second,
@@ -155,7 +194,7 @@ func (s *Server) readyz(w http.ResponseWriter, _ *http.Request) {
 
 func (s *Server) reload(w http.ResponseWriter, _ *http.Request) {
 	if s.cfg.Reload == nil {
-		text(w, http.StatusNotImplemented, "reload is not available")
+		text(w, http.StatusForbidden, "reload through the admin endpoint is disabled: set admin.reload: true in the config, or send SIGHUP")
 		return
 	}
 	if !s.reloadMu.TryLock() {
@@ -187,6 +226,37 @@ func text(w http.ResponseWriter, code int, line string) {
 // Config.Address asked for port 0.
 func (s *Server) Addr() net.Addr { return s.ln.Addr() }
 
+// URL is where the server answers, for logs: http://host:port, or
+// unix:///path.
+func (s *Server) URL() string {
+	if s.sock != nil {
+		return "unix://" + s.sock.path
+	}
+	return "http://" + s.ln.Addr().String()
+}
+
+// File returns a dup of the listening socket, close-on-exec, for handing
+// it to another process (an upgrade). The caller closes it.
+func (s *Server) File() (*os.File, error) {
+	fl, ok := s.ln.(interface{ File() (*os.File, error) })
+	if !ok {
+		return nil, fmt.Errorf("admin: %T has no file to hand over", s.ln)
+	}
+	f, err := fl.File() // dup'ed with F_DUPFD_CLOEXEC by package net
+	if err != nil {
+		return nil, fmt.Errorf("admin: %w", err)
+	}
+	return f, nil
+}
+
+// Disown makes Shutdown leave the unix socket file in place: another
+// process (an upgrade) serves it now.
+func (s *Server) Disown() {
+	if s.sock != nil {
+		s.sock.disowned.Store(true)
+	}
+}
+
 // Handler is the server's handler, for tests and embedding.
 func (s *Server) Handler() http.Handler { return s.handler }
 
@@ -196,7 +266,7 @@ func (s *Server) Metrics() *Metrics { return s.metrics }
 // Serve serves until Shutdown; it returns nil after Shutdown and the
 // error otherwise. Run it on a goroutine of its own.
 func (s *Server) Serve() error {
-	s.log.Info("admin endpoint listening", "address", s.ln.Addr().String(), "pprof", s.cfg.Pprof)
+	s.log.Info("admin endpoint serving", "address", s.URL(), "reload", s.cfg.Reload != nil, "pprof", s.cfg.Pprof)
 	if err := s.srv.Serve(s.ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
 		return fmt.Errorf("admin: %w", err)
 	}
@@ -211,6 +281,9 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	if cerr := s.ln.Close(); cerr != nil && !errors.Is(cerr, net.ErrClosed) && err == nil {
 		err = cerr
 	}
+	if s.sock != nil {
+		s.sock.remove()
+	}
 	if errors.Is(err, context.DeadlineExceeded) || errors.Is(err, context.Canceled) {
 		_ = s.srv.Close()
 	}
@@ -219,3 +292,10 @@ func (s *Server) Shutdown(ctx context.Context) error {
 
 // listen is net.Listen; tests replace it.
 var listen = net.Listen
+
+func listenTCP(cfg Config) (net.Listener, error) {
+	if cfg.File != nil {
+		return net.FileListener(cfg.File)
+	}
+	return listen("tcp", cfg.Address)
+}

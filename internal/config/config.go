@@ -41,10 +41,23 @@ type Config struct {
 // that flags and the environment can take precedence.
 type Log struct{ Level, Format string }
 
+// DefaultAdminSocketMode is the permission bits of a unix:// admin socket
+// whose block sets no mode: its owner only, since whoever can connect can
+// read every metric (and, with Reload, reload).
+const DefaultAdminSocketMode os.FileMode = 0o600
+
 // Admin is the admin endpoint block.
 type Admin struct {
-	Address string // host:port
-	Pprof   bool
+	Address string  // as written: host:port, or unix:///path
+	Addr    Address // Address parsed: Scheme tcp with Host, or unix with Path
+	// Mode, User and Group are the unix socket's permission bits and
+	// owner, as systemd's SocketMode, SocketUser and SocketGroup: Mode is
+	// DefaultAdminSocketMode when absent, "" keeps netd's own user or
+	// group. A tcp admin address has none of them.
+	Mode        os.FileMode
+	User, Group string
+	Reload      bool // POST /-/reload reloads; false (the default) refuses it
+	Pprof       bool
 }
 
 // Listener is one listener block.

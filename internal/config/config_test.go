@@ -87,7 +87,8 @@ func TestFull(t *testing.T) {
 				MaxConnections:  50000,
 				User:            "netd",
 				Group:           "netd",
-				Admin:           &Admin{Address: "127.0.0.1:9900", Pprof: true},
+				Admin: &Admin{Address: "unix:///run/netd/admin.sock", Addr: Address{Scheme: "unix", Path: "/run/netd/admin.sock"},
+					Mode: 0o660, User: "netd", Group: "adm", Reload: true, Pprof: true},
 				Listeners: []Listener{
 					{Name: "echo", Address: "tcp://127.0.0.1:8888", Module: "test-echo",
 						Addr: Address{Scheme: "tcp", Host: "127.0.0.1:8888"}, MaxConnections: 10000, IdleTimeout: 5 * time.Minute,

@@ -3,6 +3,8 @@ package config
 import (
 	"fmt"
 	"math"
+	"os"
+	"strconv"
 	"strings"
 	"time"
 
@@ -28,6 +30,7 @@ type listenerMeta struct {
 type decoder struct {
 	errs     *errList
 	adminPos Pos            // of admin.address, for the address clash check
+	adminOK  bool           // admin.address is sound
 	names    map[string]Pos // listener names seen so far
 	metas    []listenerMeta // one per decoded listener
 	lm       *listenerMeta  // the listener being decoded
@@ -47,6 +50,10 @@ func (d *decoder) config(file string, root *value) (*Config, []listenerMeta) {
 	}
 	top := ""
 	decodeMap(d, topKeys, root, cfg, &top, "", Pos{Line: 1, Column: 1})
+	if f := root.Get("group"); f != nil && cfg.Group != "" && cfg.User == "" {
+		// setgid alone would leave netd running as root, looking dropped.
+		d.errs.add(f.KeyPos, "group %q without user: netd would go on running as root; set user too", cfg.Group)
+	}
 	switch f := root.Get("listeners"); {
 	case f == nil:
 		d.errs.add(Pos{Line: 1, Column: 1}, "no listeners: at least one is required")
@@ -75,22 +82,65 @@ func (d *decoder) admin(af *field) *Admin {
 	a := &Admin{}
 	ctx := "admin"
 	decodeMap(d, adminKeys, v, a, &ctx, ".", af.KeyPos)
+	if !d.adminOK {
+		return a
+	}
+	if a.Addr.Scheme == "unix" {
+		if a.Mode == 0 {
+			a.Mode = DefaultAdminSocketMode
+		}
+		return a
+	}
+	for _, k := range []string{"mode", "user", "group"} {
+		if f := v.Get(k); f != nil && !f.Val.Unset() {
+			d.errs.add(f.KeyPos, "admin.%s: only a unix:// admin address has a socket file to set it on", k)
+		}
+	}
 	return a
 }
 
+// adminAddress decodes admin.address: host:port for TCP, or unix:///path.
 func (d *decoder) adminAddress(a *Admin, f *field, what string) {
 	d.adminPos = f.Val.Pos
 	a.Address = d.string(what, f.Val)
 	if f.Val.Kind != kindString {
 		return
 	}
-	problem := checkHostPort("tcp", a.Address)
+	var problem string
 	if strings.Contains(a.Address, "://") {
-		problem = "want host:port, without a scheme"
+		addr, err := address.Parse(a.Address)
+		if err != nil {
+			d.errs.add(f.Val.Pos, "%s: %v", what, err)
+			return
+		}
+		if a.Addr = addr; addr.Scheme != "unix" {
+			problem = "want host:port or unix:///path"
+		}
+	} else {
+		a.Addr, problem = Address{Scheme: "tcp", Host: a.Address}, checkHostPort("tcp", a.Address)
 	}
 	if problem != "" {
+		a.Addr = Address{}
 		d.errs.add(f.Val.Pos, "%s %q: %s", what, a.Address, problem)
+		return
 	}
+	d.adminOK = true
+}
+
+// fileMode decodes permission bits written as an octal string, "0660" or
+// "660": a YAML number would read 0660 as 660 decimal in YAML 1.2 and as
+// octal in YAML 1.1, so only a string is unambiguous.
+func (d *decoder) fileMode(what string, v *value) os.FileMode {
+	if v.Kind != kindString {
+		d.errs.add(v.Pos, "%s: want an octal string like \"0660\", got %s", what, v.Describe())
+		return 0
+	}
+	n, err := strconv.ParseUint(v.Str, 8, 32)
+	if err != nil || n == 0 || n > 0o777 || len(v.Str) < 3 || len(v.Str) > 4 {
+		d.errs.add(v.Pos, "%s: %q is not permission bits: want an octal string from \"0001\" to \"0777\", like \"0660\"", what, v.Str)
+		return 0
+	}
+	return os.FileMode(n)
 }
 
 // listeners decodes the listener list, which is set: its absence is
@@ -237,10 +287,10 @@ func (d *decoder) checkAddresses(cfg *Config, metas []listenerMeta) {
 		}
 		used[key] = user{metas[i].ctx, l.Address, metas[i].addrPos}
 	}
-	if cfg.Admin == nil || cfg.Admin.Address == "" || checkHostPort("tcp", cfg.Admin.Address) != "" {
+	if cfg.Admin == nil || !d.adminOK {
 		return
 	}
-	key := bindKey(Address{Scheme: "tcp", Host: cfg.Admin.Address})
+	key := bindKey(cfg.Admin.Addr)
 	if first, dup := used[key]; dup && key != "" {
 		d.errs.add(first.Pos, "%s: address %s is already used by admin.address (at %s)", first.ctx, first.addr, d.adminPos)
 	}

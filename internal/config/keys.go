@@ -85,13 +85,19 @@ var logKeys = []key[*Log]{
 	choiceKey("format", logFormats, func(l *Log) *string { return &l.Format }),
 }
 
+// adminKeys is the admin block. mode, user and group are for a unix://
+// address only (decoder.admin checks).
 var adminKeys = []key[*Admin]{
 	{name: "address", required: true,
 		decode: func(d *decoder, a *Admin, f *field, what string) { d.adminAddress(a, f, what) },
-		same:   func(a, b *Admin) bool { return a.Address == b.Address }},
-	{name: "pprof",
-		decode: func(d *decoder, a *Admin, f *field, what string) { a.Pprof = d.bool(what, f.Val) },
-		same:   func(a, b *Admin) bool { return a.Pprof == b.Pprof }},
+		same:   func(a, b *Admin) bool { return a.Address == b.Address && a.Addr == b.Addr }},
+	{name: "mode",
+		decode: func(d *decoder, a *Admin, f *field, what string) { a.Mode = d.fileMode(what, f.Val) },
+		same:   func(a, b *Admin) bool { return a.Mode == b.Mode }},
+	stringKey("user", func(a *Admin) *string { return &a.User }),
+	stringKey("group", func(a *Admin) *string { return &a.Group }),
+	boolKey("reload", func(a *Admin) *bool { return &a.Reload }),
+	boolKey("pprof", func(a *Admin) *bool { return &a.Pprof }),
 }
 
 // listenerKeys is a listener block. Listener.Instance and Listener.Pos are
@@ -171,6 +177,12 @@ func durationKey[T any](name string, p func(T) *time.Duration) key[T] {
 func stringKey[T any](name string, p func(T) *string) key[T] {
 	return key[T]{name: name,
 		decode: func(d *decoder, dst T, f *field, what string) { *p(dst) = d.string(what, f.Val) },
+		same:   func(a, b T) bool { return *p(a) == *p(b) }}
+}
+
+func boolKey[T any](name string, p func(T) *bool) key[T] {
+	return key[T]{name: name,
+		decode: func(d *decoder, dst T, f *field, what string) { *p(dst) = d.bool(what, f.Val) },
 		same:   func(a, b T) bool { return *p(a) == *p(b) }}
 }
 

@@ -118,6 +118,8 @@ func (m *mutator) walk(v reflect.Value, path string) {
 		m.leaf(v, path, func() { v.SetString(v.String() + "x") })
 	case reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64:
 		m.leaf(v, path, func() { v.SetInt(v.Int() + 1) })
+	case reflect.Uint, reflect.Uint8, reflect.Uint16, reflect.Uint32, reflect.Uint64:
+		m.leaf(v, path, func() { v.SetUint(v.Uint() + 1) })
 	case reflect.Bool:
 		m.leaf(v, path, func() { v.SetBool(!v.Bool()) })
 	default:
@@ -254,7 +256,7 @@ func TestConfigDiffers(t *testing.T) {
 		"max_connections":  {"1", "2"},
 		"user":             {"a", "b"},
 		"group":            {"a", "b"},
-		"admin":            {"{address: '127.0.0.1:9900'}", "{address: '127.0.0.1:9900', pprof: true}"},
+		"admin":            {"{address: '127.0.0.1:9900'}", "{address: '127.0.0.1:9900', reload: true}"},
 		"listeners":        {"[{name: a, address: 'tcp://127.0.0.1:1', module: test-echo}]", "[{name: a, address: 'tcp://127.0.0.1:1', module: test-echo, idle_timeout: 1m}]"},
 	}
 	keys := names(topKeys)

@@ -66,11 +66,14 @@ type Daemon struct {
 	// module, for as long as a listener carries them on.
 	totals map[admin.ListenerID]admin.ListenerSnapshot
 
-	ready     atomic.Bool
-	admin     *admin.Server
-	metrics   *admin.Metrics
-	upg       *tableflip.Upgrader
-	activated map[string][]*os.File // sockets systemd passed, by name
+	ready        atomic.Bool
+	admin        *admin.Server
+	metrics      *admin.Metrics
+	upg          *tableflip.Upgrader
+	exe          string                // the binary an upgrade starts (upgrade.go)
+	adminKey     string                // the admin socket's key for an upgrade
+	adminAdopted bool                  // the admin socket came from an upgrade's old process
+	activated    map[string][]*os.File // sockets systemd passed, by name
 }
 
 // runningListener pairs a config listener with the socket serving it.
@@ -169,7 +172,7 @@ func (d *Daemon) run(ctx context.Context, signals <-chan os.Signal, upgrades boo
 		return fmt.Errorf("%s: %w", d.src.Name(), err)
 	}
 	if upgrades {
-		upg, err := newUpgrader()
+		upg, err := d.newUpgrader()
 		if err != nil {
 			d.closeActivated()
 			return fmt.Errorf("%s: %w", d.src.Name(), err)
@@ -217,6 +220,7 @@ func (d *Daemon) start() error {
 		_ = engine.Shutdown(context.Background())
 		return err
 	}
+	adopted := 0 // sockets an upgrade's old process passed
 	for i := range d.cfg.Listeners {
 		cl := &d.cfg.Listeners[i]
 		inherited, err := d.inheritedFile(cl)
@@ -225,6 +229,7 @@ func (d *Daemon) start() error {
 		}
 		var spec loop.ListenerSpec
 		if inherited != nil {
+			adopted++
 			spec = d.adoptedSpec(cl, inherited)
 		} else if spec, err = d.listenerSpec(cl); err != nil {
 			return abort(err)
@@ -238,16 +243,24 @@ func (d *Daemon) start() error {
 		}
 		d.listeners = append(d.listeners, &runningListener{cfg: *cl, lis: l})
 	}
-	if err := d.startAdmin(); err != nil {
+	// The admin socket is bound with the listeners, as root if netd
+	// starts as root (a unix socket in a root-owned directory), but served
+	// only once privileges are dropped: no request runs as root.
+	if err := d.bindAdmin(); err != nil {
 		return abort(err)
 	}
-	if err := dropPrivileges(d.cfg.User, d.cfg.Group); err != nil {
+	if d.upg != nil && d.upg.HasParent() {
+		d.log.Info("upgrade: adopted the old process's sockets; bound only what the config added",
+			"adopted_listeners", adopted, "listeners", len(d.cfg.Listeners), "admin_adopted", d.adminAdopted)
+	}
+	if err := dropPrivs(d.cfg.User, d.cfg.Group, d.log); err != nil {
 		d.stopAdmin()
 		return abort(err)
 	}
 	for _, l := range d.cfg.Listeners {
 		if s, ok := l.Instance.(api.Starter); ok {
 			if err := s.Start(); err != nil {
+				d.stopAdmin()
 				return abort(fmt.Errorf("listener %q: module %s: start: %w", l.Name, l.Module, err))
 			}
 		}
@@ -256,13 +269,14 @@ func (d *Daemon) start() error {
 		d.stopAdmin()
 		return abort(err)
 	}
+	d.serveAdmin()
 	d.ready.Store(true)
 	kv := []any{"pid", os.Getpid(), "loops", engine.Loops(), "config", d.src.Name()}
 	for _, l := range engine.Listeners() {
 		kv = append(kv, l.Name(), l.Addr())
 	}
 	if d.admin != nil {
-		kv = append(kv, "admin", "http://"+d.admin.Addr().String())
+		kv = append(kv, "admin", d.admin.URL())
 	}
 	d.log.Info("listening", kv...)
 	d.metrics.ConfigLoaded(d.configHash(), time.Now())

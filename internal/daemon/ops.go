@@ -67,32 +67,63 @@ func (s daemonSource) Loops() []admin.LoopSnapshot {
 	return out
 }
 
-// startAdmin binds the admin endpoint, when the config has one. A taken
-// admin port is a start-up error like a taken listener port.
-func (d *Daemon) startAdmin() error {
-	if d.cfg.Admin == nil || d.cfg.Admin.Address == "" {
+// bindAdmin binds the admin endpoint, when the config has one, or adopts
+// the socket an upgrade's old process passed for it; nothing is served
+// until serveAdmin. A taken admin address is a start-up error like a
+// taken listener address.
+func (d *Daemon) bindAdmin() error {
+	a := d.cfg.Admin
+	if a == nil || a.Address == "" {
 		return nil
 	}
-	srv, err := admin.New(admin.Config{
-		Address: d.cfg.Admin.Address,
-		Pprof:   d.cfg.Admin.Pprof,
+	cfg := admin.Config{
+		Network: "tcp",
+		Address: a.Addr.Host,
+		Pprof:   a.Pprof,
 		Logger:  d.log.Named("admin"),
-		Reload:  d.reloadFromAdmin,
 		Source:  daemonSource{d},
 		Version: d.opts.Version,
 		Commit:  d.opts.Commit,
 		Metrics: d.metrics,
-	})
+	}
+	if a.Reload {
+		cfg.Reload = d.reloadFromAdmin
+	}
+	if a.Addr.Scheme == "unix" {
+		uid, gid, err := ownerIDs(a.User, a.Group)
+		if err != nil {
+			return err
+		}
+		cfg.Network, cfg.Address, cfg.Mode, cfg.UID, cfg.GID = "unix", a.Addr.Path, a.Mode, uid, gid
+	}
+	d.adminKey = adminUpgradeKey(a)
+	f, err := d.inherited(d.adminKey)
+	if err != nil {
+		return fmt.Errorf("admin: %w", err)
+	}
+	if f != nil {
+		cfg.File, d.adminAdopted = f, true
+		defer f.Close() // the server holds its own dup
+	}
+	srv, err := admin.New(cfg)
 	if err != nil {
 		return err
 	}
 	d.admin = srv
+	return nil
+}
+
+// serveAdmin serves the bound admin endpoint, once privileges are dropped.
+func (d *Daemon) serveAdmin() {
+	if d.admin == nil {
+		return
+	}
+	srv := d.admin
 	go func() {
 		if err := srv.Serve(); err != nil {
 			d.log.Error("admin endpoint stopped", "error", err)
 		}
 	}()
-	return nil
 }
 
 // reloadFromAdmin is the admin endpoint's POST /-/reload.

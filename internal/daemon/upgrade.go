@@ -14,9 +14,11 @@ import (
 // netd's own path with the listening sockets passed along, waits until the
 // new process says it is ready, and then tells this one to go; meanwhile
 // both accept on the same sockets, so no connect is refused. netd hands
-// the sockets over as plain files, keyed by listener name and address, so
-// that the new process adopts exactly the sockets whose listener it still
-// has, whatever their network.
+// the sockets over as plain files, keyed by listener name and address (and
+// the admin socket by its address), so that the new process adopts exactly
+// the sockets it still has a use for, whatever their network. A process
+// that dropped privileges starts its successor unprivileged: that one
+// adopts every socket, binds none, and finds nothing to drop.
 
 // upgradeTimeout bounds how long the old process waits for the new one to
 // become ready before it gives up the upgrade and carries on.
@@ -26,9 +28,25 @@ func upgradeKey(l *config.Listener) string {
 	return "netd-listener:" + l.Name + "|" + l.Addr.String()
 }
 
+func adminUpgradeKey(a *config.Admin) string {
+	return "netd-admin:" + a.Addr.String()
+}
+
 // newUpgrader prepares upgrades; in a process started by an upgrade it
 // holds the sockets the old process passed.
-func newUpgrader() (*tableflip.Upgrader, error) {
+//
+// tableflip starts os.Args[0], looked up in PATH when it has no slash, and
+// has no option to name another binary: started as "netd" from PATH (or
+// as a relative path), an upgrade would run whatever PATH or the working
+// directory gives then. So the binary this process runs is resolved now,
+// from /proc/self/exe, and put in os.Args[0] for tableflip to start.
+func (d *Daemon) newUpgrader() (*tableflip.Upgrader, error) {
+	exe, err := os.Executable()
+	if err != nil {
+		return nil, fmt.Errorf("upgrade support: cannot tell which binary runs: %w", err)
+	}
+	d.exe = exe
+	os.Args[0] = exe
 	upg, err := tableflip.New(tableflip.Options{UpgradeTimeout: upgradeTimeout})
 	if err != nil {
 		return nil, fmt.Errorf("upgrade support: %w", err)
@@ -38,12 +56,21 @@ func newUpgrader() (*tableflip.Upgrader, error) {
 
 // inheritedFile returns the socket an old process passed for l, if any.
 func (d *Daemon) inheritedFile(l *config.Listener) (*os.File, error) {
+	f, err := d.inherited(upgradeKey(l))
+	if err != nil {
+		return nil, fmt.Errorf("listener %q: %w", l.Name, err)
+	}
+	return f, nil
+}
+
+// inherited returns the socket an old process passed under key, if any.
+func (d *Daemon) inherited(key string) (*os.File, error) {
 	if d.upg == nil || !d.upg.HasParent() {
 		return nil, nil
 	}
-	f, err := d.upg.Fds.File(upgradeKey(l))
+	f, err := d.upg.Fds.File(key)
 	if err != nil {
-		return nil, fmt.Errorf("listener %q: inherited socket: %w", l.Name, err)
+		return nil, fmt.Errorf("inherited socket: %w", err)
 	}
 	return f, nil
 }
@@ -66,8 +93,18 @@ func (d *Daemon) upgrade() {
 		}
 	}
 	d.reloadMu.Unlock()
-	exe, _ := os.Executable()
-	d.log.Info("SIGUSR2: upgrading: starting the new binary", "path", exe)
+	if d.admin != nil {
+		f, err := d.admin.File()
+		if err == nil {
+			err = d.upg.Fds.AddFile(d.adminKey, f)
+			f.Close()
+		}
+		if err != nil {
+			d.log.Error("upgrade failed: cannot pass the admin socket; still serving", "error", err)
+			return
+		}
+	}
+	d.log.Info("SIGUSR2: upgrading: starting the new binary", "path", d.exe)
 	if err := d.upg.Upgrade(); err != nil {
 		d.log.Error("upgrade failed; still serving", "error", err)
 		return
@@ -81,5 +118,8 @@ func (d *Daemon) disownSockets() {
 	defer d.reloadMu.Unlock()
 	for _, r := range d.listeners {
 		r.lis.Disown()
+	}
+	if d.admin != nil {
+		d.admin.Disown()
 	}
 }

@@ -171,12 +171,18 @@ func (l *Listener) ActiveConnections() int64 { return l.active.Load() }
 // File returns a dup of the listening socket, for handing it to another
 // process. The caller closes it. Any goroutine.
 func (l *Listener) File() (*os.File, error) {
-	fd, err := unix.Dup(l.fd)
+	fd, err := dupCloexec(l.fd)
 	if err != nil {
 		return nil, fmt.Errorf("listener %q: dup: %w", l.spec.Name, err)
 	}
-	unix.CloseOnExec(fd)
 	return os.NewFile(uintptr(fd), l.spec.Name), nil
+}
+
+// dupCloexec dups fd close-on-exec in one step: a dup then a separate
+// FD_CLOEXEC would leave a window in which a child forked by another
+// goroutine (an exec module, an upgrade) inherits the socket.
+func dupCloexec(fd int) (int, error) {
+	return unix.FcntlInt(uintptr(fd), unix.F_DUPFD_CLOEXEC, 0)
 }
 
 // start registers the socket with the loops: every loop for a stream
@@ -327,11 +333,10 @@ func Bind(network, address string) (*os.File, error) {
 // adoptSocket takes over an inherited socket: dup it (the caller keeps its
 // *os.File) and make the dup non-blocking.
 func adoptSocket(f *os.File, family string) (int, error) {
-	fd, err := unix.Dup(int(f.Fd()))
+	fd, err := dupCloexec(int(f.Fd()))
 	if err != nil {
 		return -1, fmt.Errorf("adopt %s: %w", f.Name(), err)
 	}
-	unix.CloseOnExec(fd)
 	typ, err := unix.GetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_TYPE)
 	if err != nil {
 		_ = unix.Close(fd)

@@ -11,7 +11,11 @@ user             = "netd"
 group            = "netd"
 
 admin {
-  address = "127.0.0.1:9900"
+  address = "unix:///run/netd/admin.sock"
+  mode    = "0660"
+  user    = "netd"
+  group   = "adm"
+  reload  = true
   pprof   = true
 }
 
