@@ -5,6 +5,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/netd/netd/internal/access"
 	"github.com/netd/netd/internal/proxyproto"
 )
 
@@ -36,7 +37,7 @@ func TestEdge(t *testing.T) {
 				{"trusted 2001:db8::1", lb.ProxyProtocol.Trusted.Contains(netip.MustParseAddr("2001:db8::1")), true},
 				{"allow 198.51.100.9 (mapped prefix)", lb.Allow.Contains(netip.MustParseAddr("198.51.100.9")), true},
 				{"deny 203.0.113.7", lb.Deny.Contains(netip.MustParseAddr("203.0.113.7")), true},
-				{"limits", lb.Limits().MaxPerSource*1000 + int(lb.Limits().Rate*10) + lb.Limits().Burst*100000, 10*1000 + 25 + 20*100000},
+				{"limits", lb.Limits(), access.Limits{MaxPerSource: 10, Rate: 2.5, Burst: 20}},
 				{"behind-lb access_log (global)", lb.AccessLog, true},
 				{"quiet access_log (own)", quiet.AccessLog, false},
 				{"udp access_log", udp.AccessLog, false},
