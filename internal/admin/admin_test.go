@@ -169,7 +169,7 @@ func TestMetrics(t *testing.T) {
 	src := &fakeSource{
 		listeners: []ListenerSnapshot{
 			{Name: "echo", Accepted: 5, Active: 2, BytesIn: 100, BytesOut: 90, ReadsPaused: 1, AcceptErrors: 3,
-				Closed: map[string]uint64{"client": 2, "idle_timeout": 1}},
+				Closed: map[string]uint64{"client": 2, "idle_timeout": 1}, Refused: map[string]uint64{"denied": 4, "rate": 1}},
 			{Name: "udp", DatagramsIn: 7, DatagramsOut: 6, Dropped: 1, BytesIn: 70, BytesOut: 60},
 		},
 		loops: []LoopSnapshot{{ID: 0, Events: 10, Busy: 1500 * time.Millisecond}, {ID: 1, Events: 20, Connections: 3}},
@@ -186,6 +186,11 @@ func TestMetrics(t *testing.T) {
 	expect(t, fams, "netd_connections_closed_total", map[string]string{"listener": "echo", "reason": "idle_timeout"}, 1)
 	for _, r := range []string{"over_limit", "line_too_long", "error", "shutdown", "done"} {
 		expect(t, fams, "netd_connections_closed_total", map[string]string{"listener": "echo", "reason": r}, 0)
+	}
+	expect(t, fams, "netd_connections_refused_total", map[string]string{"listener": "echo", "reason": "denied"}, 4)
+	expect(t, fams, "netd_connections_refused_total", map[string]string{"listener": "echo", "reason": "rate"}, 1)
+	for _, r := range []string{"per_source", "over_limit", "proxy_protocol"} {
+		expect(t, fams, "netd_connections_refused_total", map[string]string{"listener": "echo", "reason": r}, 0)
 	}
 	expect(t, fams, "netd_bytes_received_total", echo, 100)
 	expect(t, fams, "netd_bytes_sent_total", echo, 90)
@@ -222,10 +227,10 @@ func TestMetrics(t *testing.T) {
 	src.set(func(f *fakeSource) {
 		f.listeners = []ListenerSnapshot{
 			{Name: "echo", Accepted: 5, BytesIn: 100, BytesOut: 90, ReadsPaused: 1, AcceptErrors: 3,
-				Closed: map[string]uint64{"client": 4, "idle_timeout": 1}},
+				Closed: map[string]uint64{"client": 4, "idle_timeout": 1}, Refused: map[string]uint64{"denied": 4, "rate": 1}},
 			{Name: "udp", DatagramsIn: 8, DatagramsOut: 7, Dropped: 1, BytesIn: 80, BytesOut: 70},
 			{Name: "echo", Accepted: 3, Active: 1, BytesIn: 10, BytesOut: 10,
-				Closed: map[string]uint64{"client": 1, "upstream_failed": 1}},
+				Closed: map[string]uint64{"client": 1, "upstream_failed": 1}, Refused: map[string]uint64{"denied": 2}},
 			{Name: "raw", Accepted: 1, Active: 1},
 		}
 	})
@@ -238,6 +243,7 @@ func TestMetrics(t *testing.T) {
 	expect(t, fams, "netd_connections_active", echo, 1)
 	expect(t, fams, "netd_connections_closed_total", map[string]string{"listener": "echo", "reason": "client"}, 5)
 	expect(t, fams, "netd_connections_closed_total", map[string]string{"listener": "echo", "reason": "upstream_failed"}, 1)
+	expect(t, fams, "netd_connections_refused_total", map[string]string{"listener": "echo", "reason": "denied"}, 6)
 	expect(t, fams, "netd_bytes_received_total", echo, 110)
 	expect(t, fams, "netd_datagrams_received_total", udp, 8)
 	expect(t, fams, "netd_connections_active", map[string]string{"listener": "raw"}, 1)
@@ -256,14 +262,16 @@ func TestMetrics(t *testing.T) {
 
 func TestFromStats(t *testing.T) {
 	got := FromStats("echo", loop.Stats{Accepted: 1, Active: 2, BytesIn: 3, BytesOut: 4, ReadsPaused: 5, AcceptErrors: 6,
-		DatagramsIn: 7, DatagramsOut: 8, Dropped: 9, Closed: map[api.Reason]uint64{"line_too_long": 10}})
+		DatagramsIn: 7, DatagramsOut: 8, Dropped: 9, Closed: map[api.Reason]uint64{"line_too_long": 10},
+		Refused: map[api.Reason]uint64{"rate": 11}})
 	want := ListenerSnapshot{Name: "echo", Accepted: 1, Active: 2, BytesIn: 3, BytesOut: 4, ReadsPaused: 5, AcceptErrors: 6,
-		DatagramsIn: 7, DatagramsOut: 8, Dropped: 9, Closed: map[string]uint64{"line_too_long": 10}}
+		DatagramsIn: 7, DatagramsOut: 8, Dropped: 9, Closed: map[string]uint64{"line_too_long": 10},
+		Refused: map[string]uint64{"rate": 11}}
 	if fmt.Sprint(got) != fmt.Sprint(want) {
 		t.Errorf("FromStats = %+v, want %+v", got, want)
 	}
 	sum := got.Add(got)
-	if sum.Accepted != 2 || sum.Closed["line_too_long"] != 20 || got.Closed["line_too_long"] != 10 {
+	if sum.Accepted != 2 || sum.Closed["line_too_long"] != 20 || got.Closed["line_too_long"] != 10 || sum.Refused["rate"] != 22 {
 		t.Errorf("Add = %+v (and left %+v)", sum, got)
 	}
 }

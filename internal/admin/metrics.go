@@ -12,6 +12,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 
+	"github.com/netd/netd/pkg/loop"
 	"github.com/netd/netd/pkg/modules/api"
 )
 
@@ -126,7 +127,9 @@ var (
 	descDatagramsOut = prometheus.NewDesc("netd_datagrams_sent_total",
 		"Datagrams sent.", []string{"listener"}, nil)
 	descDropped = prometheus.NewDesc("netd_datagrams_dropped_total",
-		"Datagrams dropped because the socket's send queue was full.", []string{"listener"}, nil)
+		"Datagrams dropped because the socket's send queue was full, or answers larger than their request to a non-loopback source (udp_amplification: deny).", []string{"listener"}, nil)
+	descRefused = prometheus.NewDesc("netd_connections_refused_total",
+		"Connections (datagrams, on udp) refused before the module saw them, by reason: denied, per_source, rate, over_limit (also counted as closed), proxy_protocol.", []string{"listener", "reason"}, nil)
 
 	descLoopEvents = prometheus.NewDesc("netd_loop_events_total",
 		"Readiness events an event loop has handled.", []string{"loop"}, nil)
@@ -151,7 +154,7 @@ type collector struct{ m *Metrics }
 func (c *collector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{
 		descAccepted, descActive, descClosed, descBytesIn, descBytesOut, descReadsPaused,
-		descAcceptErrors, descDatagramsIn, descDatagramsOut, descDropped,
+		descAcceptErrors, descDatagramsIn, descDatagramsOut, descDropped, descRefused,
 		descLoopEvents, descLoopBusy, descLoopConns, descReloads, descConfigInfo, descConfigTime, descConfigOK,
 	} {
 		ch <- d
@@ -189,6 +192,9 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 			counter(descDatagramsIn, l.DatagramsIn, n)
 			counter(descDatagramsOut, l.DatagramsOut, n)
 			counter(descDropped, l.Dropped, n)
+			for _, r := range loop.RefusedReasons {
+				counter(descRefused, l.Refused[string(r)], n, string(r))
+			}
 		}
 		seen := map[int]bool{}
 		for _, lp := range m.src.Loops() {

@@ -39,7 +39,11 @@ type ListenerSnapshot struct {
 	AcceptErrors uint64
 	DatagramsIn  uint64
 	DatagramsOut uint64
-	Dropped      uint64 // datagrams dropped because the socket's queue was full
+	Dropped      uint64 // datagrams dropped: the socket's queue was full, or the amplification guard
+	// Refused counts connections (datagrams, on udp) refused before the
+	// module saw them, by reason: denied, per_source, rate, over_limit,
+	// proxy_protocol.
+	Refused map[string]uint64
 }
 
 // LoopSnapshot is one event loop's counters at one moment.
@@ -62,6 +66,7 @@ func FromStats(name string, s loop.Stats) ListenerSnapshot {
 		Accepted:     s.Accepted,
 		Active:       s.Active,
 		Closed:       make(map[string]uint64, len(s.Closed)),
+		Refused:      make(map[string]uint64, len(s.Refused)),
 		BytesIn:      s.BytesIn,
 		BytesOut:     s.BytesOut,
 		ReadsPaused:  s.ReadsPaused,
@@ -72,6 +77,9 @@ func FromStats(name string, s loop.Stats) ListenerSnapshot {
 	}
 	for r, n := range s.Closed {
 		out.Closed[string(r)] += n
+	}
+	for r, n := range s.Refused {
+		out.Refused[string(r)] += n
 	}
 	return out
 }
@@ -95,6 +103,12 @@ func (s ListenerSnapshot) Add(o ListenerSnapshot) ListenerSnapshot {
 	}
 	for r, n := range o.Closed {
 		sum.Closed[r] += n
+	}
+	sum.Refused = make(map[string]uint64, len(s.Refused))
+	for _, m := range []map[string]uint64{s.Refused, o.Refused} {
+		for r, n := range m {
+			sum.Refused[r] += n
+		}
 	}
 	return sum
 }

@@ -16,6 +16,8 @@ import (
 	"github.com/hashicorp/go-hclog"
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/netd/netd/internal/access"
+	"github.com/netd/netd/internal/proxyproto"
 	"github.com/netd/netd/pkg/modules/api"
 	"github.com/netd/netd/pkg/options"
 )
@@ -32,6 +34,7 @@ type Config struct {
 	DrainDelay      time.Duration // on stop, accepting on with /readyz failing first; 0 = none
 	MaxConnections  int           // all listeners together; 0 = unlimited
 	User, Group     string        // "" = keep the user and group netd started as
+	AccessLog       bool          // the access_log of stream listeners that set none
 	Admin           *Admin        // nil when absent
 	Listeners       []Listener    // at least one, names unique
 }
@@ -71,9 +74,24 @@ type Listener struct {
 	// queue is below the low mark. 0 = the default (api.DefaultHighWatermark,
 	// api.DefaultLowWatermark).
 	HighWatermark, LowWatermark int
-	Options                     *Options   // never nil; empty when the file has none
-	Instance                    api.Module // built and provisioned by Load
-	Pos                         Pos        // where the listener starts in the file
+	// ProxyProtocol is the proxy_protocol block; nil when absent.
+	ProxyProtocol *proxyproto.Policy
+	// Allow and Deny are the access lists; nil when absent (no allow list
+	// lets everyone in).
+	Allow, Deny *access.Set
+	// MaxPerSource, Rate and Burst are the per-source limits
+	// (access.Limits); 0 when absent.
+	MaxPerSource int
+	Rate         float64
+	Burst        int
+	// AccessLog is the listener's access_log, or the top-level one when it
+	// sets none; always false on udp.
+	AccessLog bool
+	// UDPAmplification is udp_amplification: allow.
+	UDPAmplification bool
+	Options          *Options   // never nil; empty when the file has none
+	Instance         api.Module // built and provisioned by Load
+	Pos              Pos        // where the listener starts in the file
 }
 
 // Load reads the config file at path, in the format its extension names

@@ -12,6 +12,9 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/netd/netd/internal/access"
+	"github.com/netd/netd/internal/proxyproto"
 )
 
 var update = flag.Bool("update", false, "rewrite testdata/bad/*.err from what Load returns")
@@ -87,20 +90,24 @@ func TestFull(t *testing.T) {
 				MaxConnections:  50000,
 				User:            "netd",
 				Group:           "netd",
+				AccessLog:       true,
 				Admin: &Admin{Address: "unix:///run/netd/admin.sock", Addr: Address{Scheme: "unix", Path: "/run/netd/admin.sock"},
 					Mode: 0o660, User: "netd", Group: "adm", Reload: true, Pprof: true},
 				Listeners: []Listener{
 					{Name: "echo", Address: "tcp://127.0.0.1:8888", Module: "test-echo",
 						Addr: Address{Scheme: "tcp", Host: "127.0.0.1:8888"}, MaxConnections: 10000, IdleTimeout: 5 * time.Minute,
-						HighWatermark: 4 << 20, LowWatermark: 1 << 20},
+						HighWatermark: 4 << 20, LowWatermark: 1 << 20,
+						ProxyProtocol: &proxyproto.Policy{Mode: proxyproto.Optional, Trusted: access.MustParseSet("10.0.0.0/8", "::1"), Timeout: 2 * time.Second},
+						Allow:         access.MustParseSet("0.0.0.0/0", "::/0"), Deny: access.MustParseSet("192.0.2.0/24"),
+						MaxPerSource: 100, Rate: 50, Burst: 200},
 					{Name: "echo6", Address: "tcp6://[::1]:8888", Module: "test-echo",
-						Addr: Address{Scheme: "tcp6", Host: "[::1]:8888"}},
+						Addr: Address{Scheme: "tcp6", Host: "[::1]:8888"}, AccessLog: true},
 					{Name: "echo-udp", Address: "udp://:7", Module: "test-echo",
-						Addr: Address{Scheme: "udp", Host: ":7"}},
+						Addr: Address{Scheme: "udp", Host: ":7"}, UDPAmplification: true},
 					{Name: "local", Address: "unix:///run/netd/stream.sock", Module: "test-stream",
-						Addr: Address{Scheme: "unix", Path: "/run/netd/stream.sock"}},
+						Addr: Address{Scheme: "unix", Path: "/run/netd/stream.sock"}, AccessLog: true},
 					{Name: "activated", Address: "fd://web", Module: "test-stream",
-						Addr: Address{Scheme: "fd", Path: "web"}},
+						Addr: Address{Scheme: "fd", Path: "web"}, AccessLog: true},
 					{Name: "packets", Address: "udp4://0.0.0.0:0", Module: "test-packet",
 						Addr: Address{Scheme: "udp4", Host: "0.0.0.0:0"}},
 				},

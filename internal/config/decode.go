@@ -23,6 +23,7 @@ type listenerMeta struct {
 	addrOK    bool
 	highPos   Pos // high_watermark's value, when given
 	lowPos    Pos
+	edge      edgeMeta // where the edge keys are (edge.go)
 }
 
 // decoder turns the format-neutral tree into a Config. It never stops at a
@@ -59,6 +60,9 @@ func (d *decoder) config(file string, root *value) (*Config, []listenerMeta) {
 		d.errs.add(Pos{Line: 1, Column: 1}, "no listeners: at least one is required")
 	case f.Val.Kind == kindNull:
 		d.errs.add(f.KeyPos, "no listeners: at least one is required")
+	}
+	for i := range cfg.Listeners {
+		d.edge(cfg, &cfg.Listeners[i], d.metas[i])
 	}
 	d.checkAddresses(cfg, d.metas)
 	return cfg, d.metas

@@ -21,9 +21,10 @@ var (
 	// hclBodies is the layout of each block's body, by block type; the
 	// body of a block not named here (options) holds free-form attributes.
 	hclBodies = map[string]*hcl.BodySchema{
-		"log":      hclSchema(logKeys),
-		"admin":    hclSchema(adminKeys),
-		"listener": hclSchema(listenerKeys),
+		"log":            hclSchema(logKeys),
+		"admin":          hclSchema(adminKeys),
+		"listener":       hclSchema(listenerKeys),
+		"proxy_protocol": hclSchema(proxyKeys),
 	}
 	// hclBlockKeys is the tree key each block type fills.
 	hclBlockKeys = mergeBlockKeys(blockKeys(topKeys), blockKeys(listenerKeys))

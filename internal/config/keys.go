@@ -51,6 +51,7 @@ var topKeys = []key[*Config]{
 	countKey("max_connections", func(c *Config) *int { return &c.MaxConnections }),
 	stringKey("user", func(c *Config) *string { return &c.User }),
 	stringKey("group", func(c *Config) *string { return &c.Group }),
+	accessLogTopKey,
 	{name: "admin", hcl: hclBlock,
 		decode: func(d *decoder, c *Config, f *field, _ string) { c.Admin = d.admin(f) },
 		same: func(a, b *Config) bool {
@@ -122,6 +123,9 @@ var listenerKeys = []key[*Listener]{
 		same: func(a, b *Listener) bool { return a.Module == b.Module }},
 	countKey("max_connections", func(l *Listener) *int { return &l.MaxConnections }),
 	durationKey("idle_timeout", func(l *Listener) *time.Duration { return &l.IdleTimeout }),
+	// The edge (edge.go): PROXY protocol, access control, access log.
+	proxyProtocolKey, allowKey, denyKey, maxPerSourceKey, rateKey, burstKey,
+	accessLogKey, udpAmplificationKey,
 	{name: "high_watermark",
 		decode: func(d *decoder, l *Listener, f *field, what string) {
 			l.HighWatermark, d.lm.highPos = d.count(what, f.Val), f.Val.Pos

@@ -7,6 +7,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/netd/netd/internal/access"
 	"github.com/netd/netd/pkg/options"
 )
 
@@ -62,12 +63,23 @@ func TestFullSetsEveryField(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, v := range []reflect.Value{reflect.ValueOf(*c), reflect.ValueOf(c.Listeners[0])} {
-		for i := 0; i < v.NumField(); i++ {
-			if v.Field(i).IsZero() {
-				t.Errorf("full.yaml leaves %s.%s unset: give it a key in keys.go and a value in testdata/good/full.*",
-					v.Type().Name(), v.Type().Field(i).Name)
-			}
+	v := reflect.ValueOf(*c)
+	for i := 0; i < v.NumField(); i++ {
+		if v.Field(i).IsZero() {
+			t.Errorf("full.yaml leaves Config.%s unset: give it a key in keys.go and a value in testdata/good/full.*",
+				v.Type().Field(i).Name)
+		}
+	}
+	// Some keys apply to one network only (udp_amplification): a listener
+	// field counts as set when one listener sets it.
+	lt := reflect.TypeOf(Listener{})
+	for i := 0; i < lt.NumField(); i++ {
+		set := false
+		for _, l := range c.Listeners {
+			set = set || !reflect.ValueOf(l).Field(i).IsZero()
+		}
+		if !set {
+			t.Errorf("full.yaml leaves Listener.%s unset: give it a key in keys.go and a value in testdata/good/full.*", lt.Field(i).Name)
 		}
 	}
 }
@@ -81,7 +93,10 @@ type mutator struct {
 	path   string // of the leaf changed
 }
 
-var optionsType = reflect.TypeOf((*Options)(nil))
+var (
+	optionsType = reflect.TypeOf((*Options)(nil))
+	setType     = reflect.TypeOf((*access.Set)(nil))
+)
 
 func (m *mutator) walk(v reflect.Value, path string) {
 	if v.Type() == optionsType {
@@ -92,6 +107,11 @@ func (m *mutator) walk(v reflect.Value, path string) {
 			}
 			v.Set(reflect.ValueOf(o))
 		})
+		return
+	}
+	if v.Type() == setType {
+		// A Set is compared as the list it was parsed from.
+		m.leaf(v, path, func() { v.Set(reflect.ValueOf(access.MustParseSet("198.51.100.0/24"))) })
 		return
 	}
 	switch v.Kind() {
@@ -120,6 +140,8 @@ func (m *mutator) walk(v reflect.Value, path string) {
 		m.leaf(v, path, func() { v.SetInt(v.Int() + 1) })
 	case reflect.Uint, reflect.Uint8, reflect.Uint16, reflect.Uint32, reflect.Uint64:
 		m.leaf(v, path, func() { v.SetUint(v.Uint() + 1) })
+	case reflect.Float64:
+		m.leaf(v, path, func() { v.SetFloat(v.Float() + 0.5) })
 	case reflect.Bool:
 		m.leaf(v, path, func() { v.SetBool(!v.Bool()) })
 	default:
@@ -220,8 +242,17 @@ func TestListenerDiffers(t *testing.T) {
 		"high_watermark":  {"8192", "16384"},
 		"low_watermark":   {"1024", "2048"},
 		"options":         {"{mode: line}", "{mode: raw}"},
+		"proxy_protocol":  {"{mode: require, trusted: [10.0.0.0/8]}", "{mode: require, trusted: [10.0.0.0/16]}"},
+		"allow":           {"[10.0.0.0/8]", "[10.0.0.0/9]"},
+		"deny":            {"[10.0.0.1]", "[10.0.0.2]"},
+		"max_per_source":  {"1", "2"},
+		"rate":            {"1", "1.5"},
+		"burst":           {"1", "2"},
+		"access_log":      {"false", "true"},
 	}
-	keys := names(listenerKeys)
+	// udp_amplification applies to udp listeners only: it has a test of
+	// its own below.
+	keys := slices.DeleteFunc(names(listenerKeys), func(n string) bool { return n == "udp_amplification" })
 	parse := func(change string) Listener {
 		t.Helper()
 		src := kc.render(t, keys, change, "listeners:\n  - {%s}\n", ", ")
@@ -244,6 +275,16 @@ func TestListenerDiffers(t *testing.T) {
 			t.Errorf("changing %s back: Differs = %v", k, d)
 		}
 	}
+	udp := func(amp string) Listener {
+		c, err := Parse("u.yaml", []byte("listeners:\n  - {name: u, address: 'udp://127.0.0.1:1', module: test-echo, udp_amplification: "+amp+"}\n"), nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return c.Listeners[0]
+	}
+	if d := udp("deny").Differs(udp("allow")); !slices.Equal(d, []string{"udp_amplification"}) {
+		t.Errorf("changing udp_amplification: Differs = %v", d)
+	}
 }
 
 // TestConfigDiffers: the same for the top-level keys.
@@ -257,7 +298,10 @@ func TestConfigDiffers(t *testing.T) {
 		"user":             {"a", "b"},
 		"group":            {"a", "b"},
 		"admin":            {"{address: '127.0.0.1:9900'}", "{address: '127.0.0.1:9900', reload: true}"},
-		"listeners":        {"[{name: a, address: 'tcp://127.0.0.1:1', module: test-echo}]", "[{name: a, address: 'tcp://127.0.0.1:1', module: test-echo, idle_timeout: 1m}]"},
+		"access_log":       {"false", "true"},
+		// The listener sets its own access_log: the top-level one is only
+		// the default of listeners that set none.
+		"listeners": {"[{name: a, address: 'tcp://127.0.0.1:1', module: test-echo, access_log: false}]", "[{name: a, address: 'tcp://127.0.0.1:1', module: test-echo, access_log: false, idle_timeout: 1m}]"},
 	}
 	keys := names(topKeys)
 	parse := func(change string) *Config {

@@ -348,6 +348,7 @@ func (d *Daemon) moduleSpec(l *config.Listener) loop.ListenerSpec {
 		HighWatermark:  l.HighWatermark,
 		LowWatermark:   l.LowWatermark,
 		Logger:         d.log.Named("listener." + l.Name),
+		Edge:           edgeSpec(l),
 	}
 }
 

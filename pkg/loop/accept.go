@@ -143,17 +143,31 @@ func (a *acceptor) admit(fd int) {
 		_ = unix.Close(fd)
 		stats.closed(api.ReasonOverLimit)
 		if lis.overLimitLog.Allow(l.now) {
-			lis.log.Warn("connection limit reached; closing new connections", "listener_limit", lis.spec.MaxConnections, "total_limit", e.cfg.MaxConnections)
+			peer, _ := l.acceptedPeer()
+			lis.log.Warn("connection limit reached; closing new connections", "remote", peer.String(), "listener_limit", lis.spec.MaxConnections, "total_limit", e.cfg.MaxConnections)
 		}
 		return
 	}
-	l.served.Add(1)
 	peer, isIP := l.acceptedPeer()
-	a.serve(fd, peer, isIP)
+	wait := false
+	if ed := lis.edge; ed != nil && isIP {
+		var r api.Reason
+		if wait, r = ed.accept(l, peer.Addr()); r != "" {
+			lis.active.Add(-1)
+			e.active.Add(-1)
+			_ = unix.Close(fd)
+			stats.closed(r) // counted as refused
+			ed.refused(lis, l.now, peer, r)
+			return
+		}
+	}
+	l.served.Add(1)
+	a.serve(fd, peer, isIP, wait)
 }
 
-// serve registers an admitted connection and shows it to the module.
-func (a *acceptor) serve(fd int, peer netip.AddrPort, isIP bool) {
+// serve registers an admitted connection and shows it to the module, or,
+// with wait, waits for its PROXY protocol header first (edge.go).
+func (a *acceptor) serve(fd int, peer netip.AddrPort, isIP, wait bool) {
 	l, lis := a.loop, a.lis
 	c := newConn(l, lis, nil, fd)
 	if isIP {
@@ -173,6 +187,9 @@ func (a *acceptor) serve(fd int, peer netip.AddrPort, isIP bool) {
 	c.interest = unix.EPOLLIN
 	if lis.spec.IdleTimeout > 0 {
 		c.setList(l.idleList(lis.spec.IdleTimeout))
+	}
+	if lis.edge != nil && c.edgeAccept(wait, !wait) {
+		return // the module is told once the header is in
 	}
 	// A module that panics in OnAccept loses this connection, not the
 	// loop: the acceptor's guard knows no connection.

@@ -88,6 +88,9 @@ type connExtra struct {
 	closing closeState
 	// tls is the TLS layer of a connection on a TLS listener (tls.go).
 	tls *tlsState
+	// edge is the PROXY header phase, the access count and the access
+	// log's figures, on a listener that has them (edge.go).
+	edge *connEdge
 }
 
 // closeState is what a graceful close remembers until the descriptor is

@@ -78,7 +78,7 @@ func (c *conn) discardInput() {
 	n, err := rawRead(int(c.fd), c.loop.readBuf)
 	switch {
 	case n > 0:
-		c.lis.stats[c.loop.index].bytesIn.Add(uint64(n))
+		c.countIn(n)
 		// Past LingerTimeout this renews nothing: a peer that keeps
 		// sending cannot hold the close open.
 		c.touch()
@@ -145,6 +145,9 @@ func (c *conn) closeNow(reason api.Reason, err error) {
 		c.lis.active.Add(-1)
 		c.lis.engine.active.Add(-1)
 		c.loop.served.Add(-1)
+	}
+	if c.extra != nil && c.extra.edge != nil {
+		c.edgeClosed(reason, err)
 	}
 	func() {
 		defer func() {

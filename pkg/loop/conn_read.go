@@ -13,13 +13,18 @@ import (
 // or EOF (as opposed to nothing yet, or an error, which closes the
 // connection).
 func (c *conn) readOnce() bool {
-	if c.extra != nil && c.extra.tls != nil {
-		return c.tlsReadOnce()
+	if x := c.extra; x != nil {
+		if x.edge != nil && x.edge.waiting {
+			return c.headerReadOnce()
+		}
+		if x.tls != nil {
+			return c.tlsReadOnce()
+		}
 	}
 	n, err := rawRead(int(c.fd), c.loop.readBuf)
 	switch {
 	case n > 0:
-		c.lis.stats[c.loop.index].bytesIn.Add(uint64(n))
+		c.countIn(n)
 		c.touch()
 		c.deliver(c.loop.readBuf[:n])
 		return true

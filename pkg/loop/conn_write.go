@@ -38,7 +38,7 @@ func (c *conn) writeRaw(p []byte) (int, error) {
 			return 0, err
 		}
 		if n > 0 {
-			c.lis.stats[c.loop.index].bytesOut.Add(uint64(n))
+			c.countOut(n)
 			p = p[n:]
 			c.touchOutput()
 		}
@@ -127,7 +127,7 @@ func (c *conn) flush() bool {
 			c.writeFailed(err)
 			return !c.closed
 		}
-		c.lis.stats[c.loop.index].bytesOut.Add(uint64(n))
+		c.countOut(n)
 		c.out.advance(n, &c.loop.pool)
 		c.touchOutput()
 		if n == 0 {

@@ -473,6 +473,10 @@ func (l *eventLoop) expireTimers() {
 	now := l.now
 	for _, list := range l.timeoutLists {
 		for c := list.head; c != nil && !now.Before(c.deadline(list.timeout)); c = list.head {
+			if list.expire != nil {
+				list.expire(c)
+				continue
+			}
 			c.lis.log.Debug("timeout", "reason", list.reason, "remote", c.remoteString())
 			c.closeNow(list.reason, list.err)
 		}

@@ -16,6 +16,9 @@ type connList struct {
 	// reason and err are what a connection that expires closes with.
 	reason api.Reason
 	err    error
+	// expire, when set, handles an expired connection instead of closing
+	// it with reason and err; it must take the connection off the list.
+	expire func(c *conn)
 }
 
 // pushBack appends c, the most recently active.

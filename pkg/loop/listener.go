@@ -52,6 +52,9 @@ type ListenerSpec struct {
 	Logger hclog.Logger
 	// TLS, when set, terminates TLS on a stream listener (tls.go).
 	TLS *TLSSpec
+	// Edge, when set, is PROXY protocol, access control and the access
+	// log (edge.go).
+	Edge *EdgeSpec
 }
 
 // Listener is one bound socket and the module that serves it. Its methods
@@ -79,6 +82,9 @@ type Listener struct {
 	overLimitLog, acceptErrLog, tlsLog api.LogLimit
 
 	packetSock *packetSocket
+	// edge is what the listener does before its module sees a connection
+	// or datagram; nil when nothing (edge.go).
+	edge *edge
 	// views are the listener's api.Loop on each loop.
 	views []*loopView
 }
@@ -130,6 +136,9 @@ func newListener(e *Engine, spec ListenerSpec) (*Listener, error) {
 		}
 	default:
 		return nil, fmt.Errorf("listener %q: unknown network %q", spec.Name, spec.Network)
+	}
+	if l.edge, err = newEdge(spec.Edge, spec.MaxConnections, l.family == "packet"); err != nil {
+		return nil, fmt.Errorf("listener %q: %w", spec.Name, err)
 	}
 	if spec.File != nil {
 		l.fd, err = adoptSocket(spec.File, l.family)

@@ -33,13 +33,19 @@ type packetSocket struct {
 	queued   int    // bytes in queue
 	interest uint32 // the interest set registered with epoll
 	v6       bool   // the socket is AF_INET6
+	// ampGuard: answers to non-loopback sources may not outgrow their
+	// request (EdgeSpec.AllowAmplification unset); dl is the datagram
+	// being delivered (edge_packet.go).
+	ampGuard bool
+	dl       delivery
 }
 
 var _ api.PacketWriter = (*packetSocket)(nil)
 
 // newPacketSocket makes the socket of lis, served by loop l.
 func newPacketSocket(lis *Listener, l *eventLoop) *packetSocket {
-	p := &packetSocket{lis: lis, loop: l, interest: unix.EPOLLIN}
+	p := &packetSocket{lis: lis, loop: l, interest: unix.EPOLLIN,
+		ampGuard: lis.spec.Edge == nil || !lis.spec.Edge.AllowAmplification}
 	if sa, err := unix.Getsockname(lis.fd); err == nil {
 		_, p.v6 = sa.(*unix.SockaddrInet6)
 	}
@@ -72,19 +78,27 @@ func (p *packetSocket) handleEvent(events uint32) {
 		if !ok {
 			continue
 		}
-		p.deliver(p.loop.readBuf[:n], ap)
+		data, client := p.loop.readBuf[:n], ap
+		if p.lis.edge != nil {
+			if data, client, ok = p.edgeDatagram(data, ap); !ok {
+				continue
+			}
+		}
+		p.deliver(data, client, ap)
 	}
 }
 
-// deliver hands one datagram to the module, so that its panic loses only
-// that datagram.
-func (p *packetSocket) deliver(data []byte, from netip.AddrPort) {
+// deliver hands one datagram from client, which came from peer, to the
+// module, so that its panic loses only that datagram.
+func (p *packetSocket) deliver(data []byte, client, peer netip.AddrPort) {
 	defer func() {
+		p.dl.active = false
 		if r := recover(); r != nil {
-			p.lis.log.Error("module panicked on a datagram", "remote", from.String(), "panic", r)
+			p.lis.log.Error("module panicked on a datagram", "remote", client.String(), "panic", r)
 		}
 	}()
-	p.lis.packet.OnPacket(p, data, from)
+	p.dl.begin(client, peer, len(data), p.ampGuard)
+	p.lis.packet.OnPacket(p, data, client)
 }
 
 // WriteTo implements api.PacketWriter. Loop only.
@@ -92,8 +106,13 @@ func (p *packetSocket) WriteTo(b []byte, to netip.AddrPort) error {
 	if p.lis.closed.Load() {
 		return api.ErrClosed
 	}
-	sa := addrPortToSockaddr(to, p.v6)
 	stats := &p.lis.stats[p.loop.index]
+	to, ok := p.dl.route(to, len(b))
+	if !ok {
+		stats.dropped.Add(1)
+		return errAmplification
+	}
+	sa := addrPortToSockaddr(to, p.v6)
 	if len(p.queue) == 0 {
 		err := unix.Sendto(p.lis.fd, b, 0, sa)
 		if err == nil {

@@ -28,13 +28,22 @@ type counters struct {
 	datagramsOut  atomic.Uint64
 	dropped       atomic.Uint64
 	closedBy      [len(standardReasons)]atomic.Uint64
+	refusedBy     [len(RefusedReasons)]atomic.Uint64
 	closedOtherMu sync.Mutex
 	closedOther   map[api.Reason]uint64
 	_             [64]byte
 }
 
-// closed counts a connection closed for r.
+// closed counts a connection closed for r. A refusal (RefusedReasons) is
+// counted as refused, not closed: its module never saw it; over_limit is
+// counted as both, as it was before refusals were.
 func (c *counters) closed(r api.Reason) {
+	if i := refusedIndex(r); i >= 0 {
+		c.refusedBy[i].Add(1)
+		if r != api.ReasonOverLimit {
+			return
+		}
+	}
 	for i, s := range standardReasons {
 		if s == r {
 			c.closedBy[i].Add(1)
@@ -47,6 +56,14 @@ func (c *counters) closed(r api.Reason) {
 	}
 	c.closedOther[r]++
 	c.closedOtherMu.Unlock()
+}
+
+// refused counts a refused datagram (or a connection refused before it
+// was accepted as one).
+func (c *counters) refused(r api.Reason) {
+	if i := refusedIndex(r); i >= 0 {
+		c.refusedBy[i].Add(1)
+	}
 }
 
 // Stats is a snapshot of a listener's counters. Counts are totals since the
@@ -64,11 +81,17 @@ type Stats struct {
 	Dropped uint64
 	// Closed counts closed connections by reason.
 	Closed map[api.Reason]uint64
+	// Refused counts connections (datagrams, on udp) refused before the
+	// module saw them, by reason (RefusedReasons); every reason is there.
+	Refused map[api.Reason]uint64
 }
 
 // Stats sums the listener's counters over its loops. Any goroutine.
 func (l *Listener) Stats() Stats {
-	s := Stats{Active: l.active.Load(), Closed: map[api.Reason]uint64{}}
+	s := Stats{Active: l.active.Load(), Closed: map[api.Reason]uint64{}, Refused: map[api.Reason]uint64{}}
+	for _, r := range RefusedReasons {
+		s.Refused[r] = 0
+	}
 	for i := range l.stats {
 		c := &l.stats[i]
 		s.Accepted += c.accepted.Load()
@@ -83,6 +106,9 @@ func (l *Listener) Stats() Stats {
 			if n := c.closedBy[j].Load(); n > 0 {
 				s.Closed[r] += n
 			}
+		}
+		for j, r := range RefusedReasons {
+			s.Refused[r] += c.refusedBy[j].Load()
 		}
 		c.closedOtherMu.Lock()
 		for r, n := range c.closedOther {

@@ -188,7 +188,7 @@ func (c *conn) tlsReadOnce() bool {
 	n, err := rawRead(int(c.fd), c.loop.readBuf)
 	switch {
 	case n > 0:
-		c.lis.stats[c.loop.index].bytesIn.Add(uint64(n))
+		c.countIn(n)
 		if !st.record {
 			st.handshakeInput(c.loop.readBuf[:n])
 			return !c.closed

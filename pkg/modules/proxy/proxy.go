@@ -37,6 +37,7 @@ type Options struct {
 	Balance        string        `option:"balance"`
 	ConnectTimeout time.Duration `option:"connect_timeout"`
 	FailTimeout    time.Duration `option:"fail_timeout"`
+	SendProxy      string        `option:"send_proxy"` // "", v1 or v2 (sendproxy.go)
 }
 
 // upstream is one configured upstream and what every loop knows of it.
@@ -62,6 +63,7 @@ type Proxy struct {
 	leastConn      bool
 	connectTimeout time.Duration
 	failTimeout    time.Duration
+	sendProxy      int // PROXY header version to send upstream; 0 none
 	log            hclog.Logger
 
 	next       atomic.Uint64 // round-robin cursor
@@ -148,6 +150,10 @@ func (p *Proxy) Provision(s api.Setup) error {
 	}
 	if opts.FailTimeout < 0 {
 		return s.Options.Errorf("fail_timeout", "fail_timeout must not be negative")
+	}
+	var err error
+	if p.sendProxy, err = parseSendProxy(opts.SendProxy); err != nil {
+		return s.Options.Errorf("send_proxy", "%v", err)
 	}
 	p.leastConn = opts.Balance == LeastConn
 	p.connectTimeout = opts.ConnectTimeout
@@ -296,6 +302,9 @@ func (pr *pair) dialNext() {
 		u.active.Add(1)
 		u.connections.Inc()
 		c, err := loop.Dial(u.network, u.address, p.connectTimeout, pr)
+		if err == nil && p.sendProxy > 0 {
+			err = pr.sendHeader(c)
+		}
 		if err == nil {
 			pr.upstream = c
 			return

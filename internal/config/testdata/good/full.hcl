@@ -9,6 +9,7 @@ drain_delay      = "5s"
 max_connections  = 50000
 user             = "netd"
 group            = "netd"
+access_log       = true
 
 admin {
   address = "unix:///run/netd/admin.sock"
@@ -26,6 +27,17 @@ listener "echo" {
   idle_timeout    = "5m"
   high_watermark  = 4194304
   low_watermark   = 1048576
+  proxy_protocol {
+    mode    = "optional"
+    trusted = ["10.0.0.0/8", "::1"]
+    timeout = "2s"
+  }
+  allow          = ["0.0.0.0/0", "::/0"]
+  deny           = ["192.0.2.0/24"]
+  max_per_source = 100
+  rate           = 50
+  burst          = 200
+  access_log     = false
   options {
     mode           = "line"
     max_line_bytes = 65536
@@ -39,8 +51,9 @@ listener "echo6" {
 }
 
 listener "echo-udp" {
-  address = "udp://:7"
-  module  = "test-echo"
+  address           = "udp://:7"
+  module            = "test-echo"
+  udp_amplification = "allow"
   options {
     mode = "raw"
   }
