@@ -20,6 +20,7 @@ type listenerMeta struct {
 	addrOK    bool
 	highPos   Pos // high_watermark's value, when given
 	lowPos    Pos
+	tls       *tlsMeta // nil when the listener has no tls key
 }
 
 // decoder turns the format-neutral tree into a Config. It never stops at a
@@ -127,6 +128,7 @@ func (d *decoder) listener(i int, item *value) (Listener, listenerMeta, bool) {
 	decodeMap(d, listenerKeys, item, &l, &m.ctx, ": ", item.Pos)
 	d.lm = nil
 	d.watermarks(&l, m)
+	d.tlsNetwork(&l, m)
 	if l.Options == nil {
 		l.Options = options.NewBlock(d.errs.file, item.Pos, nil)
 	}

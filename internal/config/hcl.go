@@ -24,6 +24,7 @@ var (
 		"log":      hclSchema(logKeys),
 		"admin":    hclSchema(adminKeys),
 		"listener": hclSchema(listenerKeys),
+		"tls":      hclSchema(tlsKeys),
 	}
 	// hclBlockKeys is the tree key each block type fills.
 	hclBlockKeys = mergeBlockKeys(blockKeys(topKeys), blockKeys(listenerKeys))
