@@ -71,12 +71,16 @@ type Daemon struct {
 	metrics   *admin.Metrics
 	upg       *tableflip.Upgrader
 	activated map[string][]*os.File // sockets systemd passed, by name
+	// nextCerts are the TLS certificates of the specs being built, by
+	// listener name, until the listener they are for runs (keepCerts).
+	nextCerts map[string]*tlsCerts
 }
 
 // runningListener pairs a config listener with the socket serving it.
 type runningListener struct {
-	cfg config.Listener
-	lis *loop.Listener
+	cfg   config.Listener
+	lis   *loop.Listener
+	certs *tlsCerts // nil without TLS
 }
 
 // idOf is what a listener's series belong to: a reload that keeps a
@@ -236,8 +240,11 @@ func (d *Daemon) start() error {
 		if err != nil {
 			return abort(err)
 		}
-		d.listeners = append(d.listeners, &runningListener{cfg: *cl, lis: l})
+		r := &runningListener{cfg: *cl, lis: l}
+		d.keepCerts(r)
+		d.listeners = append(d.listeners, r)
 	}
+	d.nextCerts = nil
 	if err := d.startAdmin(); err != nil {
 		return abort(err)
 	}
@@ -333,6 +340,7 @@ func (d *Daemon) moduleSpec(l *config.Listener) loop.ListenerSpec {
 		IdleTimeout:    l.IdleTimeout,
 		HighWatermark:  l.HighWatermark,
 		LowWatermark:   l.LowWatermark,
+		TLS:            d.tlsSpec(l),
 		Logger:         d.log.Named("listener." + l.Name),
 	}
 }
