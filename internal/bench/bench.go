@@ -20,11 +20,14 @@ package bench
 
 import (
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"io"
 	"math"
 	"net"
+	"os"
 	"strconv"
 	"strings"
 	"sync"
@@ -131,6 +134,15 @@ type Options struct {
 	// Seed of the line contents; 0 picks one from the clock. The report
 	// carries the seed used.
 	Seed int64 `json:"seed"`
+	// TLS speaks TLS to the service: every connection starts with a full
+	// handshake (no session cache), which counts in the line's latency and
+	// in the run's time. TLSCA is a PEM file of the CAs to trust (empty:
+	// the system's); TLSInsecure skips verifying the server's certificate.
+	TLS         bool   `json:"tls,omitempty"`
+	TLSCA       string `json:"tls_ca,omitempty"`
+	TLSInsecure bool   `json:"tls_insecure,omitempty"`
+
+	tlsConfig *tls.Config // made from the TLS fields by withDefaults
 }
 
 // Report is the outcome of a run. Durations are in nanoseconds in JSON.
@@ -226,6 +238,9 @@ func (o Options) withDefaults() (Options, error) {
 	if o.ServerPID < 0 {
 		return o, optErrorf("server pid must not be negative, got %d", o.ServerPID)
 	}
+	if err := o.makeTLSConfig(); err != nil {
+		return o, err
+	}
 	if o.Seed == 0 {
 		o.Seed = time.Now().UnixNano()
 		if o.Seed == 0 {
@@ -233,6 +248,34 @@ func (o Options) withDefaults() (Options, error) {
 		}
 	}
 	return o, nil
+}
+
+// makeTLSConfig makes the client configuration of a TLS run.
+func (o *Options) makeTLSConfig() error {
+	if !o.TLS {
+		if o.TLSCA != "" || o.TLSInsecure {
+			return optErrorf("--tls-ca and --tls-insecure need --tls")
+		}
+		return nil
+	}
+	cfg := &tls.Config{InsecureSkipVerify: o.TLSInsecure}
+	if o.TLSCA != "" {
+		b, err := os.ReadFile(o.TLSCA)
+		if err != nil {
+			return optErrorf("tls ca: %v", err)
+		}
+		cfg.RootCAs = x509.NewCertPool()
+		if !cfg.RootCAs.AppendCertsFromPEM(b) {
+			return optErrorf("tls ca %s: no PEM certificate in it", o.TLSCA)
+		}
+	}
+	if _, addr, err := parseAddress(o.Address); err == nil {
+		if host, _, err := net.SplitHostPort(addr); err == nil {
+			cfg.ServerName = host
+		}
+	}
+	o.tlsConfig = cfg
+	return nil
 }
 
 // parseAddress turns an Address into a network and an address for net.Dial.

@@ -33,6 +33,8 @@ percentiles, errors and mismatches; given the server's PID, also the server's
 CPU time per line and its peak RSS.
 
 ADDRESS is tcp://host:port (tcp4://, tcp6://), host:port, or unix:///path.
+With --tls, bench speaks TLS; with --reconnect --cycle-lines 1, every line
+pays for a handshake, and connects/s is handshakes/s.
 The run starts once ADDRESS accepts a connection, waiting up to --timeout for
 it, so bench may be started together with the server.
 
@@ -98,6 +100,9 @@ lost after a half-close) or when nothing was echoed at all.`,
 	f.DurationVar(&o.Timeout, "timeout", DefaultTimeout, "longest wait for a connect (the first one too: the run starts once ADDRESS accepts), or for progress on a read or write")
 	f.IntVar(&o.ServerPID, "server-pid", 0, "PID of the server: report its CPU time per line and peak RSS (from /proc)")
 	f.Int64Var(&o.Seed, "seed", 0, "seed of the line contents (0: from the clock; the report shows the seed used)")
+	f.BoolVar(&o.TLS, "tls", false, "speak TLS: each connection starts with a full handshake, verified against --tls-ca (or the system's CAs)")
+	f.StringVar(&o.TLSCA, "tls-ca", "", "with --tls, a PEM file of the CAs to trust")
+	f.BoolVar(&o.TLSInsecure, "tls-insecure", false, "with --tls, do not verify the server's certificate")
 	f.BoolVarP(&quiet, "quiet", "q", false, "no progress lines")
 	f.BoolVar(&asJSON, "json", false, "print the report as one JSON object")
 	return cmd

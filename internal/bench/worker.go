@@ -3,6 +3,7 @@ package bench
 import (
 	"bytes"
 	"context"
+	"crypto/tls"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -139,7 +140,17 @@ func (w *worker) dial() (net.Conn, error) {
 		d = w.r.hardEnd
 	}
 	dialer := net.Dialer{Deadline: d}
-	return dialer.DialContext(w.r.ctx, w.r.network, w.r.addr)
+	c, err := dialer.DialContext(w.r.ctx, w.r.network, w.r.addr)
+	if err != nil || w.r.o.tlsConfig == nil {
+		return c, err
+	}
+	c.SetDeadline(d)
+	tc := tls.Client(c, w.r.o.tlsConfig)
+	if err := tc.HandshakeContext(w.r.ctx); err != nil {
+		c.Close()
+		return nil, fmt.Errorf("tls handshake: %w", err)
+	}
+	return tc, nil
 }
 
 // touch moves the connection's deadline to now+Timeout (never past the

@@ -89,6 +89,7 @@ type Listener struct {
 	AccessLog bool
 	// UDPAmplification is udp_amplification: allow.
 	UDPAmplification bool
+	TLS              *TLS       // nil: plaintext
 	Options          *Options   // never nil; empty when the file has none
 	Instance         api.Module // built and provisioned by Load
 	Pos              Pos        // where the listener starts in the file
@@ -166,6 +167,7 @@ func ParseEnv(filename string, src []byte, env Env) (*Config, error) {
 	}
 	d := decoder{errs: errs}
 	cfg, metas := d.config(filename, root)
+	loadTLS(cfg, metas, errs)
 	provision(cfg, metas, errs, env)
 	if err := errs.result(); err != nil {
 		return nil, err

@@ -20,24 +20,30 @@ import (
 var update = flag.Bool("update", false, "rewrite testdata/bad/*.err from what Load returns")
 
 // comparable strips what legitimately differs between a YAML file and its
-// HCL twin: the file name, positions, instances and options (compared
-// through Map).
+// HCL twin: the file name, positions, instances, loaded TLS configurations
+// and options (compared through Map).
 func comparable(c *Config) (*Config, []map[string]any) {
 	out := *c
 	out.File = ""
 	out.Listeners = append([]Listener(nil), c.Listeners...)
 	var opts []map[string]any
 	for i := range out.Listeners {
-		opts = append(opts, out.Listeners[i].Options.Map())
-		out.Listeners[i].Pos = Pos{}
-		out.Listeners[i].Instance = nil
-		out.Listeners[i].Options = nil
+		l := &out.Listeners[i]
+		opts = append(opts, l.Options.Map())
+		l.Pos = Pos{}
+		l.Instance = nil
+		l.Options = nil
+		if l.TLS != nil {
+			t := *l.TLS
+			t.Server = nil
+			l.TLS = &t
+		}
 	}
 	return &out, opts
 }
 
 func TestGoodTwins(t *testing.T) {
-	yamls, _ := filepath.Glob("testdata/good/*.yaml")
+	yamls, _ := filepath.Glob(filepath.Join(goodDir(t), "*.yaml"))
 	if len(yamls) == 0 {
 		t.Fatal("no testdata/good/*.yaml")
 	}
@@ -60,6 +66,9 @@ func TestGoodTwins(t *testing.T) {
 					if l.Instance == nil || l.Options == nil || l.Pos.Line == 0 {
 						t.Errorf("%s: listener %q: Instance %v, Options %v, Pos %v", c.File, l.Name, l.Instance, l.Options, l.Pos)
 					}
+					if l.TLS != nil && l.TLS.Server == nil {
+						t.Errorf("%s: listener %q: tls block without its loaded configuration", c.File, l.Name)
+					}
 				}
 			}
 			y, yo := comparable(yc)
@@ -75,7 +84,8 @@ func TestGoodTwins(t *testing.T) {
 }
 
 func TestFull(t *testing.T) {
-	for _, path := range []string{"testdata/good/full.yaml", "testdata/good/full.hcl"} {
+	dir := goodDir(t)
+	for _, path := range []string{filepath.Join(dir, "full.yaml"), filepath.Join(dir, "full.hcl")} {
 		t.Run(path, func(t *testing.T) {
 			c, err := Load(path, nil)
 			if err != nil {
@@ -99,7 +109,9 @@ func TestFull(t *testing.T) {
 						HighWatermark: 4 << 20, LowWatermark: 1 << 20,
 						ProxyProtocol: &proxyproto.Policy{Mode: proxyproto.Optional, Trusted: access.MustParseSet("10.0.0.0/8", "::1"), Timeout: 2 * time.Second},
 						Allow:         access.MustParseSet("0.0.0.0/0", "::/0"), Deny: access.MustParseSet("192.0.2.0/24"),
-						MaxPerSource: 100, Rate: 50, Burst: 200},
+						MaxPerSource: 100, Rate: 50, Burst: 200,
+						TLS: &TLS{CertFile: "tls/server.pem", KeyFile: "tls/server-key.pem", ClientCAFile: "tls/ca.pem",
+							MinVersion: "1.3", ALPN: []string{"h2", "netd"}, HandshakeTimeout: 5 * time.Second}},
 					{Name: "echo6", Address: "tcp6://[::1]:8888", Module: "test-echo",
 						Addr: Address{Scheme: "tcp6", Host: "[::1]:8888"}, AccessLog: true},
 					{Name: "echo-udp", Address: "udp://:7", Module: "test-echo",

@@ -24,6 +24,7 @@ type listenerMeta struct {
 	highPos   Pos // high_watermark's value, when given
 	lowPos    Pos
 	edge      edgeMeta // where the edge keys are (edge.go)
+	tls       *tlsMeta // nil when the listener has no tls key
 }
 
 // decoder turns the format-neutral tree into a Config. It never stops at a
@@ -182,6 +183,7 @@ func (d *decoder) listener(i int, item *value) (Listener, listenerMeta, bool) {
 	decodeMap(d, listenerKeys, item, &l, &m.ctx, ": ", item.Pos)
 	d.lm = nil
 	d.watermarks(&l, m)
+	d.tlsNetwork(&l, m)
 	if l.Options == nil {
 		l.Options = options.NewBlock(d.errs.file, item.Pos, nil)
 	}

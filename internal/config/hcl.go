@@ -25,6 +25,7 @@ var (
 		"admin":          hclSchema(adminKeys),
 		"listener":       hclSchema(listenerKeys),
 		"proxy_protocol": hclSchema(proxyKeys),
+		"tls":            hclSchema(tlsKeys),
 	}
 	// hclBlockKeys is the tree key each block type fills.
 	hclBlockKeys = mergeBlockKeys(blockKeys(topKeys), blockKeys(listenerKeys))

@@ -3,6 +3,7 @@ package config
 import (
 	"fmt"
 	"reflect"
+	"slices"
 	"time"
 
 	"github.com/agext/levenshtein"
@@ -136,6 +137,14 @@ var listenerKeys = []key[*Listener]{
 			l.LowWatermark, d.lm.lowPos = d.count(what, f.Val), f.Val.Pos
 		},
 		same: func(a, b *Listener) bool { return a.LowWatermark == b.LowWatermark }},
+	{name: "tls", hcl: hclBlock,
+		decode: func(d *decoder, l *Listener, f *field, what string) { l.TLS = d.tls(f, what) },
+		same: func(a, b *Listener) bool {
+			if a.TLS == nil || b.TLS == nil {
+				return a.TLS == b.TLS
+			}
+			return differs(tlsKeys, a.TLS, b.TLS) == nil
+		}},
 	{name: "options", hcl: hclBlock,
 		decode: func(d *decoder, l *Listener, f *field, what string) {
 			if f.Val.Kind != kindMap {
@@ -145,6 +154,22 @@ var listenerKeys = []key[*Listener]{
 			l.Options = options.NewBlock(d.errs.file, f.KeyPos, f.Val)
 		},
 		same: func(a, b *Listener) bool { return reflect.DeepEqual(a.Options.Map(), b.Options.Map()) }},
+}
+
+// tlsKeys is a listener's tls block. TLS.Server is not a key: Load makes
+// it from the files the keys name. The files are compared by name only: a
+// reload re-reads them whether or not the block changed.
+var tlsKeys = []key[*TLS]{
+	stringKey("cert_file", func(t *TLS) *string { return &t.CertFile }, required),
+	stringKey("key_file", func(t *TLS) *string { return &t.KeyFile }, required),
+	stringKey("client_ca_file", func(t *TLS) *string { return &t.ClientCAFile }),
+	{name: "min_version",
+		decode: func(d *decoder, t *TLS, f *field, what string) { t.MinVersion = d.tlsVersion(f, what) },
+		same:   func(a, b *TLS) bool { return a.MinVersion == b.MinVersion }},
+	{name: "alpn",
+		decode: func(d *decoder, t *TLS, f *field, what string) { t.ALPN = d.alpn(f, what) },
+		same:   func(a, b *TLS) bool { return slices.Equal(a.ALPN, b.ALPN) }},
+	durationKey("handshake_timeout", func(t *TLS) *time.Duration { return &t.HandshakeTimeout }),
 }
 
 // Differs names the keys whose settings differ between l and o, in the
@@ -178,10 +203,17 @@ func durationKey[T any](name string, p func(T) *time.Duration) key[T] {
 		same:   func(a, b T) bool { return *p(a) == *p(b) }}
 }
 
-func stringKey[T any](name string, p func(T) *string) key[T] {
-	return key[T]{name: name,
+// required marks a key made by the helpers below as required.
+func required[T any](k *key[T]) { k.required = true }
+
+func stringKey[T any](name string, p func(T) *string, opts ...func(*key[T])) key[T] {
+	k := key[T]{name: name,
 		decode: func(d *decoder, dst T, f *field, what string) { *p(dst) = d.string(what, f.Val) },
 		same:   func(a, b T) bool { return *p(a) == *p(b) }}
+	for _, o := range opts {
+		o(&k)
+	}
+	return k
 }
 
 func boolKey[T any](name string, p func(T) *bool) key[T] {

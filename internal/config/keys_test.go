@@ -2,6 +2,7 @@ package config
 
 import (
 	"fmt"
+	"path/filepath"
 	"reflect"
 	"slices"
 	"strings"
@@ -35,6 +36,7 @@ func TestKeyTables(t *testing.T) {
 	checkTable(t, "logKeys", logKeys)
 	checkTable(t, "adminKeys", adminKeys)
 	checkTable(t, "listenerKeys", listenerKeys)
+	checkTable(t, "tlsKeys", tlsKeys)
 	// The HCL schema is the table's: every key but the label is in it.
 	s := hclBodies["listener"]
 	var names []string
@@ -52,14 +54,14 @@ func TestKeyTables(t *testing.T) {
 }
 
 // notSettings are the fields of Config and Listener that no key sets:
-// File and Pos say where, Instance is made from the keys.
-var notSettings = map[string]bool{"File": true, "Pos": true, "Instance": true}
+// File and Pos say where, Instance and TLS.Server are made from the keys.
+var notSettings = map[string]bool{"File": true, "Pos": true, "Instance": true, "Server": true}
 
 // TestFullSetsEveryField: testdata/good/full.yaml sets every field of
 // Config and of its first Listener, so that a field added without a key
 // (or without a line in full.yaml and full.hcl) fails here.
 func TestFullSetsEveryField(t *testing.T) {
-	c, err := Load("testdata/good/full.yaml", nil)
+	c, err := Load(filepath.Join(goodDir(t), "full.yaml"), nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -80,6 +82,16 @@ func TestFullSetsEveryField(t *testing.T) {
 		}
 		if !set {
 			t.Errorf("full.yaml leaves Listener.%s unset: give it a key in keys.go and a value in testdata/good/full.*", lt.Field(i).Name)
+		}
+	}
+	if tls := c.Listeners[0].TLS; tls == nil {
+		t.Error("full.yaml's first listener has no tls block")
+	} else {
+		v := reflect.ValueOf(*tls)
+		for i := 0; i < v.NumField(); i++ {
+			if v.Field(i).IsZero() {
+				t.Errorf("full.yaml leaves TLS.%s unset: give it a key in keys.go and a value in testdata/good/full.*", v.Type().Field(i).Name)
+			}
 		}
 	}
 }
@@ -165,8 +177,9 @@ func (m *mutator) leaf(v reflect.Value, path string, change func()) {
 // Listener, down to the leaves, and asks Differs to notice: a field that
 // no key compares fails here.
 func TestDiffersSeesEveryField(t *testing.T) {
+	full := filepath.Join(goodDir(t), "full.yaml")
 	load := func() *Config {
-		c, err := Load("testdata/good/full.yaml", nil)
+		c, err := Load(full, nil)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -241,6 +254,7 @@ func TestListenerDiffers(t *testing.T) {
 		"idle_timeout":    {"1s", "2s"},
 		"high_watermark":  {"8192", "16384"},
 		"low_watermark":   {"1024", "2048"},
+		"tls":             {"{cert_file: tls/server.pem, key_file: tls/server-key.pem}", "{cert_file: tls/server.pem, key_file: tls/server-key.pem, alpn: [h2]}"},
 		"options":         {"{mode: line}", "{mode: raw}"},
 		"proxy_protocol":  {"{mode: require, trusted: [10.0.0.0/8]}", "{mode: require, trusted: [10.0.0.0/16]}"},
 		"allow":           {"[10.0.0.0/8]", "[10.0.0.0/9]"},
@@ -253,10 +267,11 @@ func TestListenerDiffers(t *testing.T) {
 	// udp_amplification applies to udp listeners only: it has a test of
 	// its own below.
 	keys := slices.DeleteFunc(names(listenerKeys), func(n string) bool { return n == "udp_amplification" })
+	file := filepath.Join(goodDir(t), "l.yaml")
 	parse := func(change string) Listener {
 		t.Helper()
 		src := kc.render(t, keys, change, "listeners:\n  - {%s}\n", ", ")
-		c, err := Parse("l.yaml", []byte(src), nil)
+		c, err := Parse(file, []byte(src), nil)
 		if err != nil {
 			t.Fatalf("%s\n%v", src, err)
 		}

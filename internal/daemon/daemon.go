@@ -74,12 +74,16 @@ type Daemon struct {
 	adminKey     string                // the admin socket's key for an upgrade
 	adminAdopted bool                  // the admin socket came from an upgrade's old process
 	activated    map[string][]*os.File // sockets systemd passed, by name
+	// nextCerts are the TLS certificates of the specs being built, by
+	// listener name, until the listener they are for runs (keepCerts).
+	nextCerts map[string]*tlsCerts
 }
 
 // runningListener pairs a config listener with the socket serving it.
 type runningListener struct {
-	cfg config.Listener
-	lis *loop.Listener
+	cfg   config.Listener
+	lis   *loop.Listener
+	certs *tlsCerts // nil without TLS
 }
 
 // idOf is what a listener's series belong to: a reload that keeps a
@@ -241,8 +245,11 @@ func (d *Daemon) start() error {
 		if err != nil {
 			return abort(err)
 		}
-		d.listeners = append(d.listeners, &runningListener{cfg: *cl, lis: l})
+		r := &runningListener{cfg: *cl, lis: l}
+		d.keepCerts(r)
+		d.listeners = append(d.listeners, r)
 	}
+	d.nextCerts = nil
 	// The admin socket is bound with the listeners, as root if netd
 	// starts as root (a unix socket in a root-owned directory), but served
 	// only once privileges are dropped: no request runs as root.
@@ -347,6 +354,7 @@ func (d *Daemon) moduleSpec(l *config.Listener) loop.ListenerSpec {
 		IdleTimeout:    l.IdleTimeout,
 		HighWatermark:  l.HighWatermark,
 		LowWatermark:   l.LowWatermark,
+		TLS:            d.tlsSpec(l),
 		Logger:         d.log.Named("listener." + l.Name),
 		Edge:           edgeSpec(l),
 	}

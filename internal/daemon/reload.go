@@ -61,6 +61,7 @@ func (d *Daemon) forgetEnded() {
 }
 
 func (d *Daemon) applyReload() error {
+	defer func() { d.nextCerts = nil }()
 	if d.src.Embedded() {
 		return errNoFile
 	}
@@ -80,6 +81,7 @@ func (d *Daemon) applyReload() error {
 		keys []string // the keys that differ from the running listener's
 	}
 	var changes []change
+	var same []change // listeners left alone: their certificates are swapped
 	next := map[string]bool{}
 	for _, l := range cfg.Listeners {
 		next[l.Name] = true
@@ -87,6 +89,7 @@ func (d *Daemon) applyReload() error {
 		var keys []string
 		if r != nil {
 			if keys = r.cfg.Differs(l); keys == nil {
+				same = append(same, change{r: r, next: l})
 				continue
 			}
 		}
@@ -116,6 +119,9 @@ func (d *Daemon) applyReload() error {
 		}
 	}
 
+	for _, ch := range same {
+		d.swapCerts(ch.r, ch.next)
+	}
 	for _, ch := range changes {
 		name := ch.next.Name
 		var spec loop.ListenerSpec
@@ -144,7 +150,9 @@ func (d *Daemon) applyReload() error {
 				d.log.Error("reload: cannot start listener", "listener", name, "error", err)
 				continue
 			}
-			d.listeners = append(d.listeners, &runningListener{cfg: ch.next, lis: l})
+			r := &runningListener{cfg: ch.next, lis: l}
+			d.keepCerts(r)
+			d.listeners = append(d.listeners, r)
 			d.log.Info("reload: listener added", "listener", name, "address", l.Addr(), "module", ch.next.Module)
 			continue
 		}
@@ -156,6 +164,7 @@ func (d *Daemon) applyReload() error {
 		}
 		d.retire(ch.r)
 		ch.r.cfg, ch.r.lis = ch.next, l
+		d.keepCerts(ch.r)
 		if prev.Addr() == l.Addr() {
 			d.log.Info("reload: listener replaced on its socket", "listener", name, "address", l.Addr(), "module", ch.next.Module, "changed", ch.keys)
 		} else {

@@ -3,6 +3,7 @@ package tlsconf
 import (
 	"crypto/tls"
 	"crypto/x509"
+	"errors"
 	"os"
 	"path/filepath"
 	"strings"
@@ -147,4 +148,36 @@ func FuzzAppendCerts(f *testing.F) {
 	f.Fuzz(func(t *testing.T, b []byte) {
 		_, _ = appendCerts(x509.NewCertPool(), b)
 	})
+}
+
+// TestErrorSetting: each failure names, as an *Error, the setting whose
+// file or value is at fault, so that a config can point at its line; a
+// file that is not regular, or too large, is refused unread.
+func TestErrorSetting(t *testing.T) {
+	ca := testpki.NewCA(t, "ca")
+	good := ca.Server(t, "good", time.Time{})
+	other := ca.Server(t, "other", time.Time{})
+	big := filepath.Join(t.TempDir(), "big.pem")
+	if err := os.WriteFile(big, make([]byte, maxFileSize+1), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		cert, key, clientCA, min string
+		alpn                     []string
+		setting, says            string
+	}{
+		{cert: "/dev/zero", key: good.KeyFile, setting: "cert_file", says: "not a regular file"},
+		{cert: good.CertFile, key: t.TempDir(), setting: "key_file", says: "not a regular file"},
+		{cert: good.CertFile, key: good.KeyFile, clientCA: big, setting: "client_ca_file", says: "larger than"},
+		{cert: good.CertFile, key: other.KeyFile, setting: "key_file", says: "does not match"},
+		{cert: good.CertFile, key: good.KeyFile, min: "2", setting: "min_version", says: `"2"`},
+		{cert: good.CertFile, key: good.KeyFile, alpn: []string{strings.Repeat("x", 256)}, setting: "alpn", says: "1 to 255 bytes"},
+	}
+	for _, tt := range tests {
+		_, err := Load(tt.cert, tt.key, tt.clientCA, tt.min, tt.alpn)
+		var e *Error
+		if !errors.As(err, &e) || e.Setting != tt.setting || !strings.Contains(err.Error(), tt.says) {
+			t.Errorf("Load(%s, %s, %q, %q): %v (%T), want an *Error of %s saying %q", tt.cert, tt.key, tt.clientCA, tt.min, err, err, tt.setting, tt.says)
+		}
+	}
 }

@@ -261,8 +261,9 @@ func (st *tlsState) handshakeInput(p []byte) {
 	}
 }
 
-// fail ends a connection whose handshake failed, after what crypto/tls
-// wrote (an alert) is flushed. Logged once a second at most: any client
+// fail ends a connection whose handshake failed (api.ReasonHandshakeFailed,
+// which /metrics counts per listener), after what crypto/tls wrote (an
+// alert) is flushed. Logged once a second at most: any client
 // can cause it.
 func (st *tlsState) fail(err error) {
 	c := st.c
@@ -273,7 +274,7 @@ func (st *tlsState) fail(err error) {
 			c.lis.log.Warn("TLS handshake failed; connection closed", "remote", c.remoteString(), "error", err)
 		}
 	}
-	c.CloseFor(api.ReasonError, fmt.Errorf("tls handshake: %w", err))
+	c.CloseFor(api.ReasonHandshakeFailed, fmt.Errorf("tls handshake: %w", err))
 }
 
 // signal wakes the handshake goroutine if it waits for input.

@@ -386,6 +386,11 @@ func TestTLSGarbage(t *testing.T) {
 	if got := f.mod.opened.Load(); got != 2 {
 		t.Fatalf("module saw %d connections, want the 2 good ones", got)
 	}
+	// Each bad client counts as a failed handshake, and as nothing else.
+	pollUntil(5*time.Second, func() bool { return f.lis.Stats().Closed[api.ReasonHandshakeFailed] == 5 })
+	if got := f.lis.Stats().Closed; got[api.ReasonHandshakeFailed] != 5 || got[api.ReasonError] != 0 {
+		t.Fatalf("closed by reason %v, want handshake_failed 5 and no error", got)
+	}
 }
 
 // TestTLSHalfClose: after a client's close_notify, or its FIN alone, the

@@ -27,3 +27,8 @@ type TLSInfo struct {
 // timeout. Modules never see it: a connection reaches its module only
 // once its handshake is done.
 const ReasonHandshakeTimeout Reason = "handshake_timeout"
+
+// ReasonHandshakeFailed is the close reason of a TLS connection whose
+// handshake failed: not TLS, no protocol or cipher in common, a client
+// certificate refused, a reset. Modules never see it either.
+const ReasonHandshakeFailed Reason = "handshake_failed"

@@ -1,4 +1,5 @@
-# Every key netd knows, with options of every shape.
+# Every key netd knows, with options of every shape. The tests put
+# certificates in tls/ beside a copy of this file.
 log {
   level  = "debug"
   format = "json"
@@ -38,6 +39,14 @@ listener "echo" {
   rate           = 50
   burst          = 200
   access_log     = false
+  tls {
+    cert_file         = "tls/server.pem"
+    key_file          = "tls/server-key.pem"
+    client_ca_file    = "tls/ca.pem"
+    min_version       = "1.3"
+    alpn              = ["h2", "netd"]
+    handshake_timeout = "5s"
+  }
   options {
     mode           = "line"
     max_line_bytes = 65536

@@ -1,0 +1,3 @@
+module github.com/netd/netd/bench/peers/tlsstdlib
+
+go 1.26.8
