@@ -93,15 +93,16 @@ func TestFull(t *testing.T) {
 						Addr: Address{Scheme: "tcp", Host: "127.0.0.1:8888"}, MaxConnections: 10000, IdleTimeout: 5 * time.Minute,
 						HighWatermark: 4 << 20, LowWatermark: 1 << 20},
 					{Name: "echo6", Address: "tcp6://[::1]:8888", Module: "test-echo",
-						Addr: Address{Scheme: "tcp6", Host: "[::1]:8888"}},
+						Addr: Address{Scheme: "tcp6", Host: "[::1]:8888"}, MaxConnections: DefaultMaxConnections},
 					{Name: "echo-udp", Address: "udp://:7", Module: "test-echo",
-						Addr: Address{Scheme: "udp", Host: ":7"}},
+						Addr: Address{Scheme: "udp", Host: ":7"}, MaxConnections: 0},
 					{Name: "local", Address: "unix:///run/netd/stream.sock", Module: "test-stream",
-						Addr: Address{Scheme: "unix", Path: "/run/netd/stream.sock"}},
+						Addr: Address{Scheme: "unix", Path: "/run/netd/stream.sock"}, MaxConnections: DefaultMaxConnections,
+						SocketMode: 0o660, SocketUser: "netd", SocketGroup: "65534"},
 					{Name: "activated", Address: "fd://web", Module: "test-stream",
-						Addr: Address{Scheme: "fd", Path: "web"}},
+						Addr: Address{Scheme: "fd", Path: "web"}, MaxConnections: DefaultMaxConnections},
 					{Name: "packets", Address: "udp4://0.0.0.0:0", Module: "test-packet",
-						Addr: Address{Scheme: "udp4", Host: "0.0.0.0:0"}},
+						Addr: Address{Scheme: "udp4", Host: "0.0.0.0:0"}, MaxConnections: DefaultMaxConnections},
 				},
 			}
 			if !reflect.DeepEqual(got, want) {
@@ -152,6 +153,13 @@ func TestDefaults(t *testing.T) {
 	l := c.Listeners[0]
 	if l.Options == nil || len(l.Options.Map()) != 0 || l.Pos != (Pos{Line: 2, Column: 5}) {
 		t.Errorf("listener: %+v", l)
+	}
+	// A listener without max_connections is capped; 0 asks for no cap.
+	if l.MaxConnections != DefaultMaxConnections || DefaultMaxConnections != 10000 {
+		t.Errorf("max_connections by default = %d, want 10000", l.MaxConnections)
+	}
+	if l.SocketMode != 0 || l.SocketUser != "" || l.SocketGroup != "" {
+		t.Errorf("socket file settings by default: %+v", l)
 	}
 }
 

@@ -62,12 +62,24 @@ func TestFullSetsEveryField(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, v := range []reflect.Value{reflect.ValueOf(*c), reflect.ValueOf(c.Listeners[0])} {
-		for i := 0; i < v.NumField(); i++ {
-			if v.Field(i).IsZero() {
-				t.Errorf("full.yaml leaves %s.%s unset: give it a key in keys.go and a value in testdata/good/full.*",
-					v.Type().Name(), v.Type().Field(i).Name)
-			}
+	v := reflect.ValueOf(*c)
+	for i := 0; i < v.NumField(); i++ {
+		if v.Field(i).IsZero() {
+			t.Errorf("full.yaml leaves Config.%s unset: give it a key in keys.go and a value in testdata/good/full.*",
+				v.Type().Field(i).Name)
+		}
+	}
+	// Some listener keys suit some networks only (mode on unix): each
+	// Listener field must be set by one listener or another.
+	lt := reflect.TypeOf(Listener{})
+	for i := 0; i < lt.NumField(); i++ {
+		set := false
+		for _, l := range c.Listeners {
+			set = set || !reflect.ValueOf(l).Field(i).IsZero()
+		}
+		if !set {
+			t.Errorf("full.yaml leaves Listener.%s unset in every listener: give it a key in keys.go and a value in testdata/good/full.*",
+				lt.Field(i).Name)
 		}
 	}
 }
@@ -118,6 +130,8 @@ func (m *mutator) walk(v reflect.Value, path string) {
 		m.leaf(v, path, func() { v.SetString(v.String() + "x") })
 	case reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64:
 		m.leaf(v, path, func() { v.SetInt(v.Int() + 1) })
+	case reflect.Uint, reflect.Uint8, reflect.Uint16, reflect.Uint32, reflect.Uint64:
+		m.leaf(v, path, func() { v.SetUint(v.Uint() + 1) })
 	case reflect.Bool:
 		m.leaf(v, path, func() { v.SetBool(!v.Bool()) })
 	default:
@@ -163,14 +177,16 @@ func TestDiffersSeesEveryField(t *testing.T) {
 		}
 	}
 
-	count = &mutator{t: t, target: -1}
-	count.walk(reflect.ValueOf(&base.Listeners[0]).Elem(), "Listener")
-	for i := 0; i < count.n; i++ {
-		l := load().Listeners[0]
-		m := &mutator{t: t, target: i}
-		m.walk(reflect.ValueOf(&l).Elem(), "Listener")
-		if base.Listeners[0].Differs(l) == nil || l.Differs(base.Listeners[0]) == nil {
-			t.Errorf("Listener.Differs does not see a change of %s", m.path)
+	for li := range base.Listeners {
+		count = &mutator{t: t, target: -1}
+		count.walk(reflect.ValueOf(&base.Listeners[li]).Elem(), "Listener")
+		for i := 0; i < count.n; i++ {
+			l := load().Listeners[li]
+			m := &mutator{t: t, target: i}
+			m.walk(reflect.ValueOf(&l).Elem(), "Listener")
+			if base.Listeners[li].Differs(l) == nil || l.Differs(base.Listeners[li]) == nil {
+				t.Errorf("Listener.Differs does not see a change of %s in %s", m.path, l.Name)
+			}
 		}
 	}
 	if base.Differs(load()) != nil || base.Listeners[0].Differs(load().Listeners[0]) != nil {
@@ -211,12 +227,15 @@ func names[T any](keys []key[T]) []string {
 func TestListenerDiffers(t *testing.T) {
 	kc := keyChanges{
 		"name":            {"a", "b"},
-		"address":         {"'tcp://127.0.0.1:1'", "'tcp://127.0.0.1:2'"},
+		"address":         {"'unix:///run/netd/a.sock'", "'unix:///run/netd/b.sock'"},
 		"module":          {"test-echo", "test-metrics"},
 		"max_connections": {"1", "2"},
 		"idle_timeout":    {"1s", "2s"},
 		"high_watermark":  {"8192", "16384"},
 		"low_watermark":   {"1024", "2048"},
+		"mode":            {"'0660'", "'0600'"},
+		"user":            {"a", "b"},
+		"group":           {"a", "b"},
 		"options":         {"{mode: line}", "{mode: raw}"},
 	}
 	keys := names(listenerKeys)

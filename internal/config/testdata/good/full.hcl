@@ -35,8 +35,9 @@ listener "echo6" {
 }
 
 listener "echo-udp" {
-  address = "udp://:7"
-  module  = "test-echo"
+  address         = "udp://:7"
+  module          = "test-echo"
+  max_connections = 0 # explicitly unlimited
   options {
     mode = "raw"
   }
@@ -45,6 +46,9 @@ listener "echo-udp" {
 listener "local" {
   address = "unix:///run/netd/stream.sock"
   module  = "test-stream"
+  mode    = "0660"
+  user    = "netd"
+  group   = "65534"
   options {
     name    = "local socket"
     count   = -3
