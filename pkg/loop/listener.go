@@ -83,6 +83,9 @@ type Listener struct {
 	// The "over limit", accept error and TLS handshake warnings, one a
 	// second each.
 	overLimitLog, acceptErrLog, tlsLog api.LogLimit
+	// The input bound and module panic lines, one a second each: a client
+	// can trigger both, on every connection it opens.
+	inputLog, panicLog api.LogLimit
 
 	packetSock *packetSocket
 	// views are the listener's api.Loop on each loop.

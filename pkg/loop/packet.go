@@ -81,7 +81,9 @@ func (p *packetSocket) handleEvent(events uint32) {
 func (p *packetSocket) deliver(data []byte, from netip.AddrPort) {
 	defer func() {
 		if r := recover(); r != nil {
-			p.lis.log.Error("module panicked on a datagram", "remote", from.String(), "panic", r)
+			if p.lis.panicLog.Allow(p.loop.now) {
+				p.lis.log.Error("module panicked on a datagram", "remote", from.String(), "panic", r)
+			}
 		}
 	}()
 	p.lis.packet.OnPacket(p, data, from)
