@@ -188,6 +188,7 @@ func provision(cfg *Config, metas []listenerMeta, errs *errList, env Env) {
 		inst, err := provisionOne(info, api.Setup{
 			Listener: l.Name,
 			Network:  l.Addr.Network(),
+			Address:  l.Addr.String(),
 			Options:  l.Options,
 			Logger:   env.Logger.Named("listener." + l.Name),
 			Metrics:  prometheus.WrapRegistererWith(prometheus.Labels{"module": l.Module, "listener": l.Name}, env.Metrics(l.Module, l.Name)),

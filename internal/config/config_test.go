@@ -125,7 +125,7 @@ func TestFull(t *testing.T) {
 			// What the modules saw.
 			echo := c.Listeners[0].Instance.(*testEcho)
 			if echo.opts != (echoOptions{Mode: "line", MaxLineBytes: 65536}) || echo.setup.Listener != "echo" ||
-				echo.setup.Network != "tcp" || echo.setup.Logger == nil || echo.setup.Options != c.Listeners[0].Options {
+				echo.setup.Network != "tcp" || echo.setup.Address != "tcp://127.0.0.1:8888" || echo.setup.Logger == nil || echo.setup.Options != c.Listeners[0].Options {
 				t.Errorf("echo module got %+v, setup %+v", echo.opts, echo.setup)
 			}
 			if n := c.Listeners[2].Instance.(*testEcho).setup.Network; n != "udp" {
