@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"strconv"
+	"strings"
 	"syscall"
 	"testing"
 	"time"
@@ -118,5 +119,79 @@ func TestUnixSocketAfterPrivilegeDrop(t *testing.T) {
 			}
 			roundTrip(t, keep, "the daemon serves on\n")
 		})
+	}
+}
+
+// TestValidateWarnings: a valid config that is not safe by default gets
+// one FILE:LINE:COL: warning: line per problem on stderr, and exit 0.
+func TestValidateWarnings(t *testing.T) {
+	dirWithMode := func(mode os.FileMode) string {
+		dir := filepath.Join(t.TempDir(), "run")
+		if err := os.Mkdir(dir, 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Chmod(dir, mode); err != nil {
+			t.Fatal(err)
+		}
+		return dir
+	}
+	const exec = "listeners:\n  - name: sh\n    address: tcp://127.0.0.1:0\n    module: exec\n    options:\n      command: /bin/cat\n"
+	const unixIn = "listeners:\n  - name: local\n    address: unix://%s/e.sock\n    module: echo\n"
+	for _, tc := range []struct {
+		name, config, want string
+	}{
+		{"exec without instances", exec, `netd.yaml:2:5: warning: listener "sh": exec without instances`},
+		{"exec with instances", exec + "      instances: 8\n", ""},
+		{"exec with instances 0", exec + "      instances: 0\n", ""},
+		{"unix in a sticky world-writable directory", fmt.Sprintf(unixIn, dirWithMode(os.ModeSticky|0o777)), `netd.yaml:2:5: warning: listener "local": socket directory .* is world-writable: another user can take`},
+		{"unix in a world-writable directory", fmt.Sprintf(unixIn, dirWithMode(0o777)), `netd.yaml:2:5: warning: listener "local": socket directory .* is world-writable without the sticky bit`},
+		{"unix in a private directory", fmt.Sprintf(unixIn, dirWithMode(0o755)), ""},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			path := writeConfig(t, "netd.yaml", tc.config)
+			r := runNetd(t, nil, "validate", "-c", path)
+			if r.code != 0 || !strings.Contains(r.stdout, ": ok,") {
+				t.Fatalf("exit %d, stdout %q, stderr %q", r.code, r.stdout, r.stderr)
+			}
+			lines := strings.Split(strings.TrimSpace(r.stderr), "\n")
+			if tc.want == "" {
+				if r.stderr != "" {
+					t.Fatalf("want no warning, got %q", r.stderr)
+				}
+				return
+			}
+			if len(lines) != 1 || !regexp.MustCompile(regexp.QuoteMeta(path[:len(path)-len("netd.yaml")])+tc.want).MatchString(lines[0]) {
+				t.Fatalf("stderr %q, want one line matching %s", r.stderr, tc.want)
+			}
+		})
+	}
+}
+
+// TestProxyRefusesItsOwnAddress: a proxy whose upstream is its own listen
+// address (a wildcard one included, and localhost) would connect to itself
+// with every connection until the descriptors ran out: validate refuses
+// it, at the upstreams.
+func TestProxyRefusesItsOwnAddress(t *testing.T) {
+	for _, tc := range []struct{ listen, upstream string }{
+		{"tcp://127.0.0.1:7400", "tcp://127.0.0.1:7400"},
+		{"tcp://127.0.0.1:7400", "tcp://localhost:7400"},
+		{"tcp://0.0.0.0:7400", "tcp://127.0.0.1:7400"},
+		{"tcp://:7400", "tcp://[::1]:7400"},
+		{"unix:///run/netd/p.sock", "unix:///run/netd/p.sock"},
+	} {
+		t.Run(tc.listen+" to "+tc.upstream, func(t *testing.T) {
+			cfg := fmt.Sprintf("listeners:\n  - name: loop\n    address: %s\n    module: proxy\n    options:\n      upstreams: [%q, \"tcp://127.0.0.1:1\"]\n", tc.listen, tc.upstream)
+			path := writeConfig(t, "netd.yaml", cfg)
+			r := runNetd(t, nil, "validate", "-c", path)
+			want := path + `:6:18: listener "loop": module proxy: option upstreams: upstreams[0]: "` + tc.upstream + `" is this listener's own address`
+			if r.code != 1 || !strings.Contains(r.stderr, want) {
+				t.Fatalf("exit %d, stderr %q; want exit 1 and %s", r.code, r.stderr, want)
+			}
+		})
+	}
+	// Another port is no loop.
+	path := writeConfig(t, "netd.yaml", "listeners:\n  - name: front\n    address: tcp://0.0.0.0:7400\n    module: proxy\n    options:\n      upstreams: [\"tcp://127.0.0.1:7401\"]\n")
+	if r := runNetd(t, nil, "validate", "-c", path); r.code != 0 {
+		t.Fatalf("exit %d, stderr %q", r.code, r.stderr)
 	}
 }
