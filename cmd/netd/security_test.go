@@ -195,3 +195,13 @@ func TestProxyRefusesItsOwnAddress(t *testing.T) {
 		t.Fatalf("exit %d, stderr %q", r.code, r.stderr)
 	}
 }
+
+// TestServeHelpNamesLocalConfig: serve --help says that serve without -c
+// reads ./netd.yaml from the working directory, and that the listening
+// line names it (TestListeningNamesConfig checks the line itself).
+func TestServeHelpNamesLocalConfig(t *testing.T) {
+	r := runNetd(t, nil, "serve", "--help")
+	if r.code != 0 || !strings.Contains(r.stdout, "./netd.yaml from the working directory") || !strings.Contains(r.stdout, "config=./netd.yaml") {
+		t.Fatalf("exit %d, help:\n%s", r.code, r.stdout)
+	}
+}
