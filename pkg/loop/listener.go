@@ -143,7 +143,9 @@ func newListener(e *Engine, spec ListenerSpec) (*Listener, error) {
 	if spec.File != nil {
 		l.fd, err = adoptSocket(spec.File, l.family)
 		if err == nil && spec.OwnSocketFile && spec.Network == "unix" {
-			l.sock, err = statSocketFile(spec.Address)
+			// A file gone or replaced meanwhile is not the listener's to
+			// remove; the socket serves on all the same.
+			l.sock, _ = statSocketFile(spec.Address)
 		}
 	} else if spec.Network == "unix" {
 		l.fd, l.sock, err = bindUnix(spec.Address, spec.SocketMode, spec.SocketUser, spec.SocketGroup)

@@ -6,7 +6,6 @@ import (
 	"os"
 	"os/user"
 	"path/filepath"
-	"runtime"
 	"strconv"
 
 	"golang.org/x/sys/unix"
@@ -23,6 +22,7 @@ const DefaultSocketMode os.FileMode = 0o660
 type socketFile struct {
 	path     string // "" when the listener owns no file
 	dev, ino uint64
+	mode     os.FileMode // its permissions when it was found
 }
 
 // bindUnix creates a listening unix socket at path whose file has mode
@@ -30,14 +30,13 @@ type socketFile struct {
 //
 // The file must never exist with wider permissions than asked, not even
 // for a moment: bind(2) creates it with 0777 less the umask, and a chmod
-// after it leaves a window. The umask belongs to the whole process, so
-// bind runs on a thread of its own that has unshared its filesystem
-// attributes (CLONE_FS) and set a umask that yields exactly mode; the
-// thread ends with its goroutine and takes that umask with it. With a
-// user or group to set, the file is made 0700 (netd only) instead, and
-// only once it has its owner does it get its mode, each step through a
-// descriptor of the very file, so that nothing ever sees it with
-// permissions it was not meant to have.
+// after it would leave a window. Linux gives the file the mode of the
+// socket's own inode less the umask, so an fchmod of the socket before
+// bind makes the file born with at most mode (the umask can only take
+// bits away). Where the umask took some, or a user or group is to be set
+// (the file is then born with the owner's bits only), the file gets its
+// owner and then its exact mode through a descriptor of the very file,
+// before listen: no step ever widens what the file allows beyond mode.
 func bindUnix(path string, mode os.FileMode, userName, groupName string) (fd int, file socketFile, err error) {
 	if mode == 0 {
 		mode = DefaultSocketMode
@@ -57,15 +56,25 @@ func bindUnix(path string, mode os.FileMode, userName, groupName string) (fd int
 		_ = unix.Close(fd)
 		return -1, socketFile{}, err
 	}
-	createMode := mode
-	if uid >= 0 || gid >= 0 {
-		createMode = 0o700
+	owned := uid >= 0 || gid >= 0
+	born := mode
+	if owned {
+		born &= 0o700
 	}
-	file, err = bindWithUmask(fd, path, 0o777&^uint32(createMode))
+	if err := unix.Fchmod(fd, uint32(born)); err != nil {
+		return fail(fmt.Errorf("bind unix %s: fchmod the socket: %w", path, err))
+	}
+	if err := unix.Bind(fd, &unix.SockaddrUnix{Name: path}); err != nil {
+		if errors.Is(err, unix.ENOENT) {
+			err = fmt.Errorf("directory %s does not exist", filepath.Dir(path))
+		}
+		return fail(unixPermission(fmt.Errorf("bind unix %s: %w", path, err), path, "create the socket file"))
+	}
+	file, err = statSocketFile(path)
 	if err != nil {
 		return fail(err)
 	}
-	if uid >= 0 || gid >= 0 {
+	if owned || file.mode != mode {
 		if err := file.setOwnerMode(mode, uid, gid); err != nil {
 			_ = file.remove()
 			return fail(err)
@@ -76,37 +85,6 @@ func bindUnix(path string, mode os.FileMode, userName, groupName string) (fd int
 		return fail(fmt.Errorf("listen unix %s: %w", path, err))
 	}
 	return fd, file, nil
-}
-
-// bindWithUmask binds fd to path on a thread whose umask is umask and no
-// other thread's, and returns the file bind made.
-func bindWithUmask(fd int, path string, umask uint32) (socketFile, error) {
-	type result struct {
-		file socketFile
-		err  error
-	}
-	done := make(chan result, 1)
-	go func() {
-		// Never unlocked: the thread's umask is its own from here on, and
-		// the runtime ends a thread whose goroutine exits locked.
-		runtime.LockOSThread()
-		if err := unix.Unshare(unix.CLONE_FS); err != nil {
-			done <- result{err: fmt.Errorf("bind unix %s: unshare the umask: %w", path, err)}
-			return
-		}
-		unix.Umask(int(umask))
-		if err := unix.Bind(fd, &unix.SockaddrUnix{Name: path}); err != nil {
-			if errors.Is(err, unix.ENOENT) {
-				err = fmt.Errorf("directory %s does not exist", filepath.Dir(path))
-			}
-			done <- result{err: unixPermission(fmt.Errorf("bind unix %s: %w", path, err), path, "create the socket file")}
-			return
-		}
-		f, err := statSocketFile(path)
-		done <- result{f, err}
-	}()
-	r := <-done
-	return r.file, r.err
 }
 
 // statSocketFile identifies the socket file at path, to be removed on
@@ -120,7 +98,7 @@ func statSocketFile(path string) (socketFile, error) {
 	if st.Mode&unix.S_IFMT != unix.S_IFSOCK {
 		return socketFile{}, fmt.Errorf("%s is not a socket", path)
 	}
-	return socketFile{path: path, dev: st.Dev, ino: st.Ino}, nil
+	return socketFile{path: path, dev: st.Dev, ino: st.Ino, mode: os.FileMode(st.Mode) & os.ModePerm}, nil
 }
 
 // setOwnerMode gives the socket file its owner (uid, gid; -1 keeps

@@ -66,6 +66,50 @@ func TestUnixSocketMode(t *testing.T) {
 	}
 }
 
+// TestUnixSocketNeverWider: while listeners are made and closed again and
+// again, a watcher that stats the path as fast as it can never sees the
+// file with a permission beyond its mode, whatever the umask (0 here): a
+// bind followed by a chmod would show 0777 now and then.
+func TestUnixSocketNeverWider(t *testing.T) {
+	withUmask(t, 0)
+	e, err := New(Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer e.Shutdown(t.Context())
+	path := unixPath(t)
+	stop := make(chan struct{})
+	seen := make(chan os.FileMode, 1)
+	var wider os.FileMode
+	go func() {
+		var worst os.FileMode
+		defer func() { seen <- worst }()
+		for {
+			select {
+			case <-stop:
+				return
+			default:
+			}
+			if fi, err := os.Lstat(path); err == nil && fi.Mode()&os.ModePerm&^0o600 != 0 {
+				worst = fi.Mode() & os.ModePerm
+			}
+		}
+	}()
+	for i := 0; i < 300 && wider == 0; i++ {
+		for _, owner := range []string{"", strconv.Itoa(os.Getegid())} {
+			l, err := e.Listen(ListenerSpec{Name: "t", Network: "unix", Address: path, Module: &lineEcho{}, SocketMode: 0o600, SocketGroup: owner})
+			if err != nil {
+				t.Fatal(err)
+			}
+			l.Close()
+		}
+	}
+	close(stop)
+	if wider = <-seen; wider != 0 {
+		t.Fatalf("the socket file was seen with mode %04o, wider than 0600", wider)
+	}
+}
+
 // TestUnixSocketOwner: user and group, by name or id, own the socket file,
 // which has its mode too. Changing a file's owner needs root.
 func TestUnixSocketOwner(t *testing.T) {
