@@ -152,6 +152,7 @@ start_server() {
 			  - name: echo
 			    address: tcp://127.0.0.1:$PORT
 			    module: echo
+			    max_connections: 0
 			    options:
 			      mode: line
 		EOF

@@ -27,7 +27,7 @@ admin {
 listener "echo-line" {
   address         = "tcp://127.0.0.1:7007"
   module          = "echo"
-  max_connections = 10000
+  max_connections = 10000 # the default when left out; 0 = unlimited
   idle_timeout    = "5m"
   options {
     mode           = "line"
@@ -44,11 +44,18 @@ listener "echo-raw" {
   }
 }
 
-# Line echo on a unix socket, for local clients.
+# Line echo on a unix socket, for local clients. Its directory must be
+# writable by netd and by no one else (never /tmp): create it with
+#   install -d -m 0755 -o root -g root /run/netd
+# (or RuntimeDirectory=netd under systemd; with user set, make netd's
+# user its owner so that a reload can remove and add sockets there).
 listener "echo-unix" {
-  address      = "unix:///tmp/netd-echo.sock"
+  address      = "unix:///run/netd/echo.sock"
   module       = "echo"
   idle_timeout = "1m"
+  mode         = "0660" # the default: netd's user and group may connect
+  # user       = "netd"  # owner of the socket file (name or id)
+  # group      = "netd-clients"
 }
 
 # RFC 862 over UDP: each datagram back to its sender.

@@ -14,8 +14,9 @@ func newServeCmd(g *globals) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "serve [-c FILE]",
 		Short: "Run the daemon",
-		Long: "serve runs the listeners of a config file. Without -c it reads ./netd.yaml, " +
-			"or, when there is none, runs the embedded default: line echo on tcp://127.0.0.1:8888.\n\n" +
+		Long: "serve runs the listeners of a config file. Without -c it reads ./netd.yaml from the working directory, " +
+			"or, when there is none, runs the embedded default: line echo on tcp://127.0.0.1:8888. " +
+			"The listening line names the config in force (config=./netd.yaml, the file given, or embedded default).\n\n" +
 			"SIGINT and SIGTERM stop accepting and drain every connection, bounded by shutdown_timeout.",
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			d, err := daemon.New(daemon.Options{

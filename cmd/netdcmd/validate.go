@@ -2,6 +2,8 @@ package netdcmd
 
 import (
 	"fmt"
+	"os"
+	"path/filepath"
 	"strings"
 
 	"github.com/spf13/cobra"
@@ -14,7 +16,8 @@ func newValidateCmd(g *globals) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "validate -c FILE",
 		Short: "Check a config file without binding anything",
-		Long:  "validate parses and checks a config, the options of every module included, without opening a socket. It prints one summary line and exits 0, or prints FILE:LINE:COL: message for each problem and exits 1.",
+		Long: "validate parses and checks a config, the options of every module included, without opening a socket. It prints one summary line and exits 0, or prints FILE:LINE:COL: message for each problem and exits 1. " +
+			"What is allowed but unsafe (an exec listener without instances, a unix socket in a world-writable directory) gets a FILE:LINE:COL: warning: line on stderr, and the exit code stays 0.",
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if file == "" {
 				return usageError{fmt.Errorf("validate needs -c FILE")}
@@ -22,6 +25,9 @@ func newValidateCmd(g *globals) *cobra.Command {
 			cfg, err := config.LoadEnv(file, config.Env{})
 			if err != nil {
 				return printConfigError(cmd.ErrOrStderr(), err)
+			}
+			for _, w := range warnings(cfg) {
+				fmt.Fprintln(cmd.ErrOrStderr(), w)
 			}
 			names := make([]string, 0, len(cfg.Listeners))
 			for _, l := range cfg.Listeners {
@@ -40,4 +46,33 @@ func plural(n int) string {
 		return ""
 	}
 	return "s"
+}
+
+// warnings are what validate says about a config that is valid but not
+// safe: one FILE:LINE:COL: warning: line each, at the listener.
+func warnings(cfg *config.Config) []string {
+	var out []string
+	warn := func(l config.Listener, format string, args ...any) {
+		e := config.Error{File: cfg.File, Pos: l.Pos, Msg: fmt.Sprintf("warning: listener %q: ", l.Name) + fmt.Sprintf(format, args...)}
+		out = append(out, e.Error())
+	}
+	for _, l := range cfg.Listeners {
+		if _, set := l.Options.Map()["instances"]; l.Module == "exec" && !set {
+			warn(l, "exec without instances: every connection starts a process, with no cap; set instances (0 for no cap, explicitly)")
+		}
+		if l.Addr.Scheme != "unix" {
+			continue
+		}
+		dir := filepath.Dir(l.Addr.Path)
+		fi, err := os.Stat(dir)
+		if err != nil || fi.Mode()&0o002 == 0 {
+			continue
+		}
+		if fi.Mode()&os.ModeSticky != 0 {
+			warn(l, "socket directory %s is world-writable: another user can take the socket's name first; use a directory only netd may write, such as /run/netd", dir)
+		} else {
+			warn(l, "socket directory %s is world-writable without the sticky bit: another user can replace netd's socket with their own; use a directory only netd may write, such as /run/netd", dir)
+		}
+	}
+	return out
 }

@@ -25,6 +25,12 @@ import (
 // DefaultShutdownTimeout is Config.ShutdownTimeout when the file sets none.
 const DefaultShutdownTimeout = 10 * time.Second
 
+// DefaultMaxConnections is a listener's max_connections when the file sets
+// none: a cap, so that one client cannot take every descriptor of the
+// process by opening connections, yet high enough that no sane service
+// meets it. max_connections: 0 asks for no cap, explicitly.
+const DefaultMaxConnections = 10000
+
 // Config is a checked config file.
 type Config struct {
 	File            string        // path as the user gave it; used in every error
@@ -67,8 +73,15 @@ type Admin struct {
 type Listener struct {
 	Name, Address, Module string
 	Addr                  Address       // Address, parsed
-	MaxConnections        int           // 0 = unlimited
+	MaxConnections        int           // DefaultMaxConnections when absent; 0 = unlimited
 	IdleTimeout           time.Duration // 0 = never
+	// SocketMode, SocketUser and SocketGroup are the permissions and owner
+	// of a unix listener's socket file (systemd's SocketMode, SocketUser,
+	// SocketGroup); only a unix listener may set them. SocketMode 0 is the
+	// loop's default (loop.DefaultSocketMode); "" keeps netd's own user or
+	// group. A user or group is a name or a numeric id.
+	SocketMode              os.FileMode
+	SocketUser, SocketGroup string
 	// HighWatermark and LowWatermark bound a connection's queued output
 	// in bytes: above the high mark the loop stops reading it until the
 	// queue is below the low mark. 0 = the default (api.DefaultHighWatermark,
@@ -208,6 +221,7 @@ func provision(cfg *Config, metas []listenerMeta, errs *errList, env Env) {
 		inst, err := provisionOne(info, api.Setup{
 			Listener: l.Name,
 			Network:  l.Addr.Network(),
+			Address:  l.Addr.String(),
 			Options:  l.Options,
 			Logger:   env.Logger.Named("listener." + l.Name),
 			Metrics:  prometheus.WrapRegistererWith(prometheus.Labels{"module": l.Module, "listener": l.Name}, env.Metrics(l.Module, l.Name)),

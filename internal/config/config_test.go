@@ -113,15 +113,16 @@ func TestFull(t *testing.T) {
 						TLS: &TLS{CertFile: "tls/server.pem", KeyFile: "tls/server-key.pem", ClientCAFile: "tls/ca.pem",
 							MinVersion: "1.3", ALPN: []string{"h2", "netd"}, HandshakeTimeout: 5 * time.Second}},
 					{Name: "echo6", Address: "tcp6://[::1]:8888", Module: "test-echo",
-						Addr: Address{Scheme: "tcp6", Host: "[::1]:8888"}, AccessLog: true},
+						Addr: Address{Scheme: "tcp6", Host: "[::1]:8888"}, AccessLog: true, MaxConnections: DefaultMaxConnections},
 					{Name: "echo-udp", Address: "udp://:7", Module: "test-echo",
-						Addr: Address{Scheme: "udp", Host: ":7"}, UDPAmplification: true},
+						Addr: Address{Scheme: "udp", Host: ":7"}, UDPAmplification: true, MaxConnections: 0},
 					{Name: "local", Address: "unix:///run/netd/stream.sock", Module: "test-stream",
-						Addr: Address{Scheme: "unix", Path: "/run/netd/stream.sock"}, AccessLog: true},
+						Addr: Address{Scheme: "unix", Path: "/run/netd/stream.sock"}, AccessLog: true, MaxConnections: DefaultMaxConnections,
+						SocketMode: 0o660, SocketUser: "netd", SocketGroup: "65534"},
 					{Name: "activated", Address: "fd://web", Module: "test-stream",
-						Addr: Address{Scheme: "fd", Path: "web"}, AccessLog: true},
+						Addr: Address{Scheme: "fd", Path: "web"}, AccessLog: true, MaxConnections: DefaultMaxConnections},
 					{Name: "packets", Address: "udp4://0.0.0.0:0", Module: "test-packet",
-						Addr: Address{Scheme: "udp4", Host: "0.0.0.0:0"}},
+						Addr: Address{Scheme: "udp4", Host: "0.0.0.0:0"}, MaxConnections: DefaultMaxConnections},
 				},
 			}
 			if !reflect.DeepEqual(got, want) {
@@ -144,7 +145,7 @@ func TestFull(t *testing.T) {
 			// What the modules saw.
 			echo := c.Listeners[0].Instance.(*testEcho)
 			if echo.opts != (echoOptions{Mode: "line", MaxLineBytes: 65536}) || echo.setup.Listener != "echo" ||
-				echo.setup.Network != "tcp" || echo.setup.Logger == nil || echo.setup.Options != c.Listeners[0].Options {
+				echo.setup.Network != "tcp" || echo.setup.Address != "tcp://127.0.0.1:8888" || echo.setup.Logger == nil || echo.setup.Options != c.Listeners[0].Options {
 				t.Errorf("echo module got %+v, setup %+v", echo.opts, echo.setup)
 			}
 			if n := c.Listeners[2].Instance.(*testEcho).setup.Network; n != "udp" {
@@ -172,6 +173,13 @@ func TestDefaults(t *testing.T) {
 	l := c.Listeners[0]
 	if l.Options == nil || len(l.Options.Map()) != 0 || l.Pos != (Pos{Line: 2, Column: 5}) {
 		t.Errorf("listener: %+v", l)
+	}
+	// A listener without max_connections is capped; 0 asks for no cap.
+	if l.MaxConnections != DefaultMaxConnections || DefaultMaxConnections != 10000 {
+		t.Errorf("max_connections by default = %d, want 10000", l.MaxConnections)
+	}
+	if l.SocketMode != 0 || l.SocketUser != "" || l.SocketGroup != "" {
+		t.Errorf("socket file settings by default: %+v", l)
 	}
 }
 

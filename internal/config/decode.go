@@ -25,6 +25,10 @@ type listenerMeta struct {
 	lowPos    Pos
 	edge      edgeMeta // where the edge keys are (edge.go)
 	tls       *tlsMeta // nil when the listener has no tls key
+	// socketPos is the key of the first of mode, user and group given,
+	// which only a unix listener may have; socketKey names it.
+	socketPos Pos
+	socketKey string
 }
 
 // decoder turns the format-neutral tree into a Config. It never stops at a
@@ -178,12 +182,13 @@ func (d *decoder) listener(i int, item *value) (Listener, listenerMeta, bool) {
 		d.errs.add(item.Pos, "%s: want a mapping, got %s", m.ctx, item.Describe())
 		return Listener{}, m, false
 	}
-	l := Listener{Pos: item.Pos}
+	l := Listener{Pos: item.Pos, MaxConnections: DefaultMaxConnections}
 	d.lm = &m
 	decodeMap(d, listenerKeys, item, &l, &m.ctx, ": ", item.Pos)
 	d.lm = nil
 	d.watermarks(&l, m)
 	d.tlsNetwork(&l, m)
+	d.socketFile(&l, m)
 	if l.Options == nil {
 		l.Options = options.NewBlock(d.errs.file, item.Pos, nil)
 	}
@@ -257,6 +262,56 @@ func (d *decoder) watermarks(l *Listener, m listenerMeta) {
 	}
 	if l.LowWatermark >= high {
 		d.errs.add(m.lowPos, "%s: low_watermark %d must be below %s, %d", m.ctx, l.LowWatermark, what, high)
+	}
+}
+
+// socketMode decodes a unix listener's mode: an octal string of
+// permission bits, as chmod and systemd's SocketMode take it. A number is
+// refused, since YAML reads 0660 as octal in one version and decimal in
+// another.
+func (d *decoder) socketMode(l *Listener, f *field, what string) {
+	d.socketKey(f)
+	v := f.Val
+	if v.Kind != kindString {
+		d.errs.add(v.Pos, "%s: want an octal string such as \"0660\", got %s", what, v.Describe())
+		return
+	}
+	n, err := strconv.ParseUint(v.Str, 8, 32)
+	switch {
+	case err != nil || len(v.Str) < 3 || len(v.Str) > 4:
+		d.errs.add(v.Pos, "%s: %q is not an octal mode such as \"0660\"", what, v.Str)
+	case n > 0o777:
+		d.errs.add(v.Pos, "%s: %q has bits beyond the permissions (at most 0777)", what, v.Str)
+	case n&0o222 == 0:
+		d.errs.add(v.Pos, "%s: %q lets no one connect (connecting needs write permission)", what, v.Str)
+	default:
+		l.SocketMode = os.FileMode(n)
+	}
+}
+
+// socketOwner decodes a unix listener's user or group: a name or a
+// numeric id, looked up when the socket is made.
+func (d *decoder) socketOwner(f *field, what string) string {
+	d.socketKey(f)
+	s := d.string(what, f.Val)
+	if f.Val.Kind == kindString && s == "" {
+		d.errs.add(f.Val.Pos, "%s: must not be empty (leave it out to keep netd's own)", what)
+	}
+	return s
+}
+
+func (d *decoder) socketKey(f *field) {
+	if d.lm.socketKey == "" {
+		d.lm.socketPos, d.lm.socketKey = f.KeyPos, f.Key
+	}
+}
+
+// socketFile refuses mode, user and group on a listener that has no
+// socket file: only unix:// listeners do (systemd sets those of an fd://
+// socket in its socket unit).
+func (d *decoder) socketFile(l *Listener, m listenerMeta) {
+	if m.socketKey != "" && m.addrOK && l.Addr.Scheme != "unix" {
+		d.errs.add(m.socketPos, "%s: %s applies to a unix:// listener's socket file; this listener is %s://", m.ctx, m.socketKey, l.Addr.Scheme)
 	}
 }
 

@@ -145,6 +145,21 @@ var listenerKeys = []key[*Listener]{
 			}
 			return differs(tlsKeys, a.TLS, b.TLS) == nil
 		}},
+	// The socket file of a unix listener: decoder.socketFile checks that
+	// the listener is one.
+	{name: "mode",
+		decode: func(d *decoder, l *Listener, f *field, what string) { d.socketMode(l, f, what) },
+		same:   func(a, b *Listener) bool { return a.SocketMode == b.SocketMode }},
+	{name: "user",
+		decode: func(d *decoder, l *Listener, f *field, what string) {
+			l.SocketUser = d.socketOwner(f, what)
+		},
+		same: func(a, b *Listener) bool { return a.SocketUser == b.SocketUser }},
+	{name: "group",
+		decode: func(d *decoder, l *Listener, f *field, what string) {
+			l.SocketGroup = d.socketOwner(f, what)
+		},
+		same: func(a, b *Listener) bool { return a.SocketGroup == b.SocketGroup }},
 	{name: "options", hcl: hclBlock,
 		decode: func(d *decoder, l *Listener, f *field, what string) {
 			if f.Val.Kind != kindMap {

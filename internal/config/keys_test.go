@@ -72,8 +72,8 @@ func TestFullSetsEveryField(t *testing.T) {
 				v.Type().Field(i).Name)
 		}
 	}
-	// Some keys apply to one network only (udp_amplification): a listener
-	// field counts as set when one listener sets it.
+	// Some listener keys suit some networks only (mode on unix): each
+	// Listener field must be set by one listener or another.
 	lt := reflect.TypeOf(Listener{})
 	for i := 0; i < lt.NumField(); i++ {
 		set := false
@@ -200,14 +200,16 @@ func TestDiffersSeesEveryField(t *testing.T) {
 		}
 	}
 
-	count = &mutator{t: t, target: -1}
-	count.walk(reflect.ValueOf(&base.Listeners[0]).Elem(), "Listener")
-	for i := 0; i < count.n; i++ {
-		l := load().Listeners[0]
-		m := &mutator{t: t, target: i}
-		m.walk(reflect.ValueOf(&l).Elem(), "Listener")
-		if base.Listeners[0].Differs(l) == nil || l.Differs(base.Listeners[0]) == nil {
-			t.Errorf("Listener.Differs does not see a change of %s", m.path)
+	for li := range base.Listeners {
+		count = &mutator{t: t, target: -1}
+		count.walk(reflect.ValueOf(&base.Listeners[li]).Elem(), "Listener")
+		for i := 0; i < count.n; i++ {
+			l := load().Listeners[li]
+			m := &mutator{t: t, target: i}
+			m.walk(reflect.ValueOf(&l).Elem(), "Listener")
+			if base.Listeners[li].Differs(l) == nil || l.Differs(base.Listeners[li]) == nil {
+				t.Errorf("Listener.Differs does not see a change of %s in %s", m.path, l.Name)
+			}
 		}
 	}
 	if base.Differs(load()) != nil || base.Listeners[0].Differs(load().Listeners[0]) != nil {
@@ -248,13 +250,16 @@ func names[T any](keys []key[T]) []string {
 func TestListenerDiffers(t *testing.T) {
 	kc := keyChanges{
 		"name":            {"a", "b"},
-		"address":         {"'tcp://127.0.0.1:1'", "'tcp://127.0.0.1:2'"},
+		"address":         {"'unix:///run/netd/a.sock'", "'unix:///run/netd/b.sock'"},
 		"module":          {"test-echo", "test-metrics"},
 		"max_connections": {"1", "2"},
 		"idle_timeout":    {"1s", "2s"},
 		"high_watermark":  {"8192", "16384"},
 		"low_watermark":   {"1024", "2048"},
 		"tls":             {"{cert_file: tls/server.pem, key_file: tls/server-key.pem}", "{cert_file: tls/server.pem, key_file: tls/server-key.pem, alpn: [h2]}"},
+		"mode":            {"'0660'", "'0600'"},
+		"user":            {"a", "b"},
+		"group":           {"a", "b"},
 		"options":         {"{mode: line}", "{mode: raw}"},
 		"proxy_protocol":  {"{mode: require, trusted: [10.0.0.0/8]}", "{mode: require, trusted: [10.0.0.0/16]}"},
 		"allow":           {"[10.0.0.0/8]", "[10.0.0.0/9]"},
@@ -264,30 +269,41 @@ func TestListenerDiffers(t *testing.T) {
 		"burst":           {"1", "2"},
 		"access_log":      {"false", "true"},
 	}
-	// udp_amplification applies to udp listeners only: it has a test of
-	// its own below.
-	keys := slices.DeleteFunc(names(listenerKeys), func(n string) bool { return n == "udp_amplification" })
-	file := filepath.Join(goodDir(t), "l.yaml")
-	parse := func(change string) Listener {
-		t.Helper()
-		src := kc.render(t, keys, change, "listeners:\n  - {%s}\n", ", ")
-		c, err := Parse(file, []byte(src), nil)
-		if err != nil {
-			t.Fatalf("%s\n%v", src, err)
+	// Some keys suit one network only: each runs where it applies, the
+	// tcp run with the edge keys, the unix run with the socket file's keys;
+	// udp_amplification has a test of its own below.
+	for _, run := range []struct {
+		addresses [2]string
+		skip      []string
+	}{
+		{[2]string{"'tcp://127.0.0.1:1'", "'tcp://127.0.0.1:2'"}, []string{"udp_amplification", "mode", "user", "group"}},
+		{[2]string{"'unix:///run/netd/a.sock'", "'unix:///run/netd/b.sock'"},
+			[]string{"udp_amplification", "proxy_protocol", "allow", "deny", "max_per_source", "rate", "burst"}},
+	} {
+		kc["address"] = run.addresses
+		keys := slices.DeleteFunc(names(listenerKeys), func(n string) bool { return slices.Contains(run.skip, n) })
+		file := filepath.Join(goodDir(t), "l.yaml")
+		parse := func(change string) Listener {
+			t.Helper()
+			src := kc.render(t, keys, change, "listeners:\n  - {%s}\n", ", ")
+			c, err := Parse(file, []byte(src), nil)
+			if err != nil {
+				t.Fatalf("%s\n%v", src, err)
+			}
+			return c.Listeners[0]
 		}
-		return c.Listeners[0]
-	}
-	base := parse("")
-	if d := base.Differs(parse("")); d != nil {
-		t.Errorf("the same listener differs: %v", d)
-	}
-	for _, k := range keys {
-		l := parse(k)
-		if d := base.Differs(l); !slices.Equal(d, []string{k}) {
-			t.Errorf("changing %s: Differs = %v", k, d)
+		base := parse("")
+		if d := base.Differs(parse("")); d != nil {
+			t.Errorf("the same listener differs: %v", d)
 		}
-		if d := l.Differs(base); !slices.Equal(d, []string{k}) {
-			t.Errorf("changing %s back: Differs = %v", k, d)
+		for _, k := range keys {
+			l := parse(k)
+			if d := base.Differs(l); !slices.Equal(d, []string{k}) {
+				t.Errorf("changing %s: Differs = %v", k, d)
+			}
+			if d := l.Differs(base); !slices.Equal(d, []string{k}) {
+				t.Errorf("changing %s back: Differs = %v", k, d)
+			}
 		}
 	}
 	udp := func(amp string) Listener {

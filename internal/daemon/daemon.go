@@ -345,7 +345,9 @@ func (d *Daemon) adoptedSpec(l *config.Listener, f *os.File) loop.ListenerSpec {
 	return spec
 }
 
-// moduleSpec is the part of a listener's spec that is not its socket.
+// moduleSpec is the part of a listener's spec that is not its socket,
+// with the mode and owner of a unix listener's socket file, which a
+// listener replaced on its socket applies to the file it takes over.
 func (d *Daemon) moduleSpec(l *config.Listener) loop.ListenerSpec {
 	return loop.ListenerSpec{
 		Name:           l.Name,
@@ -357,6 +359,9 @@ func (d *Daemon) moduleSpec(l *config.Listener) loop.ListenerSpec {
 		TLS:            d.tlsSpec(l),
 		Logger:         d.log.Named("listener." + l.Name),
 		Edge:           edgeSpec(l),
+		SocketMode:     l.SocketMode,
+		SocketUser:     l.SocketUser,
+		SocketGroup:    l.SocketGroup,
 	}
 }
 

@@ -110,7 +110,7 @@ func (d *Daemon) applyReload() error {
 		}
 		spec, err := d.listenerSpec(&ch.next)
 		if err == nil {
-			bound[ch.next.Name], err = loop.Bind(spec.Network, spec.Address)
+			bound[ch.next.Name], err = loop.BindListener(spec)
 		}
 		if err != nil {
 			err = fmt.Errorf("listener %q: %w", ch.next.Name, err)

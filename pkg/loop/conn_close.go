@@ -152,7 +152,9 @@ func (c *conn) closeNow(reason api.Reason, err error) {
 	func() {
 		defer func() {
 			if r := recover(); r != nil {
-				c.lis.log.Error("module panicked in OnClose", "panic", fmt.Sprint(r))
+				if c.lis.panicLog.Allow(c.loop.now) {
+					c.lis.log.Error("module panicked in OnClose", "panic", fmt.Sprint(r))
+				}
 			}
 		}()
 		c.handler().OnClose(c, reason, err)

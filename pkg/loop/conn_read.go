@@ -94,7 +94,9 @@ func (c *conn) deliver(fresh []byte) {
 		*c.keptInput = (*c.keptInput)[:copy(*c.keptInput, rest)]
 	}
 	if len(c.kept()) > c.lis.spec.MaxInput {
-		c.lis.log.Warn("input bound exceeded; connection closed", "remote", c.remoteString(), "limit", c.lis.spec.MaxInput)
+		if c.lis.inputLog.Allow(c.loop.now) {
+			c.lis.log.Warn("input bound exceeded; connection closed", "remote", c.remoteString(), "limit", c.lis.spec.MaxInput)
+		}
 		c.closeNow(api.ReasonError, fmt.Errorf("more than %d bytes of unconsumed input", c.lis.spec.MaxInput))
 	}
 }

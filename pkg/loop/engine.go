@@ -119,6 +119,10 @@ func (e *Engine) Listen(spec ListenerSpec) (*Listener, error) {
 // Any goroutine but a loop's.
 func (e *Engine) Replace(old *Listener, spec ListenerSpec) (*Listener, error) {
 	if spec.File == nil && old.spec.File == nil && spec.Network == old.spec.Network && spec.Address == old.spec.Address {
+		if err := old.handSocketFile(spec); err != nil {
+			e.stopUnused(spec)
+			return nil, err
+		}
 		f, err := old.File()
 		if err != nil {
 			e.stopUnused(spec)
@@ -134,7 +138,7 @@ func (e *Engine) Replace(old *Listener, spec ListenerSpec) (*Listener, error) {
 	if spec.File != nil && old.spec.Network == "unix" {
 		// The socket file now belongs to the new listener.
 		e.mu.Lock()
-		l.path, old.path = old.path, ""
+		l.sock, old.sock = old.sock, socketFile{}
 		e.mu.Unlock()
 	}
 	old.Close()

@@ -432,7 +432,9 @@ func (l *eventLoop) guard(c *conn, f func()) {
 // on a connection, that connection is aborted and the loop goes on.
 func (l *eventLoop) recovered(h fdHandler, r any) {
 	if c, ok := h.(*conn); ok {
-		c.lis.log.Error("module panicked; connection aborted", "remote", c.remoteString(), "panic", fmt.Sprint(r))
+		if c.lis.panicLog.Allow(l.now) {
+			c.lis.log.Error("module panicked; connection aborted", "remote", c.remoteString(), "panic", fmt.Sprint(r))
+		}
 		c.closeNow(api.ReasonError, fmt.Errorf("module panic: %v", r))
 		return
 	}

@@ -34,6 +34,12 @@ type ListenerSpec struct {
 	// remove the socket file at Address when it closes, as if it had bound
 	// it.
 	OwnSocketFile bool
+	// SocketMode, SocketUser and SocketGroup are the permissions and owner
+	// (a name or a numeric id; "" keeps netd's) of the socket file a unix
+	// listener creates; SocketMode 0 is DefaultSocketMode. unixsock.go
+	// says how the file gets them without a window.
+	SocketMode              os.FileMode
+	SocketUser, SocketGroup string
 	// Module serves the listener. It must implement api.StreamHandler for
 	// stream networks and api.PacketHandler for udp.
 	Module api.Module
@@ -67,10 +73,11 @@ type Listener struct {
 	fd      int
 	family  string // "stream" or "packet"
 	addr    string // the bound address, config spelling
-	path    string // unix socket file to remove on close; "" when none
 	stream  api.StreamHandler
 	packet  api.PacketHandler
 	drainer api.Drainer
+
+	sock socketFile // unix socket file to remove on close, if still there
 
 	active   atomic.Int64
 	stats    []counters // one per loop, so loops never share a cache line
@@ -80,6 +87,9 @@ type Listener struct {
 	// The "over limit", accept error and TLS handshake warnings, one a
 	// second each.
 	overLimitLog, acceptErrLog, tlsLog api.LogLimit
+	// The input bound and module panic lines, one a second each: a client
+	// can trigger both, on every connection it opens.
+	inputLog, panicLog api.LogLimit
 
 	packetSock *packetSocket
 	// edge is what the listener does before its module sees a connection
@@ -142,11 +152,15 @@ func newListener(e *Engine, spec ListenerSpec) (*Listener, error) {
 	}
 	if spec.File != nil {
 		l.fd, err = adoptSocket(spec.File, l.family)
-		if spec.OwnSocketFile && spec.Network == "unix" {
-			l.path = spec.Address
+		if err == nil && spec.OwnSocketFile && spec.Network == "unix" {
+			// A file gone or replaced meanwhile is not the listener's to
+			// remove; the socket serves on all the same.
+			l.sock, _ = statSocketFile(spec.Address)
 		}
+	} else if spec.Network == "unix" {
+		l.fd, l.sock, err = bindUnix(spec.Address, spec.SocketMode, spec.SocketUser, spec.SocketGroup)
 	} else {
-		l.fd, l.path, err = bindSocket(spec.Network, spec.Address)
+		l.fd, _, err = bindSocket(spec.Network, spec.Address)
 	}
 	if err != nil {
 		return nil, fmt.Errorf("listener %q: %w", spec.Name, err)
@@ -238,7 +252,7 @@ func (l *Listener) Close() {
 // goroutine.
 func (l *Listener) Disown() {
 	l.engine.mu.Lock()
-	l.path = ""
+	l.sock = socketFile{}
 	l.engine.mu.Unlock()
 }
 
@@ -248,11 +262,11 @@ func (l *Listener) closeSocket() {
 		l.fd = -1
 	}
 	l.engine.mu.Lock()
-	path := l.path
-	l.path = ""
+	sock := l.sock
+	l.sock = socketFile{}
 	l.engine.mu.Unlock()
-	if path != "" {
-		_ = os.Remove(path)
+	if err := sock.remove(); err != nil {
+		l.log.Warn("socket file left in place", "error", err)
 	}
 }
 
@@ -332,6 +346,9 @@ func bindSocket(network, addr string) (fd int, path string, err error) {
 // Listen would, and returns it as a file for ListenerSpec.File: a reload
 // binds every new address before it changes anything.
 func Bind(network, address string) (*os.File, error) {
+	if network == "unix" {
+		return BindListener(ListenerSpec{Network: network, Address: address})
+	}
 	fd, _, err := bindSocket(network, address)
 	if err != nil {
 		return nil, err

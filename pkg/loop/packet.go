@@ -94,7 +94,9 @@ func (p *packetSocket) deliver(data []byte, client, peer netip.AddrPort) {
 	defer func() {
 		p.dl.active = false
 		if r := recover(); r != nil {
-			p.lis.log.Error("module panicked on a datagram", "remote", client.String(), "panic", r)
+			if p.lis.panicLog.Allow(p.loop.now) {
+				p.lis.log.Error("module panicked on a datagram", "remote", client.String(), "panic", r)
+			}
 		}
 	}()
 	p.dl.begin(client, peer, len(data), p.ampGuard)

@@ -51,6 +51,11 @@ type Setup struct {
 	Listener string
 	// Network is "tcp", "udp" or "unix": the kind of socket the module will serve.
 	Network string
+	// Address is the listener's address as the config spells it
+	// (tcp://0.0.0.0:8888, unix:///run/netd/echo.sock, fd://web), so that
+	// a module that connects out can refuse to connect to itself (see
+	// Setup.IsOwnAddress).
+	Address string
 	// Options is the listener's options block, decoded by the module.
 	// Never nil: an absent block is an empty one.
 	Options Options

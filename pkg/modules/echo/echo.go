@@ -60,6 +60,9 @@ type Echo struct {
 	raw     bool
 	maxLine int
 	log     hclog.Logger
+	// tooLongLog keeps the line-too-long warning, which any client can
+	// trigger, to one a second.
+	tooLongLog api.LogLimit
 }
 
 var (
@@ -117,7 +120,9 @@ func (e *Echo) OnReadable(c api.Conn) {
 	if tooLong {
 		// The complete lines before the long one were fine: they go back.
 		e.echo(c, in[:n])
-		e.log.Warn("line too long, closing connection", "remote", remote(c), "limit", e.maxLine)
+		if e.tooLongLog.Allow(c.Loop().Now()) {
+			e.log.Warn("line too long, closing connection", "remote", remote(c), "limit", e.maxLine)
+		}
 		c.CloseFor(ReasonLineTooLong, fmt.Errorf("%w (%d)", ErrLineTooLong, e.maxLine))
 		return
 	}

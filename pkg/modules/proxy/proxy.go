@@ -138,6 +138,9 @@ func (p *Proxy) Provision(s api.Setup) error {
 		if err != nil {
 			return s.Options.Errorf("upstreams", "upstreams[%d]: %v", i, err)
 		}
+		if s.IsOwnAddress(u.network, u.address) {
+			return s.Options.Errorf("upstreams", "upstreams[%d]: %q is this listener's own address (%s): every connection would open another", i, a, s.Address)
+		}
 		p.upstreams = append(p.upstreams, u)
 	}
 	switch opts.Balance {

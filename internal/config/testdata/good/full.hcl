@@ -63,6 +63,7 @@ listener "echo-udp" {
   address           = "udp://:7"
   module            = "test-echo"
   udp_amplification = "allow"
+  max_connections   = 0 # explicitly unlimited
   options {
     mode = "raw"
   }
@@ -71,6 +72,9 @@ listener "echo-udp" {
 listener "local" {
   address = "unix:///run/netd/stream.sock"
   module  = "test-stream"
+  mode    = "0660"
+  user    = "netd"
+  group   = "65534"
   options {
     name    = "local socket"
     count   = -3
