@@ -112,4 +112,3 @@ func addrPort(a net.Addr) (netip.AddrPort, bool) {
 	ap := t.AddrPort()
 	return netip.AddrPortFrom(ap.Addr().Unmap(), ap.Port()), ap.IsValid()
 }
-
