@@ -238,6 +238,7 @@ func (e *Exec) Start() error {
 		}
 		e.cred = nil // netd is that user already, and may not set groups
 	}
+	inheritedCloseOnExec()
 	e.cgroups()
 	return nil
 }
@@ -302,6 +303,7 @@ func (e *Exec) OnAccept(c api.Conn) {
 // child. When it fails with one, the child is being killed and the
 // session's watch reaps it.
 func (e *Exec) start(c api.Conn) (*session, error) {
+	inheritedCloseOnExec()
 	fds, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
 	if err != nil {
 		return nil, fmt.Errorf("socketpair: %w", err)

@@ -10,6 +10,7 @@ import (
 	"strconv"
 	"strings"
 	"syscall"
+	"unsafe"
 
 	"golang.org/x/sys/unix"
 )
@@ -137,13 +138,25 @@ func Helper(args []string) error {
 	if err != nil {
 		return err
 	}
+	// The arguments of execve are ready before any limit is set: under a
+	// low address-space limit, even a small allocation could fail.
+	argv0, err := syscall.BytePtrFromString(path)
+	if err != nil {
+		return err
+	}
+	argvp, err := syscall.SlicePtrFromStrings(argv)
+	if err != nil {
+		return err
+	}
+	envp, err := syscall.SlicePtrFromStrings(os.Environ())
+	if err != nil {
+		return err
+	}
 	// Capabilities and no_new_privs belong to a thread: the one that
 	// execs must be the one that set them.
 	runtime.LockOSThread()
 	for k, v := range h.rlimits {
-		// syscall.Setrlimit, not unix's: it also tells Go's exec not to
-		// restore the soft descriptor limit Go found at start-up.
-		if err := syscall.Setrlimit(rlimitResources[k], &syscall.Rlimit{Cur: v, Max: v}); err != nil {
+		if err := unix.Prlimit(0, rlimitResources[k], &unix.Rlimit{Cur: v, Max: v}, nil); err != nil {
 			return fmt.Errorf("rlimit %s=%d: %w", k, v, err)
 		}
 	}
@@ -157,7 +170,11 @@ func Helper(args []string) error {
 			return fmt.Errorf("no_new_privs: %w", err)
 		}
 	}
-	return fmt.Errorf("exec %s: %w", path, syscall.Exec(path, argv, os.Environ()))
+	// A raw execve: Go's syscall.Exec would put back the soft descriptor
+	// limit Go found at start-up.
+	_, _, errno := syscall.RawSyscall(syscall.SYS_EXECVE,
+		uintptr(unsafe.Pointer(argv0)), uintptr(unsafe.Pointer(&argvp[0])), uintptr(unsafe.Pointer(&envp[0])))
+	return fmt.Errorf("exec %s: %w", path, errno)
 }
 
 // hasAmbientCaps reports whether netd's own thread has ambient
