@@ -238,12 +238,12 @@ func counterValue(t *testing.T, e *exec.Exec, name string) float64 {
 
 func TestEscapeLine(t *testing.T) {
 	for in, want := range map[string]string{
-		"plain text":           "plain text",
-		"a\nb":                 `a\nb`,
-		"\x1b[2J":              `\x1b[2J`,
-		`say "hi" \ bye`:       `say "hi" \\ bye`,
-		"\xff\x00":             `\xff\x00`,
-		"ünïcode ok":           "ünïcode ok",
+		"plain text":          "plain text",
+		"a\nb":                `a\nb`,
+		"\x1b[2J":             `\x1b[2J`,
+		`say "hi" \ bye`:      `say "hi" \\ bye`,
+		"\xff\x00":            `\xff\x00`,
+		"ünïcode ok":          "ünïcode ok",
 		"\u202eright-to-left": `\u202eright-to-left`,
 	} {
 		if got := exec.EscapeLine([]byte(in)); got != want {
