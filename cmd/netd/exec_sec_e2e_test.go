@@ -83,7 +83,7 @@ func execChildFds(t *testing.T, admin, upgrade bool) {
 	cmd := exec.Command("/bin/sh", "-c", `LISTEN_PID=$$ LISTEN_FDS=1 LISTEN_FDNAMES=act exec "$0" serve -c "$1"`, netdBin, path)
 	cmd.Env = os.Environ()
 	cmd.ExtraFiles = []*os.File{actFile, strayR} // 3: the socket, 4: a stray
-	cmd.Stdout, cmd.Stderr = logFile, logFile   // a file: the upgraded process inherits it
+	cmd.Stdout, cmd.Stderr = logFile, logFile    // a file: the upgraded process inherits it
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
