@@ -287,3 +287,21 @@ args: [-c, 'setsid sh -c "echo \$\$; exec sleep 300 >/dev/null" </dev/null 2>/de
 	waitGone(t, pid, 10*time.Second)
 	waitNoChildren(t, d.pid(), 10*time.Second)
 }
+
+// TestValidateWarnsAboutExecAsRoot: netd validate, run as root, warns (on
+// stderr, exit 0) about an exec listener whose children would run as root;
+// not about one with user set.
+func TestValidateWarnsAboutExecAsRoot(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("the warning is for netd running as root")
+	}
+	cfg := "listeners:\n  - name: x\n    address: tcp://127.0.0.1:0\n    module: exec\n    options: {command: /bin/true%s}\n"
+	r := runNetd(t, nil, "validate", "-c", writeConfig(t, "root.yaml", fmt.Sprintf(cfg, "")))
+	if r.code != 0 || strings.Count(r.stderr, "children run as root") != 1 || !strings.Contains(r.stderr, "listener.x") {
+		t.Errorf("without user: exit %d, stderr %q", r.code, r.stderr)
+	}
+	r = runNetd(t, nil, "validate", "-c", writeConfig(t, "user.yaml", fmt.Sprintf(cfg, ", user: nobody")))
+	if r.code != 0 || strings.Contains(r.stderr, "root") {
+		t.Errorf("with user: exit %d, stderr %q", r.code, r.stderr)
+	}
+}

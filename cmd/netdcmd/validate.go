@@ -2,8 +2,10 @@ package netdcmd
 
 import (
 	"fmt"
+	"io"
 	"strings"
 
+	"github.com/hashicorp/go-hclog"
 	"github.com/spf13/cobra"
 
 	"github.com/netd/netd/internal/config"
@@ -19,7 +21,7 @@ func newValidateCmd(g *globals) *cobra.Command {
 			if file == "" {
 				return usageError{fmt.Errorf("validate needs -c FILE")}
 			}
-			cfg, err := config.LoadEnv(file, config.Env{})
+			cfg, err := config.LoadEnv(file, config.Env{Logger: warnings(cmd.ErrOrStderr())})
 			if err != nil {
 				return printConfigError(cmd.ErrOrStderr(), err)
 			}
@@ -40,4 +42,11 @@ func plural(n int) string {
 		return ""
 	}
 	return "s"
+}
+
+// warnings is the logger validate gives the modules: what one warns about
+// as it checks its options (exec children that would run as root) is
+// printed on stderr, one line each, and validate still exits 0.
+func warnings(w io.Writer) hclog.Logger {
+	return hclog.New(&hclog.LoggerOptions{Name: "netd", Level: hclog.Warn, Output: w, DisableTime: true})
 }
