@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -49,8 +50,29 @@ func cgroups() cgroupState {
 			return
 		}
 		cgroupFound = cgroupState{dir: dir}
+		removeOrphanCgroups(dir)
 	})
 	return cgroupFound
+}
+
+// removeOrphanCgroups kills and removes the child cgroups a netd that no
+// longer runs left in dir (one killed with SIGKILL, say), so that neither
+// its children's leftovers nor its directories pile up. Those of a netd
+// still running (the old process of an upgrade) are its own business.
+func removeOrphanCgroups(dir string) {
+	ents, err := os.ReadDir(dir)
+	if err != nil {
+		return
+	}
+	for _, ent := range ents {
+		rest, ok := strings.CutPrefix(ent.Name(), "netd-exec-")
+		pidText, _, _ := strings.Cut(rest, "-")
+		pid, err := strconv.Atoi(pidText)
+		if !ok || err != nil || !ent.IsDir() || pid == os.Getpid() || unix.Kill(pid, 0) != unix.ESRCH {
+			continue
+		}
+		removeCgroup(filepath.Join(dir, ent.Name()))
+	}
 }
 
 // ownCgroupDir finds netd's cgroup in the cgroup v2 hierarchy.

@@ -516,30 +516,54 @@ func TestDrain(t *testing.T) {
 // /bin/true, pidfd, watch and attach on the loop, then the reap. The
 // "loop-µs/spawn" metric is the part spent in cmd.Start, which blocks the
 // loop.
+// BenchmarkSpawn starts /bin/true per iteration: plainly (no cgroup,
+// stderr discarded), in a cgroup of its own, with its stderr logged, and
+// through the exec helper (rlimits).
 func BenchmarkSpawn(b *testing.B) {
-	e := new(exec.Exec)
-	err := e.Provision(api.Setup{Listener: "bench", Network: "tcp", Options: apitest.Options(b, "command: /bin/true")})
-	if err != nil {
-		b.Fatal(err)
+	for _, bc := range []struct {
+		name, opts string
+		cgroup     bool
+	}{
+		{"plain", "stderr: discard", false},
+		{"cgroup", "stderr: discard", true},
+		{"stderr-log", "", false},
+		{"helper", "stderr: discard\nrlimits: {nofile: 64}", false},
+	} {
+		b.Run(bc.name, func(b *testing.B) {
+			e := new(exec.Exec)
+			err := e.Provision(api.Setup{Listener: "bench", Network: "tcp", Options: apitest.Options(b, "command: /bin/true\n"+bc.opts)})
+			if err != nil {
+				b.Fatal(err)
+			}
+			if !bc.cgroup {
+				exec.DisableCgroups(e)
+			} else if exec.Cgroups(e) == "" {
+				b.Skip("no cgroups here:", exec.CgroupsWhy())
+			}
+			l := apitest.NewLoop(apitest.WithT(b))
+			b.ResetTimer()
+			for i := 0; i < b.N; i++ {
+				nw := len(l.Watched())
+				c := apitest.NewConn(e, apitest.WithT(b), apitest.WithLoop(l))
+				w := l.Watched()
+				fd := w[nw] // the pidfd; a stderr pipe comes after it
+				fds := []unix.PollFd{{Fd: int32(fd), Events: unix.POLLIN}}
+				if _, err := unix.Poll(fds, 10_000); err != nil {
+					b.Fatal(err)
+				}
+				l.Fire(fd)
+				a := l.Attached()
+				a[len(a)-1].FeedEOF()
+				_ = c
+			}
+			b.StopTimer()
+			if e.Live() != 0 {
+				b.Fatalf("%d children left", e.Live())
+			}
+			_, mean := e.SpawnStats()
+			b.ReportMetric(float64(mean.Nanoseconds())/1e3, "loop-µs/spawn")
+		})
 	}
-	l := apitest.NewLoop(apitest.WithT(b))
-	b.ResetTimer()
-	for i := 0; i < b.N; i++ {
-		c := apitest.NewConn(e, apitest.WithT(b), apitest.WithLoop(l))
-		w := l.Watched()
-		fd := w[len(w)-1]
-		fds := []unix.PollFd{{Fd: int32(fd), Events: unix.POLLIN}}
-		if _, err := unix.Poll(fds, 10_000); err != nil {
-			b.Fatal(err)
-		}
-		l.Fire(fd)
-		a := l.Attached()
-		a[len(a)-1].FeedEOF()
-		_ = c
-	}
-	b.StopTimer()
-	_, mean := e.SpawnStats()
-	b.ReportMetric(float64(mean.Nanoseconds())/1e3, "loop-µs/spawn")
 }
 
 // TestMetrics: children started, running, exited by result, refused over

@@ -58,3 +58,10 @@ func (e *Exec) Counter(name string) interface{ Write(*dto.Metric) error } {
 	}
 	panic("no counter " + name)
 }
+
+// CgroupsDir returns netd's cgroup directory, "" when children cannot get
+// cgroups of their own.
+func CgroupsDir() string { return cgroups().dir }
+
+// RemoveOrphanCgroups is removeOrphanCgroups.
+var RemoveOrphanCgroups = removeOrphanCgroups

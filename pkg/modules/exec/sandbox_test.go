@@ -1,7 +1,9 @@
 package exec_test
 
 import (
+	"fmt"
 	"os"
+	osexec "os/exec"
 	"os/user"
 	"path/filepath"
 	"runtime"
@@ -347,6 +349,51 @@ func waitDead(t *testing.T, pid int) {
 	for deadline := time.Now().Add(10 * time.Second); alive(pid); time.Sleep(5 * time.Millisecond) {
 		if time.Now().After(deadline) {
 			t.Fatalf("process %d still alive 10s after its session ended", pid)
+		}
+	}
+}
+
+// TestOrphanCgroupsRemoved: the cgroup a netd that no longer runs left
+// behind, with a process in it, is killed and removed when a netd finds
+// its cgroups.
+func TestOrphanCgroupsRemoved(t *testing.T) {
+	dir := exec.CgroupsDir()
+	if dir == "" {
+		t.Skipf("children cannot get cgroups of their own here: %v", exec.CgroupsWhy())
+	}
+	// A pid that runs nothing: one of a process that has exited.
+	gone := osexec.Command("/bin/true")
+	if err := gone.Run(); err != nil {
+		t.Fatal(err)
+	}
+	orphan := filepath.Join(dir, fmt.Sprintf("netd-exec-%d-1", gone.Process.Pid))
+	if err := os.Mkdir(orphan, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = os.WriteFile(filepath.Join(orphan, "cgroup.kill"), []byte("1"), 0); _ = syscall.Rmdir(orphan) })
+	sleeper := osexec.Command("/bin/sleep", "300")
+	cg, err := os.Open(orphan)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cg.Close()
+	sleeper.SysProcAttr = &syscall.SysProcAttr{UseCgroupFD: true, CgroupFD: int(cg.Fd())}
+	if err := sleeper.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer sleeper.Wait()
+	defer sleeper.Process.Kill()
+	exec.RemoveOrphanCgroups(dir)
+	if err := sleeper.Wait(); err == nil {
+		t.Error("the orphan cgroup's process exited cleanly: it was not killed")
+	}
+	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(5 * time.Millisecond) {
+		exec.RemoveOrphanCgroups(dir)
+		if _, err := os.Stat(orphan); os.IsNotExist(err) {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s still there", orphan)
 		}
 	}
 }
