@@ -370,7 +370,10 @@ func TestOrphanCgroupsRemoved(t *testing.T) {
 	if err := os.Mkdir(orphan, 0o755); err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { _ = os.WriteFile(filepath.Join(orphan, "cgroup.kill"), []byte("1"), 0); _ = syscall.Rmdir(orphan) })
+	t.Cleanup(func() {
+		_ = os.WriteFile(filepath.Join(orphan, "cgroup.kill"), []byte("1"), 0)
+		_ = syscall.Rmdir(orphan)
+	})
 	sleeper := osexec.Command("/bin/sleep", "300")
 	cg, err := os.Open(orphan)
 	if err != nil {
