@@ -107,7 +107,7 @@ func TestOptions(t *testing.T) {
 		{"command: /bin/cat\nargs: -n", "options.yaml:2:7: option args: want a list of strings"},
 		{"command: /bin/cat\nenv: [A]", "options.yaml:2:6: option env: want a mapping of strings"},
 		{"command: /bin/cat\nenv: {\"A=B\": x}", `option env: bad variable name "A=B"`},
-		{"command: /bin/cat\nuser: nobody\ngroup: nogroup\nenv_keep: [LANG]\nrlimits: {nofile: 64, nproc: 10, as: 1073741824, cpu: 5}\nno_new_privs: true\nstderr: discard", ""},
+		{"command: /bin/cat\nuser: nobody\ngroup: \"65534\"\nenv_keep: [LANG]\nrlimits: {nofile: 64, nproc: 10, as: 1073741824, cpu: 5}\nno_new_privs: true\nstderr: discard", ""},
 		{"command: /bin/cat\nuser: \"65534\"\ngroup: \"65534\"\nstderr: connection", ""},
 		{"command: /bin/cat\nuser: netd-no-such-user", `options.yaml:2:7: option user: unknown user "netd-no-such-user"`},
 		{"command: /bin/cat\nuser: 12x", `option user: unknown user "12x"`},
