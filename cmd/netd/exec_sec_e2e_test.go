@@ -305,3 +305,27 @@ func TestValidateWarnsAboutExecAsRoot(t *testing.T) {
 		t.Errorf("with user: exit %d, stderr %q", r.code, r.stderr)
 	}
 }
+
+// TestExecUserAfterPrivilegeDrop: with netd's own privilege drop (top-level
+// user), an exec listener may name that same user, and its children run
+// as it; naming another user fails the start-up with a message that says
+// why, since only root can switch users.
+func TestExecUserAfterPrivilegeDrop(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("needs root to drop privileges")
+	}
+	nobody, err := user.Lookup("nobody")
+	if err != nil {
+		t.Skip("no user nobody")
+	}
+	cfg := "user: nobody\nlisteners:\n  - name: x\n    address: tcp://127.0.0.1:0\n    module: exec\n    options: {command: /bin/sh, args: [-c, 'id -u'], user: %s}\n"
+	d := startDaemon(t, nil, "-c", writeConfig(t, "same.yaml", fmt.Sprintf(cfg, "nobody")))
+	b, err := io.ReadAll(d.dial("x"))
+	if err != nil || strings.TrimSpace(string(b)) != nobody.Uid {
+		t.Errorf("child printed %q, %v; want uid %s\n%s", b, err, nobody.Uid, d.logText())
+	}
+	r := runNetd(t, nil, "serve", "-c", writeConfig(t, "other.yaml", fmt.Sprintf(cfg, "root")))
+	if r.code != 1 || !strings.Contains(r.stderr, "cannot start children as uid 0") {
+		t.Errorf("exec user root under a netd that dropped to nobody: exit %d\n%s", r.code, r.stderr)
+	}
+}
