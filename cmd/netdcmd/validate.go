@@ -2,10 +2,12 @@ package netdcmd
 
 import (
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"strings"
 
+	"github.com/hashicorp/go-hclog"
 	"github.com/spf13/cobra"
 
 	"github.com/netd/netd/internal/config"
@@ -22,7 +24,7 @@ func newValidateCmd(g *globals) *cobra.Command {
 			if file == "" {
 				return usageError{fmt.Errorf("validate needs -c FILE")}
 			}
-			cfg, err := config.LoadEnv(file, config.Env{})
+			cfg, err := config.LoadEnv(file, config.Env{Logger: moduleWarnings(cmd.ErrOrStderr())})
 			if err != nil {
 				return printConfigError(cmd.ErrOrStderr(), err)
 			}
@@ -75,4 +77,11 @@ func warnings(cfg *config.Config) []string {
 		}
 	}
 	return out
+}
+
+// moduleWarnings is the logger validate gives the modules: what one warns
+// about as it checks its options (exec children that would run as root)
+// is printed on stderr, one line each, and validate still exits 0.
+func moduleWarnings(w io.Writer) hclog.Logger {
+	return hclog.New(&hclog.LoggerOptions{Name: "netd", Level: hclog.Warn, Output: w, DisableTime: true})
 }

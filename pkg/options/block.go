@@ -82,8 +82,9 @@ func (o *Block) Errorf(key, format string, args ...any) error {
 
 // Decode stores the options in v, a pointer to a struct whose fields are
 // tagged `option:"name"`. Fields may be string, bool, any integer kind,
-// float32/64, time.Duration (a Go duration string), []string,
-// map[string]string, or pointers to these (set only when the option is).
+// float32/64, time.Duration (a Go duration string), []string, a map from
+// string to any of the scalar types (map[string]string, map[string]int64),
+// or pointers to these (set only when the option is).
 // Untagged embedded structs are searched too. Unknown and ill-typed
 // options come back as Errors, every one of them; a v that is not such a
 // pointer, or a tagged field of another type, is a plain error, since it
@@ -207,7 +208,8 @@ func supportedOption(t reflect.Type) bool {
 	case reflect.Slice:
 		return t.Elem().Kind() == reflect.String
 	case reflect.Map:
-		return t.Key().Kind() == reflect.String && t.Elem().Kind() == reflect.String
+		return t.Key().Kind() == reflect.String && t.Elem().Kind() != reflect.Map &&
+			t.Elem().Kind() != reflect.Slice && supportedOption(t.Elem())
 	}
 	return false
 }
@@ -309,7 +311,7 @@ func setOption(fv reflect.Value, v *Value, name string, report reportFunc) {
 		fv.Set(s)
 	case reflect.Map:
 		if v.Kind != KindMap {
-			report(v.Pos, "option %s: want a mapping of strings, got %s", name, v.Describe())
+			report(v.Pos, "option %s: want a mapping of %s, got %s", name, kindPlural(t.Elem()), v.Describe())
 			return
 		}
 		m := reflect.MakeMapWithSize(t, len(v.Fields))
@@ -317,12 +319,33 @@ func setOption(fv reflect.Value, v *Value, name string, report reportFunc) {
 			if f.Val.Kind == KindInvalid {
 				continue
 			}
-			if f.Val.Kind != KindString {
-				report(f.Val.Pos, "option %s.%s: want a string, got %s", name, f.Key, f.Val.Describe())
-				continue
+			e := reflect.New(t.Elem()).Elem()
+			failed := false
+			setOption(e, f.Val, name+"."+f.Key, func(pos Pos, format string, args ...any) {
+				failed = true
+				report(pos, format, args...)
+			})
+			if !failed {
+				m.SetMapIndex(reflect.ValueOf(f.Key).Convert(t.Key()), e)
 			}
-			m.SetMapIndex(reflect.ValueOf(f.Key).Convert(t.Key()), reflect.ValueOf(f.Val.Str).Convert(t.Elem()))
 		}
 		fv.Set(m)
 	}
+}
+
+// kindPlural names the values of a map's element type t, for messages.
+func kindPlural(t reflect.Type) string {
+	switch {
+	case t == durationType:
+		return "durations"
+	case t.Kind() == reflect.String:
+		return "strings"
+	case t.Kind() == reflect.Bool:
+		return "booleans"
+	case t.Kind() == reflect.Float32 || t.Kind() == reflect.Float64:
+		return "numbers"
+	case t.Kind() == reflect.Pointer:
+		return kindPlural(t.Elem())
+	}
+	return "integers"
 }

@@ -276,3 +276,31 @@ func TestParseYAMLLimits(t *testing.T) {
 		t.Errorf("two documents: %v, %v, %v", root, errs, ok)
 	}
 }
+
+// TestDecodeMapOfIntegers: a map's values decode as its element type, each
+// checked (and positioned) as an option of its own.
+func TestDecodeMapOfIntegers(t *testing.T) {
+	var v struct {
+		Limits map[string]int64         `option:"limits"`
+		Waits  map[string]time.Duration `option:"waits"`
+		Ports  map[string]uint16        `option:"ports"`
+	}
+	err := mustOptions(t, "limits: {nofile: 64, cpu: 10}\nwaits: {a: 1s}\n").Decode(&v)
+	if err != nil || !reflect.DeepEqual(v.Limits, map[string]int64{"nofile": 64, "cpu": 10}) || v.Waits["a"] != time.Second {
+		t.Fatalf("got %+v, %v", v, err)
+	}
+	err = mustOptions(t, "limits: {nofile: x, cpu: 1.5}\nports: {p: 70000}\nwaits: [1s]\n").Decode(&v)
+	wantErr := `opts.yaml:1:18: option limits.nofile: want an integer, got "x"
+opts.yaml:1:26: option limits.cpu: want an integer, got 1.5
+opts.yaml:2:12: option ports.p: 70000 is out of range (0..65535)
+opts.yaml:3:8: option waits: want a mapping of durations, got a list`
+	if err == nil || err.Error() != wantErr {
+		t.Errorf("got:\n%v\nwant:\n%s", err, wantErr)
+	}
+	var bad struct {
+		Nested map[string]map[string]int `option:"nested"`
+	}
+	if err := mustOptions(t, "").Decode(&bad); err == nil || !strings.Contains(err.Error(), "unsupported type") {
+		t.Errorf("a map of maps: %v", err)
+	}
+}

@@ -9,12 +9,8 @@ package exec
 import (
 	"errors"
 	"fmt"
-	"net"
-	"net/netip"
 	"os"
 	osexec "os/exec"
-	"sort"
-	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -39,35 +35,44 @@ var ErrOverInstances = errors.New("netd: exec: instances limit reached")
 
 // Options are the exec module's options.
 type Options struct {
-	Command   string            `option:"command"`
-	Args      []string          `option:"args"`
-	Env       map[string]string `option:"env"`
-	Instances int               `option:"instances"`
-}
-
-// inheritedDrop are variables of netd's own environment that children do
-// not inherit: they describe netd's service manager and sockets, and a
-// child that believed them could talk to systemd as if it were netd.
-var inheritedDrop = map[string]bool{
-	"LISTEN_FDS": true, "LISTEN_PID": true, "LISTEN_FDNAMES": true,
-	"NOTIFY_SOCKET": true, "WATCHDOG_PID": true, "WATCHDOG_USEC": true,
+	Command    string            `option:"command"`
+	Args       []string          `option:"args"`
+	Env        map[string]string `option:"env"`
+	EnvKeep    []string          `option:"env_keep"`
+	Instances  int               `option:"instances"`
+	User       string            `option:"user"`
+	Group      string            `option:"group"`
+	Rlimits    map[string]int64  `option:"rlimits"`
+	NoNewPrivs bool              `option:"no_new_privs"`
+	Stderr     string            `option:"stderr"`
 }
 
 // Exec is one exec instance, serving one listener.
 type Exec struct {
-	path      string
-	argv      []string
-	env       []string // netd's environment, less inheritedDrop, plus the env option
-	instances int64
-	unix      bool // serves a unix:// listener
-	listener  string
-	log       hclog.Logger
+	path       string
+	argv       []string // as the child's exec gets it: the helper's, with the program's after "--"
+	env        []string // env_keep, env and PATH; the inetd variables are added per connection
+	cred       *syscall.Credential
+	stderrMode string
+	instances  int64
+	unix       bool // serves a unix:// listener
+	listener   string
+	log        hclog.Logger
+
+	stderrLogger  hclog.Logger // the listener's, named "stderr"
+	stderrLimit   api.LogLimit
+	stderrDropped atomic.Int64 // stderr lines not logged since the last one logged
+
+	cgroupOnce sync.Once
+	cgroupDir  string // where children get cgroups of their own; "" falls back to process groups
+	noCgroups  bool   // tests: fall back even where cgroups work
 
 	live     atomic.Int64 // children started and not yet reaped
 	overLog  api.LogLimit // rate limit of the "instances" warning
 	spawnLog api.LogLimit // rate limit of the "cannot start" error
 	mu       sync.Mutex
 	sessions map[*session]struct{} // children not yet reaped, for Stop
+	dying    []string              // cgroups killed but not yet empty, removed later
 	metrics  execMetrics
 }
 
@@ -79,11 +84,13 @@ const (
 	MetricStartFailures = "netd_exec_start_failures_total"
 	MetricOverInstances = "netd_exec_over_instances_total"
 	MetricStartSeconds  = "netd_exec_start_seconds"
+	MetricStderrDropped = "netd_exec_stderr_lines_dropped_total"
 )
 
 // execMetrics are an instance's own collectors.
 type execMetrics struct {
 	started, startFailures, overInstances prometheus.Counter
+	stderrDropped                         prometheus.Counter
 	running                               prometheus.Gauge
 	exited                                *prometheus.CounterVec
 	startSeconds                          prometheus.Histogram
@@ -99,6 +106,7 @@ func (m *execMetrics) register(r prometheus.Registerer) error {
 	m.started = counter(MetricStarted, "Children started, one per connection.")
 	m.startFailures = counter(MetricStartFailures, "Connections closed because their child could not be started.")
 	m.overInstances = counter(MetricOverInstances, "Connections closed at once because instances children were running.")
+	m.stderrDropped = counter(MetricStderrDropped, "Lines of children's stderr not logged because of the log rate limit.")
 	var rerr error
 	m.running, rerr = api.RegisterMetric(r, prometheus.NewGauge(prometheus.GaugeOpts{
 		Name: MetricRunning, Help: "Children started and not yet reaped.",
@@ -134,6 +142,7 @@ var (
 	_ api.Module        = (*Exec)(nil)
 	_ api.StreamHandler = (*Exec)(nil)
 	_ api.Stopper       = (*Exec)(nil)
+	_ api.Starter       = (*Exec)(nil)
 	_ api.StreamHandler = (*session)(nil)
 )
 
@@ -148,7 +157,7 @@ func init() {
 // Provision implements api.Module. The command must be an absolute path to
 // an executable file now, not at the first connection.
 func (e *Exec) Provision(s api.Setup) error {
-	var opts Options
+	opts := Options{Stderr: StderrLog}
 	if err := s.Options.Decode(&opts); err != nil {
 		return err
 	}
@@ -170,31 +179,39 @@ func (e *Exec) Provision(s api.Setup) error {
 	if opts.Instances < 0 {
 		return s.Options.Errorf("instances", "instances must be 0 (unlimited) or more, not %d", opts.Instances)
 	}
-	for k := range opts.Env {
-		if k == "" || strings.ContainsAny(k, "=\x00") {
-			return s.Options.Errorf("env", "bad variable name %q", k)
+	env, key, err := baseEnv(opts.Env, opts.EnvKeep, os.LookupEnv)
+	if err != nil {
+		return s.Options.Errorf(key, "%w", err)
+	}
+	cred, key, err := credential(opts.User, opts.Group)
+	if err != nil {
+		return s.Options.Errorf(key, "%w", err)
+	}
+	if err := checkStderr(opts.Stderr); err != nil {
+		return s.Options.Errorf("stderr", "%w", err)
+	}
+	helper := helperSettings{noNewPrivs: opts.NoNewPrivs, clearAmbient: hasAmbientCaps(), rlimits: map[string]uint64{}}
+	for k, v := range opts.Rlimits {
+		if _, ok := rlimitResources[k]; !ok {
+			return s.Options.Errorf("rlimits", "unknown limit %q: want %s", k, rlimitNames())
 		}
+		if v < 0 {
+			return s.Options.Errorf("rlimits", "%s must be 0 or more, not %d", k, v)
+		}
+		helper.rlimits[k] = uint64(v)
 	}
 	if err := checkPidfd(); err != nil {
 		return s.Options.Errorf("command", "exec needs pidfd_open (Linux 5.3 or later): %v", err)
 	}
 	e.path = opts.Command
 	e.argv = append([]string{opts.Command}, opts.Args...)
-	e.env = e.env[:0]
-	for _, kv := range os.Environ() {
-		k, _, _ := strings.Cut(kv, "=")
-		if _, set := opts.Env[k]; !inheritedDrop[k] && !set {
-			e.env = append(e.env, kv)
-		}
+	if helper.needed() {
+		e.path = helperExe
+		e.argv = append(append([]string{"netd"}, helper.args()...), append([]string{opts.Command}, e.argv...)...)
 	}
-	keys := make([]string, 0, len(opts.Env))
-	for k := range opts.Env {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
-	for _, k := range keys {
-		e.env = append(e.env, k+"="+opts.Env[k])
-	}
+	e.env = env
+	e.cred = cred
+	e.stderrMode = opts.Stderr
 	e.instances = int64(opts.Instances)
 	e.unix = s.Network == "unix"
 	e.listener = s.Listener
@@ -202,8 +219,50 @@ func (e *Exec) Provision(s api.Setup) error {
 	if e.log == nil {
 		e.log = hclog.NewNullLogger()
 	}
+	e.stderrLogger = e.log.Named("stderr")
+	if cred == nil && os.Geteuid() == 0 {
+		e.log.Warn("exec: no user option and netd runs as root: children run as root unless netd drops privileges (the top-level user); set user")
+	}
 	e.sessions = map[*session]struct{}{}
 	return e.metrics.register(s.Metrics)
+}
+
+// Start implements api.Starter. It runs after netd dropped its privileges:
+// it checks that netd can still start children as user, and finds out
+// whether children get cgroups of their own.
+func (e *Exec) Start() error {
+	if e.cred != nil && os.Geteuid() != 0 {
+		if uint32(os.Geteuid()) != e.cred.Uid || uint32(os.Getegid()) != e.cred.Gid {
+			return fmt.Errorf("option user: netd runs as uid %d gid %d and cannot start children as uid %d gid %d (only root can)",
+				os.Geteuid(), os.Getegid(), e.cred.Uid, e.cred.Gid)
+		}
+		e.cred = nil // netd is that user already, and may not set groups
+	}
+	inheritedCloseOnExec()
+	e.cgroups()
+	return nil
+}
+
+// cgroupWarnOnce makes the warning that cgroups are unusable one per
+// process.
+var cgroupWarnOnce sync.Once
+
+// cgroups returns the directory under which children get cgroups of their
+// own, "" when they cannot.
+func (e *Exec) cgroups() string {
+	e.cgroupOnce.Do(func() {
+		if e.noCgroups {
+			return
+		}
+		st := cgroups()
+		e.cgroupDir = st.dir
+		if st.dir == "" {
+			cgroupWarnOnce.Do(func() {
+				e.log.Warn("exec: children cannot get cgroups of their own; a child's processes are killed through its process group, which one that calls setsid leaves, and outlives its connection", "reason", st.why)
+			})
+		}
+	})
+	return e.cgroupDir
 }
 
 // checkPidfd makes sure the kernel has pidfd_open, on netd's own pid.
@@ -244,54 +303,110 @@ func (e *Exec) OnAccept(c api.Conn) {
 // child. When it fails with one, the child is being killed and the
 // session's watch reaps it.
 func (e *Exec) start(c api.Conn) (*session, error) {
+	inheritedCloseOnExec()
 	fds, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
 	if err != nil {
 		return nil, fmt.Errorf("socketpair: %w", err)
 	}
 	ours := fds[0]
 	theirs := os.NewFile(uintptr(fds[1]), "exec-stdio")
+	attr := &syscall.SysProcAttr{
+		// A process group of its own, so that a kill reaches what the
+		// child started too, and a terminal's ^C reaches only netd,
+		// which drains.
+		Setpgid:    true,
+		Credential: e.cred,
+	}
 	cmd := &osexec.Cmd{
 		Path: e.path,
 		Args: e.argv,
 		Env:  e.environ(c),
 		// *os.File for all three: os/exec passes them to the child as
-		// they are and starts no copying goroutine.
-		Stdin:  theirs,
-		Stdout: theirs,
-		Stderr: os.Stderr,
-		// A process group of its own, so that a kill reaches what the
-		// child started too, and a terminal's ^C reaches only netd,
-		// which drains.
-		SysProcAttr: &syscall.SysProcAttr{Setpgid: true},
+		// they are and starts no copying goroutine. A nil Stderr is
+		// /dev/null.
+		Stdin:       theirs,
+		Stdout:      theirs,
+		SysProcAttr: attr,
+	}
+	// What start opened for the child only; closed once it has its copies.
+	var errR, cgroupFD = -1, -1
+	var errW *os.File
+	cgroup := ""
+	release := func() {
+		_ = theirs.Close()
+		if errW != nil {
+			_ = errW.Close()
+		}
+		if cgroupFD >= 0 {
+			_ = unix.Close(cgroupFD)
+		}
+	}
+	fail := func(err error) (*session, error) {
+		release()
+		_ = unix.Close(ours)
+		if errR >= 0 {
+			_ = unix.Close(errR)
+		}
+		if cgroup != "" {
+			_ = unix.Rmdir(cgroup)
+		}
+		return nil, err
+	}
+	switch e.stderrMode {
+	case StderrConnection:
+		cmd.Stderr = theirs
+	case StderrLog:
+		var p [2]int
+		if err := unix.Pipe2(p[:], unix.O_CLOEXEC); err != nil {
+			return fail(fmt.Errorf("stderr pipe: %w", err))
+		}
+		errR, errW = p[0], os.NewFile(uintptr(p[1]), "exec-stderr")
+		if err := unix.SetNonblock(errR, true); err != nil {
+			return fail(fmt.Errorf("stderr pipe: %w", err))
+		}
+		cmd.Stderr = errW
+	}
+	if dir := e.cgroups(); dir != "" {
+		if cgroup, cgroupFD, err = newChildCgroup(dir); err != nil {
+			return fail(err)
+		}
+		attr.UseCgroupFD, attr.CgroupFD = true, cgroupFD
 	}
 	t0 := time.Now()
 	err = cmd.Start()
 	took := time.Since(t0)
-	_ = theirs.Close() // the child has its copy
 	if err != nil {
-		_ = unix.Close(ours)
-		return nil, err
+		return fail(err)
 	}
+	release() // the child has its copies
 	e.metrics.startSeconds.Observe(took.Seconds())
 	e.metrics.started.Inc()
 	e.metrics.running.Inc()
-	s := &session{e: e, client: c, cmd: cmd, pidfd: -1}
-	// From here on the child runs: every error path kills and reaps it.
-	pidfd, err := unix.PidfdOpen(cmd.Process.Pid, 0)
-	if err != nil {
-		_ = unix.Close(ours)
-		s.killAndWait()
-		e.metrics.reaped(cmd.ProcessState)
-		return nil, fmt.Errorf("pidfd_open: %w", err)
+	s := &session{e: e, client: c, cmd: cmd, pidfd: -1, cgroup: cgroup}
+	if errR >= 0 {
+		s.stderr = &stderrLog{fd: errR, line: make([]byte, 0, MaxStderrLine)}
 	}
-	s.pidfd = pidfd
-	loop := c.Loop()
-	s.stopWatch, err = loop.Watch(pidfd, s.exited)
-	if err != nil {
+	// From here on the child runs: every error path kills and reaps it.
+	abort := func(err error) (*session, error) {
 		_ = unix.Close(ours)
 		s.killAndWait()
 		e.metrics.reaped(cmd.ProcessState)
 		return nil, err
+	}
+	pidfd, err := unix.PidfdOpen(cmd.Process.Pid, 0)
+	if err != nil {
+		return abort(fmt.Errorf("pidfd_open: %w", err))
+	}
+	s.pidfd = pidfd
+	loop := c.Loop()
+	if s.stopWatch, err = loop.Watch(pidfd, s.exited); err != nil {
+		return abort(err)
+	}
+	if s.stderr != nil {
+		if s.stderr.stop, err = loop.Watch(s.stderr.fd, s.stderrReadable); err != nil {
+			s.stopWatch()
+			return abort(err)
+		}
 	}
 	e.track(s)
 	c.SetContext(s)
@@ -302,37 +417,6 @@ func (e *Exec) start(c api.Conn) (*session, error) {
 		return s, err
 	}
 	return s, nil
-}
-
-// environ is the child's environment: netd's (less inheritedDrop), the env
-// option, then the peer's address as UCSPI's tcpserver gives it.
-func (e *Exec) environ(c api.Conn) []string {
-	env := make([]string, len(e.env), len(e.env)+5)
-	copy(env, e.env)
-	if e.unix {
-		env = append(env, "PROTO=UNIX")
-		if a, ok := c.LocalAddr().(*net.UnixAddr); ok && a != nil && a.Name != "" {
-			env = append(env, "UNIXLOCALPATH="+a.Name)
-		}
-		return env
-	}
-	env = append(env, "PROTO=TCP")
-	if ap, ok := addrPort(c.RemoteAddr()); ok {
-		env = append(env, "TCPREMOTEIP="+ap.Addr().String(), "TCPREMOTEPORT="+strconv.Itoa(int(ap.Port())))
-	}
-	if ap, ok := addrPort(c.LocalAddr()); ok {
-		env = append(env, "TCPLOCALIP="+ap.Addr().String(), "TCPLOCALPORT="+strconv.Itoa(int(ap.Port())))
-	}
-	return env
-}
-
-func addrPort(a net.Addr) (netip.AddrPort, bool) {
-	t, ok := a.(*net.TCPAddr)
-	if !ok || t == nil {
-		return netip.AddrPort{}, false
-	}
-	ap := t.AddrPort()
-	return netip.AddrPortFrom(ap.Addr().Unmap(), ap.Port()), ap.IsValid()
 }
 
 func (e *Exec) track(s *session) {
@@ -374,9 +458,10 @@ func (e *Exec) OnClose(c api.Conn, reason api.Reason, err error) {
 // Stop implements api.Stopper: children still running once the listener's
 // last connection has closed (those whose client left cleanly after they
 // closed their output, and those in their kill grace) are killed and
-// reaped here, so that none outlives the listener. Stop may run on a loop
-// or after the loops have stopped; it waits only for children already sent
-// SIGKILL.
+// reaped here, so that none outlives the listener, nor anything they
+// started. Stop may run on a loop or after the loops have stopped; it
+// waits only for children already sent SIGKILL, and for their cgroups to
+// empty (a few milliseconds; at most dyingWait).
 func (e *Exec) Stop() error {
 	e.mu.Lock()
 	left := make([]*session, 0, len(e.sessions))
@@ -391,25 +476,73 @@ func (e *Exec) Stop() error {
 			e.metrics.reaped(s.cmd.ProcessState)
 		}
 	}
+	for deadline := time.Now().Add(dyingWait); e.removeDying() > 0; time.Sleep(5 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			e.mu.Lock()
+			e.log.Warn("exec: cgroups of killed children are not empty yet; left behind", "cgroups", e.dying)
+			e.dying = nil
+			e.mu.Unlock()
+			break
+		}
+	}
 	return nil
+}
+
+// dyingWait bounds how long Stop waits for killed cgroups to empty.
+const dyingWait = 2 * time.Second
+
+// releaseCgroup kills what is left in a session's cgroup and removes it,
+// or keeps it to be removed later if its processes are still dying. Any
+// goroutine.
+func (e *Exec) releaseCgroup(path string) {
+	if path != "" && !removeCgroup(path) {
+		e.mu.Lock()
+		e.dying = append(e.dying, path)
+		e.mu.Unlock()
+	}
+	e.removeDying()
+}
+
+// removeDying removes the cgroups that have emptied since they were
+// killed and returns how many are left. Any goroutine.
+func (e *Exec) removeDying() int {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	left := e.dying[:0]
+	for _, path := range e.dying {
+		if !removeCgroup(path) {
+			left = append(left, path)
+		}
+	}
+	e.dying = left
+	return len(left)
 }
 
 // session is one connection and its child, on one loop. It is the child
 // side's handler; the Exec, through the client's Context, is the client
 // side's.
+//
+// A session ends when both its child has exited and its client's
+// connection has closed. Only then is the child reaped: until then it is
+// a zombie whose pid, and so its process group's id, no other process
+// can take. What the child left running is killed at that moment: its
+// cgroup, or its process group, which therefore cannot be a stranger's.
 type session struct {
 	e      *Exec
 	client api.Conn
 	child  api.Conn // the loop's end of the socketpair
 	cmd    *osexec.Cmd
 
-	// mu guards pidfd and reaped, which Stop and the kill timer use from
-	// other goroutines. pidfd is -1 once the child is reaped.
+	// mu guards pidfd, reaped, stderr and cgroup, which Stop and the kill
+	// timer use from other goroutines. pidfd is -1 once the child is
+	// reaped.
 	mu        sync.Mutex
 	pidfd     int
 	reaped    bool
 	killTimer *time.Timer
 	stopWatch func()
+	stderr    *stderrLog // the child's stderr, when it is logged
+	cgroup    string     // the child's own cgroup; "" without one
 
 	exitedSeen bool // the child has exited (the watch fired)
 	clientGone bool
@@ -495,42 +628,57 @@ func (s *session) finishIfDone() {
 }
 
 // exited runs on the loop when the pidfd turns readable: the child has
-// exited. It reaps it, then closes the client once the child's output is
-// all read (at once if nothing else holds the child's stdout).
+// exited. The session ends if the client has gone; otherwise the client
+// is closed once the child's output is all read (at once if nothing else
+// holds the child's stdout), and that ends it.
 func (s *session) exited() {
-	if !s.reap() {
+	if s.exitedSeen {
 		return
 	}
 	s.exitedSeen = true
-	if !s.clientGone {
-		s.finishIfDone()
+	s.mu.Lock()
+	if s.stopWatch != nil {
+		s.stopWatch() // the pidfd stays readable until it is closed
+		s.stopWatch = nil
 	}
+	s.mu.Unlock()
+	if s.clientGone {
+		s.end()
+		return
+	}
+	s.finishIfDone()
 }
 
-// reap waits for the exited child (at once: it has exited), stops the
-// watch and frees the instance. It reports whether this call reaped it.
-func (s *session) reap() bool {
+// end ends the session, on the loop: it kills what the child left
+// running, reaps the child, logs the rest of its stderr and frees the
+// instance.
+func (s *session) end() {
 	s.mu.Lock()
 	if s.reaped {
 		s.mu.Unlock()
-		if s.stopWatch != nil {
-			s.stopWatch()
-			s.stopWatch = nil
-		}
-		return false
+		return
+	}
+	if s.cgroup == "" {
+		// The child is a zombie, so its group's id is still its own.
+		_ = unix.Kill(-s.cmd.Process.Pid, unix.SIGKILL)
 	}
 	err := s.cmd.Wait()
 	s.reaped = true
 	if s.killTimer != nil {
 		s.killTimer.Stop()
 	}
-	if s.stopWatch != nil {
-		s.stopWatch()
-		s.stopWatch = nil
-	}
 	_ = unix.Close(s.pidfd)
 	s.pidfd = -1
+	cgroup := s.cgroup
+	s.cgroup = ""
 	s.mu.Unlock()
+	s.e.releaseCgroup(cgroup)
+	if s.stderr != nil {
+		s.stderrReadable() // what it wrote before it went
+		s.mu.Lock()
+		s.closeStderrLocked(true)
+		s.mu.Unlock()
+	}
 	s.e.untrack(s)
 	s.e.live.Add(-1)
 	s.e.metrics.reaped(s.cmd.ProcessState)
@@ -539,7 +687,6 @@ func (s *session) reap() bool {
 	} else {
 		s.e.log.Warn("wait for child failed", "error", err)
 	}
-	return true
 }
 
 // clientClosed ends the child's part when the client's connection is gone.
@@ -548,11 +695,9 @@ func (s *session) clientClosed(reason api.Reason) {
 	if s.child != nil && !s.childGone {
 		s.child.Abort(api.ReasonDone, nil)
 	}
-	s.mu.Lock()
-	running := !s.reaped
-	s.mu.Unlock()
 	switch {
-	case !running:
+	case s.exitedSeen:
+		s.end()
 	case reason == api.ReasonError:
 		// A reset: no grace.
 		s.kill(unix.SIGKILL)
@@ -585,13 +730,13 @@ func (s *session) kill(sig unix.Signal) {
 	_ = unix.Kill(-s.cmd.Process.Pid, sig)
 }
 
-// killAndWait kills the child and waits for it, off the loop's normal
-// path: for error paths and Stop. It reports whether this call reaped it.
-// Any goroutine.
+// killAndWait kills the child and what it started, and waits for it, off
+// the loop's normal path: for error paths and Stop. It reports whether
+// this call reaped it. Any goroutine.
 func (s *session) killAndWait() bool {
 	s.mu.Lock()
-	defer s.mu.Unlock()
 	if s.reaped {
+		s.mu.Unlock()
 		return false
 	}
 	if s.pidfd >= 0 {
@@ -611,5 +756,10 @@ func (s *session) killAndWait() bool {
 		_ = unix.Close(s.pidfd)
 		s.pidfd = -1
 	}
+	s.closeStderrLocked(false)
+	cgroup := s.cgroup
+	s.cgroup = ""
+	s.mu.Unlock()
+	s.e.releaseCgroup(cgroup)
 	return true
 }

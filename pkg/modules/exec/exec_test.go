@@ -52,8 +52,9 @@ func accept(t *testing.T, e *exec.Exec, l *apitest.Loop, opts ...apitest.Option)
 	na, nw := len(l.Attached()), len(l.Watched())
 	c := apitest.NewConn(e, append([]apitest.Option{apitest.WithT(t), apitest.WithLoop(l)}, opts...)...)
 	a, w := l.Attached(), l.Watched()
-	if len(a) != na+1 || len(w) != nw+1 {
-		t.Fatalf("accepting a client attached %d and watched %d descriptors, want 1 and 1 (client closing %v, err %v)",
+	// The pidfd, then the stderr pipe when stderr is logged.
+	if len(a) != na+1 || len(w) != nw+1 && len(w) != nw+2 {
+		t.Fatalf("accepting a client attached %d and watched %d descriptors, want 1 and 1 or 2 (client closing %v, err %v)",
 			len(a)-na, len(w)-nw, c.Closing(), c.Err())
 	}
 	return session{client: c, child: a[na], pidfd: w[nw]}
@@ -106,7 +107,20 @@ func TestOptions(t *testing.T) {
 		{"command: /bin/cat\nargs: -n", "options.yaml:2:7: option args: want a list of strings"},
 		{"command: /bin/cat\nenv: [A]", "options.yaml:2:6: option env: want a mapping of strings"},
 		{"command: /bin/cat\nenv: {\"A=B\": x}", `option env: bad variable name "A=B"`},
-		{"command: /bin/cat\nuser: nobody", `options.yaml:2:1: unknown option "user"`},
+		{"command: /bin/cat\nuser: nobody\ngroup: \"65534\"\nenv_keep: [LANG]\nrlimits: {nofile: 64, nproc: 10, as: 1073741824, cpu: 5}\nno_new_privs: true\nstderr: discard", ""},
+		{"command: /bin/cat\nuser: \"65534\"\ngroup: \"65534\"\nstderr: connection", ""},
+		{"command: /bin/cat\nuser: netd-no-such-user", `options.yaml:2:7: option user: unknown user "netd-no-such-user"`},
+		{"command: /bin/cat\nuser: 12x", `option user: unknown user "12x"`},
+		{"command: /bin/cat\nuser: \"4294967295\"\ngroup: \"1\"", `option user: unknown user "4294967295"`},
+		{"command: /bin/cat\nuser: nobody\ngroup: netd-no-such-group", `options.yaml:3:8: option group: unknown group "netd-no-such-group"`},
+		{"command: /bin/cat\ngroup: nogroup", "options.yaml:2:8: option group: group needs user"},
+		{"command: /bin/cat\nuser: \"4000000\"", "option user: user 4000000 is not in the user database: give group too"},
+		{"command: /bin/cat\nenv_keep: [\"A=B\"]", `options.yaml:2:11: option env_keep: bad variable name "A=B"`},
+		{"command: /bin/cat\nenv_keep: [NOTIFY_SOCKET]", "option env_keep: NOTIFY_SOCKET is netd's own"},
+		{"command: /bin/cat\nrlimits: {files: 10}", `options.yaml:2:10: option rlimits: unknown limit "files": want as, cpu, nofile, nproc`},
+		{"command: /bin/cat\nrlimits: {nofile: -1}", "option rlimits: nofile must be 0 or more, not -1"},
+		{"command: /bin/cat\nrlimits: {nofile: many}", `options.yaml:2:19: option rlimits.nofile: want an integer, got "many"`},
+		{"command: /bin/cat\nstderr: terminal", `options.yaml:2:9: option stderr: stderr must be log, connection or discard, not "terminal"`},
 	}
 	for _, tt := range tests {
 		err := apitest.Provision(t, new(exec.Exec), "tcp", tt.yaml)
@@ -208,9 +222,12 @@ func TestBackpressureBothWays(t *testing.T) {
 func TestEnvironment(t *testing.T) {
 	t.Setenv("NOTIFY_SOCKET", "/run/systemd/notify") // netd's, not the child's
 	t.Setenv("NETD_EXEC_TEST_INHERITED", "yes")
+	t.Setenv("NETD_EXEC_TEST_SECRET", "s3cret")
+	t.Setenv("NETD_EXEC_TEST_KEPT", "kept")
 	out := filepath.Join(t.TempDir(), "env")
 	e, _ := newExec(t, "tcp", `command: /bin/sh
 args: [-c, 'env > "$0"', `+out+`]
+env_keep: [NETD_EXEC_TEST_KEPT, NETD_EXEC_TEST_INHERITED, NETD_EXEC_TEST_UNSET, TCPLOCALPORT]
 env: {GREETING: hello, NETD_EXEC_TEST_INHERITED: overridden, TCPREMOTEIP: spoofed}`)
 	l := apitest.NewLoop(apitest.WithT(t))
 	s := accept(t, e, l,
@@ -222,17 +239,31 @@ env: {GREETING: hello, NETD_EXEC_TEST_INHERITED: overridden, TCPREMOTEIP: spoofe
 		"PROTO": "TCP", "TCPREMOTEIP": "192.0.2.7", "TCPREMOTEPORT": "40123",
 		"TCPLOCALIP": "2001:db8::1", "TCPLOCALPORT": "7000",
 		"GREETING": "hello", "NETD_EXEC_TEST_INHERITED": "overridden",
+		"NETD_EXEC_TEST_KEPT": "kept", "PATH": exec.DefaultPath,
 	}
 	for k, v := range want {
 		if env[k] != v {
 			t.Errorf("%s=%q, want %q", k, env[k], v)
 		}
 	}
-	if _, ok := env["NOTIFY_SOCKET"]; ok {
-		t.Error("NOTIFY_SOCKET was passed to the child")
+	// Nothing else of netd's environment: no secret, no HOME, no
+	// NOTIFY_SOCKET. (sh itself adds PWD, and may add SHLVL and _.)
+	for k := range env {
+		if _, ok := want[k]; !ok && k != "PWD" && k != "SHLVL" && k != "_" {
+			t.Errorf("the child has %s=%q, which nobody gave it", k, env[k])
+		}
 	}
-	if env["PATH"] != os.Getenv("PATH") {
-		t.Error("the child did not inherit PATH")
+
+	// env or env_keep may give PATH.
+	t.Setenv("PATH", "/netd/kept:"+os.Getenv("PATH"))
+	for _, opt := range []string{"env_keep: [PATH]", "env: {PATH: \"/netd/kept:/usr/bin:/bin\"}"} {
+		e, _ = newExec(t, "tcp", "command: /bin/sh\nargs: [-c, 'env > \"$0\"', "+out+"]\n"+opt)
+		s = accept(t, e, l)
+		s.reap(t, l)
+		if got := readEnv(t, out)["PATH"]; !strings.HasPrefix(got, "/netd/kept") {
+			t.Errorf("%s: PATH=%q", opt, got)
+		}
+		s.client.Terminate(api.ReasonError, nil)
 	}
 
 	// On a unix listener there is no TCP peer.
@@ -485,30 +516,54 @@ func TestDrain(t *testing.T) {
 // /bin/true, pidfd, watch and attach on the loop, then the reap. The
 // "loop-µs/spawn" metric is the part spent in cmd.Start, which blocks the
 // loop.
+// BenchmarkSpawn starts /bin/true per iteration: plainly (no cgroup,
+// stderr discarded), in a cgroup of its own, with its stderr logged, and
+// through the exec helper (rlimits).
 func BenchmarkSpawn(b *testing.B) {
-	e := new(exec.Exec)
-	err := e.Provision(api.Setup{Listener: "bench", Network: "tcp", Options: apitest.Options(b, "command: /bin/true")})
-	if err != nil {
-		b.Fatal(err)
+	for _, bc := range []struct {
+		name, opts string
+		cgroup     bool
+	}{
+		{"plain", "stderr: discard", false},
+		{"cgroup", "stderr: discard", true},
+		{"stderr-log", "", false},
+		{"helper", "stderr: discard\nrlimits: {nofile: 64}", false},
+	} {
+		b.Run(bc.name, func(b *testing.B) {
+			e := new(exec.Exec)
+			err := e.Provision(api.Setup{Listener: "bench", Network: "tcp", Options: apitest.Options(b, "command: /bin/true\n"+bc.opts)})
+			if err != nil {
+				b.Fatal(err)
+			}
+			if !bc.cgroup {
+				exec.DisableCgroups(e)
+			} else if exec.Cgroups(e) == "" {
+				b.Skip("no cgroups here:", exec.CgroupsWhy())
+			}
+			l := apitest.NewLoop(apitest.WithT(b))
+			b.ResetTimer()
+			for i := 0; i < b.N; i++ {
+				nw := len(l.Watched())
+				c := apitest.NewConn(e, apitest.WithT(b), apitest.WithLoop(l))
+				w := l.Watched()
+				fd := w[nw] // the pidfd; a stderr pipe comes after it
+				fds := []unix.PollFd{{Fd: int32(fd), Events: unix.POLLIN}}
+				if _, err := unix.Poll(fds, 10_000); err != nil {
+					b.Fatal(err)
+				}
+				l.Fire(fd)
+				a := l.Attached()
+				a[len(a)-1].FeedEOF()
+				_ = c
+			}
+			b.StopTimer()
+			if e.Live() != 0 {
+				b.Fatalf("%d children left", e.Live())
+			}
+			_, mean := e.SpawnStats()
+			b.ReportMetric(float64(mean.Nanoseconds())/1e3, "loop-µs/spawn")
+		})
 	}
-	l := apitest.NewLoop(apitest.WithT(b))
-	b.ResetTimer()
-	for i := 0; i < b.N; i++ {
-		c := apitest.NewConn(e, apitest.WithT(b), apitest.WithLoop(l))
-		w := l.Watched()
-		fd := w[len(w)-1]
-		fds := []unix.PollFd{{Fd: int32(fd), Events: unix.POLLIN}}
-		if _, err := unix.Poll(fds, 10_000); err != nil {
-			b.Fatal(err)
-		}
-		l.Fire(fd)
-		a := l.Attached()
-		a[len(a)-1].FeedEOF()
-		_ = c
-	}
-	b.StopTimer()
-	_, mean := e.SpawnStats()
-	b.ReportMetric(float64(mean.Nanoseconds())/1e3, "loop-µs/spawn")
 }
 
 // TestMetrics: children started, running, exited by result, refused over

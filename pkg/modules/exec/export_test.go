@@ -35,3 +35,33 @@ func SetKillGrace(t testing.TB, d time.Duration) {
 	killGrace = d
 	t.Cleanup(func() { killGrace = old })
 }
+
+// DisableCgroups makes e fall back to process groups even where children
+// could get cgroups of their own. Call it before the first child starts.
+func DisableCgroups(e *Exec) { e.noCgroups = true }
+
+// Cgroups returns the cgroup directory children of e get cgroups under,
+// "" when they cannot. It decides it at the first call.
+func Cgroups(e *Exec) string { return e.cgroups() }
+
+// CgroupsWhy says why children cannot get cgroups of their own here.
+func CgroupsWhy() error { return cgroups().why }
+
+// Counter returns e's counter named name (one of the Metric names that is
+// a counter).
+func (e *Exec) Counter(name string) interface{ Write(*dto.Metric) error } {
+	switch name {
+	case MetricStderrDropped:
+		return e.metrics.stderrDropped
+	case MetricStarted:
+		return e.metrics.started
+	}
+	panic("no counter " + name)
+}
+
+// CgroupsDir returns netd's cgroup directory, "" when children cannot get
+// cgroups of their own.
+func CgroupsDir() string { return cgroups().dir }
+
+// RemoveOrphanCgroups is removeOrphanCgroups.
+var RemoveOrphanCgroups = removeOrphanCgroups
