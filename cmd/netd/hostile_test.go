@@ -22,6 +22,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/netd/netd/internal/testutil"
 	"golang.org/x/sys/unix"
 )
 
@@ -145,18 +146,6 @@ func procFDs(t *testing.T, pid int) (count, highest int) {
 	return len(ents), highest
 }
 
-// pollUntil polls cond every 20ms until it holds or bound passes.
-func pollUntil(bound time.Duration, cond func() bool) bool {
-	deadline := time.Now().Add(bound)
-	for !cond() {
-		if time.Now().After(deadline) {
-			return false
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-	return true
-}
-
 // closedByDaemon reports whether the server closed c (EOF or reset)
 // within bound, reading and discarding whatever arrives first.
 func closedByDaemon(c net.Conn, bound time.Duration) error {
@@ -229,7 +218,7 @@ func TestHostileNonReaderMemoryBounded(t *testing.T) {
 	}()
 	// Wait until the writer stalls: the daemon stopped reading.
 	last, still := int64(-1), time.Now()
-	stalled := pollUntil(30*time.Second, func() bool {
+	stalled := testutil.PollUntil(30*time.Second, func() bool {
 		if w := written.Load(); w != last {
 			last, still = w, time.Now()
 			return false
@@ -307,7 +296,7 @@ func TestHostileEndlessLine(t *testing.T) {
 	if err != nil {
 		t.Fatalf("endless line: connection %v (%d bytes sent)", err, sent.Load())
 	}
-	if !pollUntil(5*time.Second, func() bool { return strings.Contains(d.logText(), "line too long") }) {
+	if !testutil.PollUntil(5*time.Second, func() bool { return strings.Contains(d.logText(), "line too long") }) {
 		t.Fatalf("no line-too-long warning in the log:\n%s", d.logText())
 	}
 	roundTrip(t, other, "after\n")
@@ -391,7 +380,7 @@ listeners:
 		// Free a slot on lim: other can use it, as the limit counts live
 		// connections.
 		lim[0].Close()
-		ok := pollUntil(5*time.Second, func() bool {
+		ok := testutil.PollUntil(5*time.Second, func() bool {
 			c := d.dial("other")
 			defer c.Close()
 			_ = c.SetDeadline(time.Now().Add(2 * time.Second))
@@ -461,7 +450,7 @@ func TestHostileDescriptorExhaustion(t *testing.T) {
 		c := d.dial("line") // completes in the kernel's backlog if not accepted
 		conns = append(conns, c)
 	}
-	if !pollUntil(10*time.Second, func() bool { return strings.Contains(d.logText(), "accept failed") }) {
+	if !testutil.PollUntil(10*time.Second, func() bool { return strings.Contains(d.logText(), "accept failed") }) {
 		t.Fatalf("no accept error logged with %d clients and RLIMIT_NOFILE %d:\n%s", clients, limit, d.logText())
 	}
 	// The first client was accepted before the limit hit: still served.
@@ -520,7 +509,7 @@ func TestHostileConnectCloseBurst(t *testing.T) {
 		roundTrip(t, d.dial(name), "warm\n")
 	}
 	var before int
-	if !pollUntil(5*time.Second, func() bool {
+	if !testutil.PollUntil(5*time.Second, func() bool {
 		n1, _ := procFDs(t, daemonPID(d))
 		time.Sleep(100 * time.Millisecond)
 		n2, _ := procFDs(t, daemonPID(d))
@@ -560,7 +549,7 @@ func TestHostileConnectCloseBurst(t *testing.T) {
 		t.Error(err)
 	}
 	var after int
-	if !pollUntil(15*time.Second, func() bool { after, _ = procFDs(t, daemonPID(d)); return after <= before }) {
+	if !testutil.PollUntil(15*time.Second, func() bool { after, _ = procFDs(t, daemonPID(d)); return after <= before }) {
 		t.Fatalf("the daemon holds %d descriptors after the burst, %d before", after, before)
 	}
 	roundTrip(t, d.dial("line"), "after the burst\n")
@@ -700,7 +689,7 @@ func TestHostileShutdownTimeout(t *testing.T) {
 	defer func() { close(stop); <-writerDone }()
 	// Wait for the daemon to stop reading from it.
 	last, still := int64(-1), time.Now()
-	if !pollUntil(30*time.Second, func() bool {
+	if !testutil.PollUntil(30*time.Second, func() bool {
 		if p := progress.Load(); p != last {
 			last, still = p, time.Now()
 			return false

@@ -18,6 +18,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/netd/netd/internal/testutil"
 	"github.com/netd/netd/pkg/modules/api"
 )
 
@@ -211,7 +212,7 @@ func TestMaxConnections(t *testing.T) {
 	// The loop closes the descriptor before it counts the close, so the
 	// client can see the close first: wait, bounded, for the count.
 	overLimit := func() uint64 { return l.Stats().Closed[api.ReasonOverLimit] }
-	pollUntil(5*time.Second, func() bool { return overLimit() >= 1 })
+	testutil.PollUntil(5*time.Second, func() bool { return overLimit() >= 1 })
 	if got := overLimit(); got != 1 {
 		t.Fatalf("over_limit closes = %d, want 1", got)
 	}
@@ -457,7 +458,7 @@ func TestAcceptSpreadsConnections(t *testing.T) {
 	for _, c := range clients {
 		c.Close()
 	}
-	allClosed := pollUntil(10*time.Second, func() bool {
+	allClosed := testutil.PollUntil(10*time.Second, func() bool {
 		counts = served()
 		for _, n := range counts {
 			if n != 0 {
@@ -500,7 +501,7 @@ func TestPanicInOnAcceptClosesThatConnection(t *testing.T) {
 	c := dial(t, l)
 	roundTrip(t, c, "after the panics\n")
 	c.Close()
-	if !pollUntil(10*time.Second, func() bool { return l.ActiveConnections() == 0 }) {
+	if !testutil.PollUntil(10*time.Second, func() bool { return l.ActiveConnections() == 0 }) {
 		t.Fatalf("listener still counts %d connections", l.ActiveConnections())
 	}
 }

@@ -25,6 +25,7 @@ import (
 	"github.com/hashicorp/go-hclog"
 	"golang.org/x/sys/unix"
 
+	"github.com/netd/netd/internal/testutil"
 	"github.com/netd/netd/pkg/modules/api"
 )
 
@@ -58,20 +59,6 @@ func countOwnFDs(t *testing.T) int {
 		t.Skipf("cannot count descriptors: %v", err)
 	}
 	return len(ents)
-}
-
-// pollUntil polls cond every 10ms until it holds or the bound passes.
-func pollUntil(bound time.Duration, cond func() bool) bool {
-	deadline := time.Now().Add(bound)
-	for {
-		if cond() {
-			return true
-		}
-		if time.Now().After(deadline) {
-			return false
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
 }
 
 // fillUntilPaused writes lines to c, never reading, until the server stops
@@ -120,7 +107,7 @@ func TestHostileResetWithOutputQueued(t *testing.T) {
 			if written >= 256<<20 {
 				t.Fatalf("server took %d bytes from a client that never reads", written)
 			}
-			if !pollUntil(5*time.Second, func() bool { return l.Stats().ReadsPaused > 0 }) {
+			if !testutil.PollUntil(5*time.Second, func() bool { return l.Stats().ReadsPaused > 0 }) {
 				t.Fatalf("reads never paused: %+v", l.Stats())
 			}
 			if tc, ok := bad.(*net.TCPConn); ok {
@@ -139,7 +126,7 @@ func TestHostileResetWithOutputQueued(t *testing.T) {
 			case <-time.After(5 * time.Second):
 				t.Fatalf("the loop did not notice the reset within 5s; active=%d", l.ActiveConnections())
 			}
-			if !pollUntil(5*time.Second, func() bool { return e.ActiveConnections() == 1 }) {
+			if !testutil.PollUntil(5*time.Second, func() bool { return e.ActiveConnections() == 1 }) {
 				t.Fatalf("active connections = %d, want only the good one", e.ActiveConnections())
 			}
 			roundTrip(t, good, "after\n")
@@ -168,7 +155,7 @@ func TestHostileConnectCloseBurst(t *testing.T) {
 			warm := dial(t, l)
 			roundTrip(t, warm, "warm\n")
 			warm.Close()
-			if !pollUntil(5*time.Second, func() bool { return e.ActiveConnections() == 0 }) {
+			if !testutil.PollUntil(5*time.Second, func() bool { return e.ActiveConnections() == 0 }) {
 				t.Fatal("warm-up connection never closed")
 			}
 			before := countOwnFDs(t)
@@ -197,11 +184,11 @@ func TestHostileConnectCloseBurst(t *testing.T) {
 			for err := range errs {
 				t.Error(err)
 			}
-			if !pollUntil(15*time.Second, func() bool { return e.ActiveConnections() == 0 }) {
+			if !testutil.PollUntil(15*time.Second, func() bool { return e.ActiveConnections() == 0 }) {
 				t.Fatalf("%d connections still open 15s after the burst", e.ActiveConnections())
 			}
 			after := 0
-			if !pollUntil(5*time.Second, func() bool { after = countOwnFDs(t); return after <= before }) {
+			if !testutil.PollUntil(5*time.Second, func() bool { after = countOwnFDs(t); return after <= before }) {
 				t.Fatalf("descriptors: %d before the burst, %d after", before, after)
 			}
 			s := l.Stats()
@@ -357,7 +344,7 @@ func TestHostileDescriptorExhaustion(t *testing.T) {
 	if err := e.Start(); err != nil {
 		t.Fatal(err)
 	}
-	if !pollUntil(5*time.Second, func() bool { return l.Stats().AcceptErrors > 0 }) {
+	if !testutil.PollUntil(5*time.Second, func() bool { return l.Stats().AcceptErrors > 0 }) {
 		t.Fatalf("no accept error with descriptors exhausted: %+v", l.Stats())
 	}
 	if n := l.ActiveConnections(); n > free || n == 0 {
@@ -632,7 +619,7 @@ func TestHostileUDPQueueDropsAtTheDoor(t *testing.T) {
 		}
 		var left int
 		var events uint32
-		ok := pollUntil(5*time.Second, func() bool {
+		ok := testutil.PollUntil(5*time.Second, func() bool {
 			_ = ps.loop.call(func() error { left, events = len(ps.queue), ps.interest; return nil })
 			return left == 0 && events == unix.EPOLLIN
 		})

@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/netd/netd/internal/testpki"
+	"github.com/netd/netd/internal/testutil"
 	"github.com/netd/netd/pkg/modules/api"
 )
 
@@ -319,7 +320,7 @@ func TestTLSHandshakeTimeout(t *testing.T) {
 		t.Fatalf("the module saw %d events of connections that never finished a handshake", n)
 	}
 	// The count follows the close the client saw.
-	pollUntil(5*time.Second, func() bool { return f.lis.Stats().Closed[api.ReasonHandshakeTimeout] == 3 })
+	testutil.PollUntil(5*time.Second, func() bool { return f.lis.Stats().Closed[api.ReasonHandshakeTimeout] == 3 })
 	if got := f.lis.Stats().Closed[api.ReasonHandshakeTimeout]; got != 3 {
 		t.Fatalf("closed for handshake timeout: %d, want 3 (%v)", got, f.lis.Stats().Closed)
 	}
