@@ -6,6 +6,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/netd/netd/internal/testutil"
 )
 
 // TestCompletion: `netd completion SHELL` prints a script that hands
@@ -82,7 +84,7 @@ func TestListeningNamesConfig(t *testing.T) {
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			d := startDaemonIn(t, tc.dir, nil, tc.args...)
-			roundTrip(t, d.dial("e"), "served\n")
+			testutil.RoundTrip(t, d.dial("e"), "served\n")
 			var line string
 			for _, l := range strings.Split(d.logText(), "\n") {
 				if strings.Contains(l, "listening") {

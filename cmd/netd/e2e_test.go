@@ -16,6 +16,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/netd/netd/internal/testutil"
 )
 
 const fourListeners = `
@@ -72,7 +74,7 @@ func TestServeEveryListener(t *testing.T) {
 	}
 	t.Run("raw", func(t *testing.T) {
 		c := d.dial("raw")
-		roundTrip(t, c, "no newline needed")
+		testutil.RoundTrip(t, c, "no newline needed")
 	})
 	t.Run("udp", func(t *testing.T) {
 		c := d.dial("dgram")
@@ -148,7 +150,7 @@ func TestExampleConfigs(t *testing.T) {
 					}
 					continue
 				}
-				roundTrip(t, c, "ping\n")
+				testutil.RoundTrip(t, c, "ping\n")
 			}
 		})
 	}
@@ -235,7 +237,7 @@ func TestSIGTERMWithDataInFlight(t *testing.T) {
 	want := bytes.Repeat([]byte("in flight line\n"), 2000)
 	for i := 0; i < 8; i++ {
 		c := d.dial("line")
-		roundTrip(t, c, "warm\n")
+		testutil.RoundTrip(t, c, "warm\n")
 		conns = append(conns, c)
 	}
 	results := make(chan error, len(conns))
@@ -252,7 +254,7 @@ func TestSIGTERMWithDataInFlight(t *testing.T) {
 		}
 	}
 	partial := d.dial("line")
-	roundTrip(t, partial, "abc\n")
+	testutil.RoundTrip(t, partial, "abc\n")
 	if _, err := io.WriteString(partial, "unterminated"); err != nil {
 		t.Fatal(err)
 	}
@@ -280,7 +282,7 @@ func TestSIGTERMWithDataInFlight(t *testing.T) {
 func TestMisbehavingClients(t *testing.T) {
 	d := startDaemon(t, nil, "-c", fourListenerConfig(t))
 	good := d.dial("sock")
-	roundTrip(t, good, "before\n")
+	testutil.RoundTrip(t, good, "before\n")
 
 	long := d.dial("sock")
 	if _, err := long.Write(append([]byte("ok\n"), bytes.Repeat([]byte("z"), 5000)...)); err != nil {
@@ -299,8 +301,8 @@ func TestMisbehavingClients(t *testing.T) {
 		}
 		c.Close()
 	}
-	roundTrip(t, good, "after\n")
-	roundTrip(t, d.dial("line"), "new client\n")
+	testutil.RoundTrip(t, good, "after\n")
+	testutil.RoundTrip(t, d.dial("line"), "new client\n")
 	deadline := time.Now().Add(5 * time.Second)
 	for !strings.Contains(d.logText(), "line too long") && time.Now().Before(deadline) {
 		time.Sleep(20 * time.Millisecond)
@@ -376,13 +378,13 @@ func TestStaleUnixSocket(t *testing.T) {
 	}
 	cfg := writeConfig(t, "netd.yaml", "listeners:\n  - name: s\n    address: unix://"+path+"\n    module: echo\n")
 	d := startDaemon(t, nil, "-c", cfg)
-	roundTrip(t, d.dial("s"), "hi\n")
+	testutil.RoundTrip(t, d.dial("s"), "hi\n")
 
 	r := runNetd(t, nil, "serve", "-c", cfg)
 	if r.code != 1 || !strings.Contains(r.stderr, "in use") {
 		t.Fatalf("second daemon on a live socket: exit %d, stderr %q", r.code, r.stderr)
 	}
-	roundTrip(t, d.dial("s"), "still mine\n")
+	testutil.RoundTrip(t, d.dial("s"), "still mine\n")
 	d.signal(syscall.SIGINT)
 	if code := d.wait(15 * time.Second); code != 0 {
 		t.Fatalf("exit %d", code)
@@ -472,7 +474,7 @@ func TestLogSettingsPrecedence(t *testing.T) {
 	}
 	t.Run("json", func(t *testing.T) {
 		d := startDaemon(t, []string{"NETD_LOG_FORMAT=json", "NETD_LOG_LEVEL=info"}, "-c", quiet)
-		roundTrip(t, d.dial("a"), "x\n")
+		testutil.RoundTrip(t, d.dial("a"), "x\n")
 		d.signal(syscall.SIGTERM)
 		d.wait(15 * time.Second)
 		lines := strings.Split(strings.TrimSpace(d.logText()), "\n")

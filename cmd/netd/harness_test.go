@@ -5,7 +5,6 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
-	"io"
 	"net"
 	"os"
 	"os/exec"
@@ -231,21 +230,6 @@ func writeConfig(t *testing.T, name, text string) string {
 		t.Fatal(err)
 	}
 	return path
-}
-
-// roundTrip writes line and reads the same number of bytes back.
-func roundTrip(t *testing.T, c net.Conn, line string) {
-	t.Helper()
-	if _, err := io.WriteString(c, line); err != nil {
-		t.Fatal(err)
-	}
-	got := make([]byte, len(line))
-	if _, err := io.ReadFull(c, got); err != nil {
-		t.Fatalf("round trip %q: %v", line, err)
-	}
-	if string(got) != line {
-		t.Fatalf("round trip: got %q, want %q", got, line)
-	}
 }
 
 func closeWrite(t *testing.T, c net.Conn) {

@@ -188,7 +188,7 @@ func TestHostileNonReaderMemoryBounded(t *testing.T) {
 	// Warm up: the read buffers and the output chunk pool exist.
 	warm := d.dial("line")
 	for i := 0; i < 64; i++ {
-		roundTrip(t, warm, string(numberedLine(i)))
+		testutil.RoundTrip(t, warm, string(numberedLine(i)))
 	}
 	time.Sleep(200 * time.Millisecond)
 	base := procRSSKiB(t, daemonPID(d))
@@ -231,7 +231,7 @@ func TestHostileNonReaderMemoryBounded(t *testing.T) {
 	// Meanwhile another client is served.
 	other := d.dial("line")
 	_ = other.SetDeadline(time.Now().Add(5 * time.Second))
-	roundTrip(t, other, "served while another client hogs\n")
+	testutil.RoundTrip(t, other, "served while another client hogs\n")
 	time.Sleep(500 * time.Millisecond)
 	peak := rss.peak()
 	growth := peak - base
@@ -266,7 +266,7 @@ func TestHostileEndlessLine(t *testing.T) {
 	cfg := writeConfig(t, "netd.yaml", "listeners:\n  - name: line\n    address: tcp://127.0.0.1:0\n    module: echo\n    options:\n      max_line_bytes: 65536\n")
 	d := startDaemon(t, nil, "-c", cfg)
 	other := d.dial("line")
-	roundTrip(t, other, "before\n")
+	testutil.RoundTrip(t, other, "before\n")
 
 	endless := d.dial("line")
 	stop := make(chan struct{})
@@ -289,7 +289,7 @@ func TestHostileEndlessLine(t *testing.T) {
 			}
 		}
 	}()
-	roundTrip(t, other, "during\n")
+	testutil.RoundTrip(t, other, "during\n")
 	err := closedByDaemon(endless, 10*time.Second)
 	close(stop)
 	<-writerDone
@@ -299,8 +299,8 @@ func TestHostileEndlessLine(t *testing.T) {
 	if !testutil.PollUntil(5*time.Second, func() bool { return strings.Contains(d.logText(), "line too long") }) {
 		t.Fatalf("no line-too-long warning in the log:\n%s", d.logText())
 	}
-	roundTrip(t, other, "after\n")
-	roundTrip(t, d.dial("line"), "new client\n")
+	testutil.RoundTrip(t, other, "after\n")
+	testutil.RoundTrip(t, d.dial("line"), "new client\n")
 	mustBeAlive(t, d)
 	mustNotPanic(t, d)
 }
@@ -333,7 +333,7 @@ listeners:
 	var lim []net.Conn
 	for i := 0; i < 3; i++ {
 		c := d.dial("lim")
-		roundTrip(t, c, fmt.Sprintf("lim %d\n", i))
+		testutil.RoundTrip(t, c, fmt.Sprintf("lim %d\n", i))
 		lim = append(lim, c)
 	}
 
@@ -353,7 +353,7 @@ listeners:
 		}
 		elapsed := time.Since(start)
 		for i, c := range lim {
-			roundTrip(t, c, fmt.Sprintf("still lim %d\n", i))
+			testutil.RoundTrip(t, c, fmt.Sprintf("still lim %d\n", i))
 		}
 		n := strings.Count(d.logText(), "connection limit reached")
 		t.Logf("%d limit warnings for 201 refused connections in %v", n, elapsed.Round(time.Millisecond))
@@ -366,7 +366,7 @@ listeners:
 		var others []net.Conn
 		for i := 0; i < 2; i++ {
 			c := d.dial("other")
-			roundTrip(t, c, fmt.Sprintf("other %d\n", i))
+			testutil.RoundTrip(t, c, fmt.Sprintf("other %d\n", i))
 			others = append(others, c)
 		}
 		// 3 on lim + 2 on other = the global 5.
@@ -375,7 +375,7 @@ listeners:
 			t.Fatalf("the 6th connection with a global max_connections of 5: %v", err)
 		}
 		for _, c := range append(lim, others...) {
-			roundTrip(t, c, "within the limits\n")
+			testutil.RoundTrip(t, c, "within the limits\n")
 		}
 		// Free a slot on lim: other can use it, as the limit counts live
 		// connections.
@@ -412,7 +412,7 @@ func TestHostileIdleTimeout(t *testing.T) {
 	busy := d.dial("line")
 	// Talk on busy every 200ms for 5s: two and a half idle timeouts.
 	for end := time.Now().Add(5 * time.Second); time.Now().Before(end); {
-		roundTrip(t, busy, "keep-alive\n")
+		testutil.RoundTrip(t, busy, "keep-alive\n")
 		time.Sleep(200 * time.Millisecond)
 	}
 	for name, c := range map[string]net.Conn{"idle": idle, "partial": partial} {
@@ -420,7 +420,7 @@ func TestHostileIdleTimeout(t *testing.T) {
 			t.Errorf("%s connection after 5s with idle_timeout 2s: %v", name, err)
 		}
 	}
-	roundTrip(t, busy, "busy is still served\n")
+	testutil.RoundTrip(t, busy, "busy is still served\n")
 	mustBeAlive(t, d)
 }
 
@@ -455,7 +455,7 @@ func TestHostileDescriptorExhaustion(t *testing.T) {
 	}
 	// The first client was accepted before the limit hit: still served.
 	_ = conns[0].SetDeadline(time.Now().Add(5 * time.Second))
-	roundTrip(t, conns[0], "served at the limit\n")
+	testutil.RoundTrip(t, conns[0], "served at the limit\n")
 
 	// Idle while clients wait in the backlog: sample the daemon's CPU.
 	t0, w0 := procCPUTicks(t, pid), time.Now()
@@ -482,12 +482,12 @@ func TestHostileDescriptorExhaustion(t *testing.T) {
 	}
 	for i, c := range conns[clients-waiting:] {
 		_ = c.SetDeadline(time.Now().Add(10 * time.Second))
-		roundTrip(t, c, fmt.Sprintf("waited in the backlog %d\n", i))
+		testutil.RoundTrip(t, c, fmt.Sprintf("waited in the backlog %d\n", i))
 	}
 	for _, c := range conns[clients-waiting:] {
 		c.Close()
 	}
-	roundTrip(t, d.dial("line"), "after the exhaustion\n")
+	testutil.RoundTrip(t, d.dial("line"), "after the exhaustion\n")
 	mustBeAlive(t, d)
 	mustNotPanic(t, d)
 	d.signal(syscall.SIGTERM)
@@ -506,7 +506,7 @@ func TestHostileConnectCloseBurst(t *testing.T) {
 	cfg := writeConfig(t, "netd.yaml", "listeners:\n  - name: line\n    address: tcp://127.0.0.1:0\n    module: echo\n  - name: sock\n    address: unix://"+dir+"/s.sock\n    module: echo\n")
 	d := startDaemon(t, nil, "-c", cfg)
 	for _, name := range []string{"line", "sock"} {
-		roundTrip(t, d.dial(name), "warm\n")
+		testutil.RoundTrip(t, d.dial(name), "warm\n")
 	}
 	var before int
 	if !testutil.PollUntil(5*time.Second, func() bool {
@@ -552,7 +552,7 @@ func TestHostileConnectCloseBurst(t *testing.T) {
 	if !testutil.PollUntil(15*time.Second, func() bool { after, _ = procFDs(t, daemonPID(d)); return after <= before }) {
 		t.Fatalf("the daemon holds %d descriptors after the burst, %d before", after, before)
 	}
-	roundTrip(t, d.dial("line"), "after the burst\n")
+	testutil.RoundTrip(t, d.dial("line"), "after the burst\n")
 	mustBeAlive(t, d)
 	mustNotPanic(t, d)
 }
@@ -625,7 +625,7 @@ func TestHostileVanishMidWrite(t *testing.T) {
 	cfg := writeConfig(t, "netd.yaml", "listeners:\n  - name: line\n    address: tcp://127.0.0.1:0\n    module: echo\n  - name: raw\n    address: unix://"+dir+"/raw.sock\n    module: echo\n    options:\n      mode: raw\n")
 	d := startDaemon(t, nil, "-c", cfg)
 	good := d.dial("line")
-	roundTrip(t, good, "before\n")
+	testutil.RoundTrip(t, good, "before\n")
 	var wg sync.WaitGroup
 	for i := 0; i < 40; i++ {
 		name := "line"
@@ -652,8 +652,8 @@ func TestHostileVanishMidWrite(t *testing.T) {
 	wg.Wait()
 	time.Sleep(500 * time.Millisecond)
 	mustBeAlive(t, d)
-	roundTrip(t, good, "after\n")
-	roundTrip(t, d.dial("raw"), "raw after")
+	testutil.RoundTrip(t, good, "after\n")
+	testutil.RoundTrip(t, d.dial("raw"), "raw after")
 	mustNotPanic(t, d)
 }
 

@@ -16,6 +16,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/netd/netd/internal/testutil"
 )
 
 // The small inetd services, each on TCP and UDP, every port 0.
@@ -478,7 +480,7 @@ func probeListener(t *testing.T, d *daemon, name, module string) {
 	switch module {
 	case "echo":
 		if !udp {
-			roundTrip(t, c, "ping\n")
+			testutil.RoundTrip(t, c, "ping\n")
 		} else if got := read("ping\n"); string(got) != "ping\n" {
 			t.Errorf("%s: echo answered %q", name, got)
 		}

@@ -23,6 +23,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/netd/netd/internal/testutil"
 )
 
 // --- Helpers. ---
@@ -319,7 +321,7 @@ func TestProxyManyClients(t *testing.T) {
 func TestProxyHalfCloseToLineEcho(t *testing.T) {
 	d := proxyBehindEcho(t, "")
 	c := d.dial("proxy-line")
-	roundTrip(t, c, "first line\n")
+	testutil.RoundTrip(t, c, "first line\n")
 	if _, err := io.WriteString(c, "no newline"); err != nil {
 		t.Fatal(err)
 	}
@@ -337,7 +339,7 @@ func TestProxyLargeTransferWithASlowReader(t *testing.T) {
 	d := proxyBehindEcho(t, "")
 	c := d.dial("proxy-raw")
 	_ = c.SetDeadline(time.Now().Add(60 * time.Second))
-	roundTrip(t, c, "warm up\n")
+	testutil.RoundTrip(t, c, "warm up\n")
 	base := vmRSSOf(t, d.pid())
 	const total = 32 << 20
 	rng := rand.New(rand.NewSource(7))
@@ -523,7 +525,7 @@ func TestProxySkipsADownUpstream(t *testing.T) {
 		if name := readLine(t, c); name != "alive" {
 			t.Fatalf("client %d greeted by %q", i, name)
 		}
-		roundTrip(t, c, "ping\n")
+		testutil.RoundTrip(t, c, "ping\n")
 		c.Close()
 	}
 	if n := up.accepted.Load(); n != 20 {
@@ -687,7 +689,7 @@ func TestProxyExampleConfigs(t *testing.T) {
 			}
 			for name := range d.addrs {
 				c := d.dial(name)
-				roundTrip(t, c, "ping "+name+"\n")
+				testutil.RoundTrip(t, c, "ping "+name+"\n")
 				closeWrite(t, c)
 				expectEOF(t, c, 5*time.Second)
 			}
@@ -769,9 +771,9 @@ env: {GREETING: hello}`)
 func TestExecInstances(t *testing.T) {
 	d := execDaemon(t, "command: /bin/cat\ninstances: 2")
 	a := d.dial("x")
-	roundTrip(t, a, "a\n")
+	testutil.RoundTrip(t, a, "a\n")
 	b := d.dial("x")
-	roundTrip(t, b, "b\n")
+	testutil.RoundTrip(t, b, "b\n")
 	c := d.dial("x")
 	expectEOF(t, c, 5*time.Second)
 	waitLog(t, d, "instances limit reached")

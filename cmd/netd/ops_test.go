@@ -18,6 +18,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/netd/netd/internal/testutil"
 )
 
 func httpGet(t *testing.T, url string) (int, string) {
@@ -78,14 +80,14 @@ listeners:
 	proxied := func() {
 		t.Helper()
 		c := d.dial("p")
-		roundTrip(t, c, "through the proxy\n")
+		testutil.RoundTrip(t, c, "through the proxy\n")
 		c.Close()
 	}
 	proxied()
 
 	for i := 0; i < 3; i++ {
 		c := d.dial("e")
-		roundTrip(t, c, "0123456789\n")
+		testutil.RoundTrip(t, c, "0123456789\n")
 		c.Close()
 	}
 	if code, body := httpGet(t, base+"/healthz"); code != 200 {
@@ -262,7 +264,7 @@ func TestSocketActivation(t *testing.T) {
 	}
 	defer c.Close()
 	_ = c.SetDeadline(time.Now().Add(20 * time.Second))
-	roundTrip(t, c, "activated\n")
+	testutil.RoundTrip(t, c, "activated\n")
 	if !strings.Contains(logs.String(), "fd://echo") && !strings.Contains(logs.String(), "e=tcp://127.0.0.1:"+strconv.Itoa(port)) {
 		t.Logf("log:\n%s", logs.String())
 	}
@@ -290,7 +292,7 @@ func TestPrivilegeDrop(t *testing.T) {
 	}
 	cfg := fmt.Sprintf("user: nobody\nlisteners:\n  - name: low\n    address: tcp://127.0.0.1:%d\n    module: echo\n", port)
 	d := startDaemon(t, nil, "-c", writeConfig(t, "netd.yaml", cfg))
-	roundTrip(t, d.dial("low"), "dropped\n")
+	testutil.RoundTrip(t, d.dial("low"), "dropped\n")
 	status, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", d.cmd.Process.Pid))
 	if err != nil {
 		t.Fatal(err)

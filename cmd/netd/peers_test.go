@@ -22,6 +22,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/netd/netd/internal/testutil"
 )
 
 // --- Helpers. ---
@@ -649,7 +651,7 @@ func TestInetdServicesBesideXinetd(t *testing.T) {
 			c := p.dial(t, "echo-tcp")
 			for _, piece := range pieces {
 				_ = c.SetReadDeadline(time.Now().Add(10 * time.Second))
-				roundTrip(t, c, piece)
+				testutil.RoundTrip(t, c, piece)
 			}
 			endsSilently(t, p.who, c)
 		}

@@ -10,6 +10,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/netd/netd/internal/testutil"
 )
 
 const reloadBefore = `
@@ -68,9 +70,9 @@ func TestReloadOnSIGHUP(t *testing.T) {
 	path := writeConfig(t, "netd.yaml", strings.ReplaceAll(reloadBefore, "DIR", dir))
 	d := startDaemon(t, nil, "-c", path)
 	keep, change, gone := d.dial("keep"), d.dial("change"), d.dial("gone")
-	roundTrip(t, keep, "keep\n")
-	roundTrip(t, change, "raw, no newline")
-	roundTrip(t, gone, "gone\n")
+	testutil.RoundTrip(t, keep, "keep\n")
+	testutil.RoundTrip(t, change, "raw, no newline")
+	testutil.RoundTrip(t, gone, "gone\n")
 
 	// Reload with port 0 listeners unchanged: they keep their sockets.
 	if err := os.WriteFile(path, []byte(reloadAfter), 0o644); err != nil {
@@ -81,9 +83,9 @@ func TestReloadOnSIGHUP(t *testing.T) {
 	added := d.waitLog(regexp.MustCompile(`listener added.*address=(\S+)`), mark)
 	d.waitLog(regexp.MustCompile(`reload: done`), mark)
 
-	roundTrip(t, keep, "keep, same connection\n")
-	roundTrip(t, change, "old connection, old settings: raw")
-	roundTrip(t, gone, "removed listener, connection finishes\n")
+	testutil.RoundTrip(t, keep, "keep, same connection\n")
+	testutil.RoundTrip(t, change, "old connection, old settings: raw")
+	testutil.RoundTrip(t, gone, "removed listener, connection finishes\n")
 
 	fresh := d.dial("change") // same address, new settings: line mode
 	if _, err := io.WriteString(fresh, "partial"); err != nil {
@@ -112,7 +114,7 @@ func TestReloadOnSIGHUP(t *testing.T) {
 	}
 	defer c.Close()
 	_ = c.SetDeadline(time.Now().Add(10 * time.Second))
-	roundTrip(t, c, "added\n")
+	testutil.RoundTrip(t, c, "added\n")
 
 	// A broken config is logged with its position and changes nothing.
 	if err := os.WriteFile(path, []byte("listeners:\n  - name: keep\n    adress: tcp://127.0.0.1:0\n"), 0o644); err != nil {
@@ -121,8 +123,8 @@ func TestReloadOnSIGHUP(t *testing.T) {
 	mark = len(d.logText())
 	d.signal(syscall.SIGHUP)
 	d.waitLog(regexp.MustCompile(`reload failed.*`+regexp.QuoteMeta(path)+`:3:5`), mark)
-	roundTrip(t, keep, "keep, after a failed reload\n")
-	roundTrip(t, c, "added, after a failed reload\n")
+	testutil.RoundTrip(t, keep, "keep, after a failed reload\n")
+	testutil.RoundTrip(t, c, "added, after a failed reload\n")
 
 	d.signal(syscall.SIGTERM)
 	if code := d.wait(15 * time.Second); code != 0 {
@@ -138,7 +140,7 @@ func TestReloadWatermarks(t *testing.T) {
 	path := writeConfig(t, "netd.yaml", before)
 	d := startDaemon(t, nil, "-c", path)
 	c := d.dial("w")
-	roundTrip(t, c, "before\n")
+	testutil.RoundTrip(t, c, "before\n")
 	if err := os.WriteFile(path, []byte(after), 0o644); err != nil {
 		t.Fatal(err)
 	}
@@ -146,8 +148,8 @@ func TestReloadWatermarks(t *testing.T) {
 	d.signal(syscall.SIGHUP)
 	d.waitLog(regexp.MustCompile(`reload: listener replaced on its socket: listener=w`), mark)
 	d.waitLog(regexp.MustCompile(`reload: done.* changed=1`), mark)
-	roundTrip(t, c, "after, same connection\n")
-	roundTrip(t, d.dial("w"), "after, new connection\n")
+	testutil.RoundTrip(t, c, "after, same connection\n")
+	testutil.RoundTrip(t, d.dial("w"), "after, new connection\n")
 }
 
 // TestReloadRemovesListenerSeries: a reload through the admin endpoint
@@ -173,7 +175,7 @@ func TestReloadRemovesListenerSeries(t *testing.T) {
 		if got := readLine(t, c); got != "up" {
 			t.Fatalf("%s: greeting %q, want up", name, got)
 		}
-		roundTrip(t, c, "through "+name+"\n")
+		testutil.RoundTrip(t, c, "through "+name+"\n")
 		c.Close()
 	}
 	connects := func(name string) string {

@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/netd/netd/internal/testutil"
 	"go.uber.org/goleak"
 )
 
@@ -126,7 +127,7 @@ func TestEmbeddedDefault(t *testing.T) {
 		t.Errorf("the listening line does not name the embedded default: %s", listening)
 	}
 	c := dialListener(t, d, "echo")
-	echoLine(t, c, "before\n")
+	testutil.RoundTrip(t, c, "before\n")
 
 	signals <- syscall.SIGHUP
 	after := waitLog(t, &log, "SIGHUP")
@@ -139,7 +140,7 @@ func TestEmbeddedDefault(t *testing.T) {
 	if got := series(t, d)["netd_reloads_total{result=failed}"]; got != 1 {
 		t.Errorf("netd_reloads_total{result=failed} = %v, want 1", got)
 	}
-	echoLine(t, c, "after SIGHUP\n")
+	testutil.RoundTrip(t, c, "after SIGHUP\n")
 	c.Close()
 
 	cancel()

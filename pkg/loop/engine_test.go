@@ -1,7 +1,6 @@
 package loop
 
 import (
-	"bufio"
 	"bytes"
 	"errors"
 	"fmt"
@@ -199,7 +198,7 @@ func TestMaxConnections(t *testing.T) {
 	_, l := startEngine(t, Config{Loops: 2}, ListenerSpec{Name: "t", Network: "tcp", Address: "127.0.0.1:0", Module: &lineEcho{}, MaxConnections: 2})
 	a, b := dial(t, l), dial(t, l)
 	for _, c := range []net.Conn{a, b} {
-		roundTrip(t, c, "ok\n")
+		testutil.RoundTrip(t, c, "ok\n")
 	}
 	over := dial(t, l)
 	_ = over.SetReadDeadline(time.Now().Add(3 * time.Second))
@@ -208,7 +207,7 @@ func TestMaxConnections(t *testing.T) {
 	} else if ne, ok := err.(net.Error); ok && ne.Timeout() {
 		t.Fatal("connection over the limit was left open")
 	}
-	roundTrip(t, a, "still\n")
+	testutil.RoundTrip(t, a, "still\n")
 	// The loop closes the descriptor before it counts the close, so the
 	// client can see the close first: wait, bounded, for the count.
 	overLimit := func() uint64 { return l.Stats().Closed[api.ReasonOverLimit] }
@@ -223,27 +222,16 @@ func TestIdleTimeout(t *testing.T) {
 	idle, busy := dial(t, l), dial(t, l)
 	deadline := time.Now().Add(2500 * time.Millisecond)
 	for time.Now().Before(deadline) {
-		roundTrip(t, busy, "ping\n")
+		testutil.RoundTrip(t, busy, "ping\n")
 		time.Sleep(50 * time.Millisecond)
 	}
 	_ = idle.SetReadDeadline(time.Now().Add(2 * time.Second))
 	if _, err := idle.Read(make([]byte, 1)); err != io.EOF {
 		t.Fatalf("idle connection: read err = %v, want EOF", err)
 	}
-	roundTrip(t, busy, "still here\n")
+	testutil.RoundTrip(t, busy, "still here\n")
 	if got := l.Stats().Closed[api.ReasonIdleTimeout]; got != 1 {
 		t.Fatalf("idle_timeout closes = %d, want 1", got)
-	}
-}
-
-func roundTrip(t *testing.T, c net.Conn, line string) {
-	t.Helper()
-	if _, err := c.Write([]byte(line)); err != nil {
-		t.Fatal(err)
-	}
-	got, err := bufio.NewReader(io.LimitReader(c, int64(len(line)))).ReadString('\n')
-	if err != nil || got != line {
-		t.Fatalf("round trip: got %q, %v; want %q", got, err, line)
 	}
 }
 
@@ -259,7 +247,7 @@ func TestReplaceKeepsSocket(t *testing.T) {
 			}
 			e, old := startEngine(t, Config{Loops: 2}, ListenerSpec{Name: "t", Network: network, Address: addr, Module: &lineEcho{}})
 			before := dial(t, old)
-			roundTrip(t, before, "old\n")
+			testutil.RoundTrip(t, before, "old\n")
 			stop := make(chan struct{})
 			refused := make(chan error, 1)
 			go func() { // connect in a tight loop across the swap
@@ -294,7 +282,7 @@ func TestReplaceKeepsSocket(t *testing.T) {
 			if nl.Addr() != old.Addr() {
 				t.Fatalf("address changed: %s -> %s", old.Addr(), nl.Addr())
 			}
-			roundTrip(t, before, "still old\n")
+			testutil.RoundTrip(t, before, "still old\n")
 			after := dial(t, nl)
 			if _, err := after.Write([]byte("new\n")); err != nil {
 				t.Fatal(err)
@@ -434,7 +422,7 @@ func TestAcceptSpreadsConnections(t *testing.T) {
 	for i := 0; i < conns; i++ {
 		c := dial(t, l)
 		clients = append(clients, c)
-		roundTrip(t, c, fmt.Sprintf("line %d\n", i))
+		testutil.RoundTrip(t, c, fmt.Sprintf("line %d\n", i))
 	}
 	served := func() (counts []int64) {
 		for _, s := range e.LoopStats() {
@@ -499,7 +487,7 @@ func TestPanicInOnAcceptClosesThatConnection(t *testing.T) {
 		}
 	}
 	c := dial(t, l)
-	roundTrip(t, c, "after the panics\n")
+	testutil.RoundTrip(t, c, "after the panics\n")
 	c.Close()
 	if !testutil.PollUntil(10*time.Second, func() bool { return l.ActiveConnections() == 0 }) {
 		t.Fatalf("listener still counts %d connections", l.ActiveConnections())
@@ -583,7 +571,7 @@ func TestFailedListenStopsTheModule(t *testing.T) {
 		if n := m.stops.Load(); n != 1 {
 			t.Fatalf("Stop ran %d times, want 1", n)
 		}
-		roundTrip(t, dial(t, other), "the old listener still serves\n")
+		testutil.RoundTrip(t, dial(t, other), "the old listener still serves\n")
 	})
 }
 
@@ -629,7 +617,7 @@ func TestStaleRegistrationIsIgnored(t *testing.T) {
 		}
 		t.Cleanup(func() { c.Close() })
 		_ = c.SetDeadline(time.Now().Add(10 * time.Second))
-		roundTrip(t, c, "before\n")
+		testutil.RoundTrip(t, c, "before\n")
 		var reused bool
 		_ = lp.call(func() error {
 			reused = stale < len(lp.conns) && lp.conns[stale] != nil
@@ -644,7 +632,7 @@ func TestStaleRegistrationIsIgnored(t *testing.T) {
 		}
 		_ = unix.Close(pair[1]) // the stale file's peer hangs up
 		time.Sleep(100 * time.Millisecond)
-		roundTrip(t, c, "after the stale file hung up\n")
+		testutil.RoundTrip(t, c, "after the stale file hung up\n")
 		_ = unix.Close(holder)
 		return
 	}

@@ -97,7 +97,7 @@ func TestHostileResetWithOutputQueued(t *testing.T) {
 			}
 			e, l := startEngine(t, Config{Loops: 2}, ListenerSpec{Name: "t", Network: network, Address: addr, Module: mod, HighWatermark: 64 << 10})
 			good := dial(t, l)
-			roundTrip(t, good, "before\n")
+			testutil.RoundTrip(t, good, "before\n")
 
 			bad := dial(t, l)
 			written, err := fillUntilPaused(bad, 500*time.Millisecond, 256<<20)
@@ -129,8 +129,8 @@ func TestHostileResetWithOutputQueued(t *testing.T) {
 			if !testutil.PollUntil(5*time.Second, func() bool { return e.ActiveConnections() == 1 }) {
 				t.Fatalf("active connections = %d, want only the good one", e.ActiveConnections())
 			}
-			roundTrip(t, good, "after\n")
-			roundTrip(t, dial(t, l), "new client\n")
+			testutil.RoundTrip(t, good, "after\n")
+			testutil.RoundTrip(t, dial(t, l), "new client\n")
 		})
 	}
 }
@@ -153,7 +153,7 @@ func TestHostileConnectCloseBurst(t *testing.T) {
 			// Warm up: the runtime's poller and the loops' tables exist
 			// before the count starts.
 			warm := dial(t, l)
-			roundTrip(t, warm, "warm\n")
+			testutil.RoundTrip(t, warm, "warm\n")
 			warm.Close()
 			if !testutil.PollUntil(5*time.Second, func() bool { return e.ActiveConnections() == 0 }) {
 				t.Fatal("warm-up connection never closed")
@@ -199,7 +199,7 @@ func TestHostileConnectCloseBurst(t *testing.T) {
 			if s.Accepted != cycles+1 || closed != s.Accepted {
 				t.Fatalf("accepted %d, closed %d (%v); want %d each", s.Accepted, closed, s.Closed, cycles+1)
 			}
-			roundTrip(t, dial(t, l), "still serving\n")
+			testutil.RoundTrip(t, dial(t, l), "still serving\n")
 		})
 	}
 }
@@ -352,7 +352,7 @@ func TestHostileDescriptorExhaustion(t *testing.T) {
 	}
 	// The first client in the backlog was accepted and is served while
 	// the listener is paused.
-	roundTrip(t, conns[0], "served while paused\n")
+	testutil.RoundTrip(t, conns[0], "served while paused\n")
 
 	// Hold the exhaustion for a while: the loop must sleep through it.
 	var ru0, ru1 unix.Rusage
@@ -526,7 +526,7 @@ func TestHostileIdleNonReader(t *testing.T) {
 	deadline := time.Now().Add(5 * time.Second)
 	var reason api.Reason
 	for reason == "" && time.Now().Before(deadline) {
-		roundTrip(t, busy, "ping\n")
+		testutil.RoundTrip(t, busy, "ping\n")
 		select {
 		case reason = <-mod.closed:
 		case <-time.After(100 * time.Millisecond):
@@ -535,7 +535,7 @@ func TestHostileIdleNonReader(t *testing.T) {
 	if reason != api.ReasonIdleTimeout {
 		t.Fatalf("the stuck connection: reason %q after 5s, want idle_timeout", reason)
 	}
-	roundTrip(t, busy, "busy is still open\n")
+	testutil.RoundTrip(t, busy, "busy is still open\n")
 	if l.ActiveConnections() != 1 {
 		t.Fatalf("active = %d, want 1", l.ActiveConnections())
 	}

@@ -204,7 +204,7 @@ func TestTLSPlaintextConnHasNoTLS(t *testing.T) {
 	m := newTLSEcho()
 	_, l := startEngine(t, Config{Loops: 1}, ListenerSpec{Name: "p", Network: "tcp", Address: "127.0.0.1:0", Module: m})
 	c := dial(t, l)
-	roundTrip(t, c, "x\n")
+	testutil.RoundTrip(t, c, "x\n")
 	select {
 	case info := <-m.infos:
 		if info != nil {
