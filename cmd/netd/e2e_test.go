@@ -62,7 +62,7 @@ func TestServeEveryListener(t *testing.T) {
 					t.Fatal(err)
 				}
 			}
-			closeWrite(t, c)
+			testutil.CloseWrite(t, c)
 			got, err := io.ReadAll(c)
 			if err != nil {
 				t.Fatal(err)
@@ -220,7 +220,7 @@ func fragmentedSession(c net.Conn, seed int64) error {
 		}
 		rest = rest[n:]
 	}
-	if err := c.(interface{ CloseWrite() error }).CloseWrite(); err != nil {
+	if err := testutil.HalfClose(c); err != nil {
 		return err
 	}
 	if b := <-got; !bytes.Equal(b, want.Bytes()) {

@@ -231,10 +231,3 @@ func writeConfig(t *testing.T, name, text string) string {
 	}
 	return path
 }
-
-func closeWrite(t *testing.T, c net.Conn) {
-	t.Helper()
-	if err := c.(interface{ CloseWrite() error }).CloseWrite(); err != nil {
-		t.Fatal(err)
-	}
-}

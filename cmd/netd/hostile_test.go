@@ -591,7 +591,7 @@ func hostileCycle(d *daemon, name string, i int) error {
 		if _, err := io.WriteString(c, want); err != nil {
 			return err
 		}
-		if err := c.(interface{ CloseWrite() error }).CloseWrite(); err != nil {
+		if err := testutil.HalfClose(c); err != nil {
 			return err
 		}
 		got, err := io.ReadAll(c)

@@ -163,7 +163,7 @@ func TestInetdServices(t *testing.T) {
 		if _, err := c.Write(junk); err != nil {
 			t.Fatal(err)
 		}
-		closeWrite(t, c)
+		testutil.CloseWrite(t, c)
 		got, err := io.ReadAll(c) // the daemon closes once it read our EOF
 		if err != nil || len(got) != 0 {
 			t.Fatalf("discard sent %d bytes back, err %v", len(got), err)
@@ -229,7 +229,7 @@ func TestInetdServices(t *testing.T) {
 				}
 				// Input is ignored; a half-close ends the stream.
 				_, _ = io.WriteString(c, "stop, please\n")
-				closeWrite(t, c)
+				testutil.CloseWrite(t, c)
 				if _, err := io.Copy(io.Discard, c); err != nil {
 					t.Fatalf("after half-close: %v", err)
 				}
@@ -492,7 +492,7 @@ func probeListener(t *testing.T, d *daemon, name, module string) {
 			return
 		}
 		_, _ = io.WriteString(c, "ping\n")
-		closeWrite(t, c)
+		testutil.CloseWrite(t, c)
 		if got := read(""); len(got) != 0 {
 			t.Errorf("%s: discard answered %q", name, got)
 		}

@@ -145,7 +145,7 @@ func session(c net.Conn, payload, want []byte, seed int64) error {
 		}
 		rest = rest[n:]
 	}
-	if err := c.(interface{ CloseWrite() error }).CloseWrite(); err != nil {
+	if err := testutil.HalfClose(c); err != nil {
 		return err
 	}
 	b := <-got
@@ -325,7 +325,7 @@ func TestProxyHalfCloseToLineEcho(t *testing.T) {
 	if _, err := io.WriteString(c, "no newline"); err != nil {
 		t.Fatal(err)
 	}
-	closeWrite(t, c)
+	testutil.CloseWrite(t, c)
 	b, err := io.ReadAll(c)
 	if err != nil || string(b) != "no newline" {
 		t.Fatalf("after half-close: %q, %v", b, err)
@@ -433,7 +433,7 @@ func TestProxyHalfCloseBothWays(t *testing.T) {
 		t.Fatalf("client read %q, %v", b, err)
 	}
 	io.WriteString(c, "after your EOF\n")
-	closeWrite(t, c)
+	testutil.CloseWrite(t, c)
 	select {
 	case s := <-got:
 		if s != "after your EOF\n" {
@@ -597,7 +597,7 @@ func TestProxyBalance(t *testing.T) {
 	oneShot := func(d *daemon) string {
 		c := d.dial("p")
 		name := readLine(t, c)
-		closeWrite(t, c)
+		testutil.CloseWrite(t, c)
 		expectEOF(t, c, 5*time.Second)
 		c.Close()
 		return name
@@ -690,7 +690,7 @@ func TestProxyExampleConfigs(t *testing.T) {
 			for name := range d.addrs {
 				c := d.dial(name)
 				testutil.RoundTrip(t, c, "ping "+name+"\n")
-				closeWrite(t, c)
+				testutil.CloseWrite(t, c)
 				expectEOF(t, c, 5*time.Second)
 			}
 		})
@@ -777,7 +777,7 @@ func TestExecInstances(t *testing.T) {
 	c := d.dial("x")
 	expectEOF(t, c, 5*time.Second)
 	waitLog(t, d, "instances limit reached")
-	closeWrite(t, a)
+	testutil.CloseWrite(t, a)
 	expectEOF(t, a, 5*time.Second)
 	// The instance is free once the child is reaped, a moment after.
 	deadline := time.Now().Add(10 * time.Second)

@@ -536,7 +536,7 @@ func TestInetdServicesBesideXinetd(t *testing.T) {
 	// nothing more sent.
 	endsSilently := func(t *testing.T, who string, c net.Conn) {
 		t.Helper()
-		closeWrite(t, c)
+		testutil.CloseWrite(t, c)
 		if rest := readAll(t, c); len(rest) != 0 {
 			t.Errorf("%s: after the half-close sent %q", who, rest)
 		}

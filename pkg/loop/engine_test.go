@@ -45,7 +45,7 @@ func TestStreamEcho(t *testing.T) {
 						t.Fatal(err)
 					}
 				}
-				if err := closeWrite(c); err != nil {
+				if err := testutil.HalfClose(c); err != nil {
 					t.Fatal(err)
 				}
 				got, err := io.ReadAll(c)
@@ -58,11 +58,6 @@ func TestStreamEcho(t *testing.T) {
 			})
 		}
 	}
-}
-
-func closeWrite(c net.Conn) error {
-	type halfCloser interface{ CloseWrite() error }
-	return c.(halfCloser).CloseWrite()
 }
 
 // TestConcurrentClients has 200 clients send random lines in random
@@ -129,7 +124,7 @@ func randomSession(l *Listener, seed int64) error {
 			time.Sleep(time.Millisecond)
 		}
 	}
-	if err := closeWrite(c); err != nil {
+	if err := testutil.HalfClose(c); err != nil {
 		return err
 	}
 	got := <-done
@@ -182,7 +177,7 @@ func TestBackpressure(t *testing.T) {
 	}
 	// Now read: everything written must come back, and reading resumes.
 	_ = c.SetDeadline(time.Now().Add(10 * time.Second))
-	if err := closeWrite(c); err != nil {
+	if err := testutil.HalfClose(c); err != nil {
 		t.Fatal(err)
 	}
 	got, err := io.Copy(io.Discard, c)

@@ -237,7 +237,7 @@ func hostileCycle(l *Listener, i int) error {
 		if _, err := io.WriteString(c, want); err != nil {
 			return err
 		}
-		if err := closeWrite(c); err != nil {
+		if err := testutil.HalfClose(c); err != nil {
 			return err
 		}
 		got, err := io.ReadAll(c)
