@@ -15,6 +15,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/netd/netd/internal/testutil"
 )
 
 // netdBin is the daemon under test, built once by TestMain.
@@ -206,20 +208,7 @@ func (d *daemon) dial(name string) net.Conn {
 	if !ok {
 		d.t.Fatalf("no listener %q in %v", name, d.addrs)
 	}
-	network, address, _ := strings.Cut(addr, "://")
-	switch network {
-	case "tcp4", "tcp6":
-		network = "tcp"
-	case "udp4", "udp6":
-		network = "udp"
-	}
-	c, err := net.DialTimeout(network, address, 5*time.Second)
-	if err != nil {
-		d.t.Fatalf("dial %s: %v", addr, err)
-	}
-	_ = c.SetDeadline(time.Now().Add(20 * time.Second))
-	d.t.Cleanup(func() { c.Close() })
-	return c
+	return testutil.Dial(d.t, addr)
 }
 
 // writeConfig writes a config file into a temp dir and returns its path.

@@ -106,18 +106,6 @@ func freeUDPPort(t *testing.T) int {
 	return c.LocalAddr().(*net.UDPAddr).Port
 }
 
-// dialPeer connects to a peer program's address, bounded like d.dial.
-func dialPeer(t *testing.T, network, address string) net.Conn {
-	t.Helper()
-	c, err := net.DialTimeout(network, address, 5*time.Second)
-	if err != nil {
-		t.Fatalf("dial %s %s: %v", network, address, err)
-	}
-	_ = c.SetDeadline(time.Now().Add(20 * time.Second))
-	t.Cleanup(func() { c.Close() })
-	return c
-}
-
 // dialListener is d.dial for a subtest: it fails and cleans up in t, not
 // in the test that started the daemon.
 func dialListener(t *testing.T, d *daemon, name string) net.Conn {
@@ -126,8 +114,7 @@ func dialListener(t *testing.T, d *daemon, name string) net.Conn {
 	if !ok {
 		t.Fatalf("no listener %q in %v", name, d.addrs)
 	}
-	network, address, _ := strings.Cut(addr, "://")
-	return dialPeer(t, strings.TrimRight(network, "46"), address)
+	return testutil.Dial(t, addr)
 }
 
 // --- redis behind the proxy. ---
@@ -508,7 +495,7 @@ func TestInetdServicesBesideXinetd(t *testing.T) {
 	peers := []peer{
 		{"xinetd", func(t *testing.T, name string) net.Conn {
 			network, address, _ := strings.Cut(xaddrs[name], "://")
-			return dialPeer(t, network, address)
+			return testutil.DialNet(t, network, address)
 		}, 5},
 		{"netd", func(t *testing.T, name string) net.Conn { return dialListener(t, d, name) }, 1},
 	}

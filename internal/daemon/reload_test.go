@@ -48,21 +48,14 @@ func startSource(t *testing.T, src Source, w io.Writer) *Daemon {
 	return d
 }
 
-// dialListener connects to the running listener name.
+// dialListener connects to the running listener name (testutil.Dial).
 func dialListener(t *testing.T, d *Daemon, name string) net.Conn {
 	t.Helper()
 	addr, ok := d.Addrs()[name]
 	if !ok {
-		t.Fatalf("no listener %q", name)
+		t.Fatalf("no listener %q in %v", name, d.Addrs())
 	}
-	_, address, _ := strings.Cut(addr, "://")
-	c, err := net.DialTimeout("tcp", address, 5*time.Second)
-	if err != nil {
-		t.Fatal(err)
-	}
-	_ = c.SetDeadline(time.Now().Add(20 * time.Second))
-	t.Cleanup(func() { c.Close() })
-	return c
+	return testutil.Dial(t, addr)
 }
 
 // series gathers the daemon's registry (apitest.Series).

@@ -85,7 +85,7 @@ func TestConcurrentClients(t *testing.T) {
 
 func randomSession(l *Listener, seed int64) error {
 	rng := rand.New(rand.NewSource(seed))
-	network, address := splitAddr(l.Addr())
+	network, address := testutil.SplitAddr(l.Addr())
 	c, err := net.DialTimeout(network, address, 5*time.Second)
 	if err != nil {
 		return err
@@ -247,7 +247,7 @@ func TestReplaceKeepsSocket(t *testing.T) {
 			refused := make(chan error, 1)
 			go func() { // connect in a tight loop across the swap
 				defer close(refused)
-				n, a := splitAddr(old.Addr())
+				n, a := testutil.SplitAddr(old.Addr())
 				for {
 					select {
 					case <-stop:
@@ -535,7 +535,7 @@ func (m *stopCounter) Stop() error {
 // leave it holding what its Start took.
 func TestFailedListenStopsTheModule(t *testing.T) {
 	e, l := startEngine(t, Config{Loops: 1}, ListenerSpec{Name: "t", Network: "tcp", Address: "127.0.0.1:0", Module: &lineEcho{}})
-	_, taken := splitAddr(l.Addr())
+	_, taken := testutil.SplitAddr(l.Addr())
 	for _, tc := range []struct {
 		name string
 		spec ListenerSpec
@@ -600,7 +600,7 @@ func TestStaleRegistrationIsIgnored(t *testing.T) {
 			t.Fatal(err)
 		}
 		_ = unix.Close(stale) // no EPOLL_CTL_DEL: the registration stays
-		_, path := splitAddr(l.Addr())
+		_, path := testutil.SplitAddr(l.Addr())
 		if err := unix.Connect(cfd, &unix.SockaddrUnix{Name: path}); err != nil {
 			t.Fatal(err)
 		}

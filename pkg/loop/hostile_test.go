@@ -206,7 +206,7 @@ func TestHostileConnectCloseBurst(t *testing.T) {
 
 // hostileCycle is one connection of the burst; kind i%6.
 func hostileCycle(l *Listener, i int) error {
-	network, address := splitAddr(l.Addr())
+	network, address := testutil.SplitAddr(l.Addr())
 	c, err := net.DialTimeout(network, address, 5*time.Second)
 	if err != nil {
 		return err
@@ -283,7 +283,7 @@ func TestHostileDescriptorExhaustion(t *testing.T) {
 	}
 	// Clients connect before the engine starts: they wait in the backlog.
 	const clients = 40
-	network, address := splitAddr(l.Addr())
+	network, address := testutil.SplitAddr(l.Addr())
 	conns := make([]net.Conn, 0, clients)
 	defer func() {
 		for _, c := range conns {

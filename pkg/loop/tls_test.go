@@ -102,7 +102,7 @@ func (f *tlsFixture) dialTLS(t *testing.T, cfg *tls.Config) *tls.Conn {
 }
 
 func (f *tlsFixture) tryDialTLS(cfg *tls.Config) (*tls.Conn, error) {
-	network, address := splitAddr(f.lis.Addr())
+	network, address := testutil.SplitAddr(f.lis.Addr())
 	d := &net.Dialer{Timeout: 5 * time.Second}
 	raw, err := d.Dial(network, address)
 	if err != nil {
