@@ -29,19 +29,8 @@ import (
 
 // --- Helpers. ---
 
-// freePort returns a TCP port on 127.0.0.1 that was free a moment ago.
-func freePort(t *testing.T) int {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
-}
-
 // closedPort returns a port on 127.0.0.1 that refuses connections.
-func closedPort(t *testing.T) int { return freePort(t) }
+func closedPort(t *testing.T) int { return testutil.FreePort(t) }
 
 // upstreamServer is a TCP server the test runs as a proxy's upstream. It
 // greets each connection with its name, then echoes until EOF, and counts
@@ -679,7 +668,7 @@ func TestProxyExampleConfigs(t *testing.T) {
 			text := port.ReplaceAllStringFunc(string(src), func(m string) string {
 				sub := port.FindStringSubmatch(m)
 				if _, ok := moved[sub[2]]; !ok {
-					moved[sub[2]] = freePort(t)
+					moved[sub[2]] = testutil.FreePort(t)
 				}
 				return fmt.Sprintf("%s:%d", sub[1], moved[sub[2]])
 			})

@@ -53,7 +53,7 @@ func metricValue(t *testing.T, text, series string) float64 {
 // answer, `netd reload -c FILE` reloads through the endpoint and is
 // counted, and readyz turns 503 while the daemon drains.
 func TestAdminEndpoint(t *testing.T) {
-	port := freePort(t)
+	port := testutil.FreePort(t)
 	sock := filepath.Join(t.TempDir(), "eu.sock")
 	cfg := fmt.Sprintf(`
 shutdown_timeout: 5s
@@ -230,7 +230,7 @@ func TestSystemdNotify(t *testing.T) {
 // named echo; a listener on fd://echo serves it.
 func TestSocketActivation(t *testing.T) {
 	activate := lookProgram(t, "systemd-socket-activate", "systemd")
-	port := freePort(t)
+	port := testutil.FreePort(t)
 	path := writeConfig(t, "netd.yaml", "listeners:\n  - name: e\n    address: fd://echo\n    module: echo\n")
 	cmd := exec.Command(activate, "-l", fmt.Sprintf("127.0.0.1:%d", port), "--fdname=echo", netdBin, "serve", "-c", path)
 	var logs syncBuffer
@@ -319,7 +319,7 @@ func TestPrivilegeDrop(t *testing.T) {
 func TestUpgrade(t *testing.T) {
 	dir := t.TempDir()
 	sock := filepath.Join(dir, "u.sock")
-	port := freePort(t)
+	port := testutil.FreePort(t)
 	cfg := fmt.Sprintf("shutdown_timeout: 5s\nlisteners:\n  - name: t\n    address: tcp://127.0.0.1:%d\n    module: echo\n  - name: u\n    address: unix://%s\n    module: echo\n", port, sock)
 	path := writeConfig(t, "netd.yaml", cfg)
 	logPath := filepath.Join(dir, "netd.log")

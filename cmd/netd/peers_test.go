@@ -95,17 +95,6 @@ func (p *peerProcess) exited() bool {
 
 func (p *peerProcess) stop() { terminate(p.cmd.Process, p.done, 10*time.Second) }
 
-// freeUDPPort returns a UDP port on 127.0.0.1 that was free a moment ago.
-func freeUDPPort(t *testing.T) int {
-	t.Helper()
-	c, err := net.ListenPacket("udp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	return c.LocalAddr().(*net.UDPAddr).Port
-}
-
 // dialListener is d.dial for a subtest: it fails and cleans up in t, not
 // in the test that started the daemon.
 func dialListener(t *testing.T, d *daemon, name string) net.Conn {
@@ -235,7 +224,7 @@ func TestProxyInFrontOfRedis(t *testing.T) {
 	bench := lookProgram(t, "redis-benchmark", "redis-tools")
 
 	dir := t.TempDir()
-	port := freePort(t)
+	port := testutil.FreePort(t)
 	sock := filepath.Join(dir, "redis.sock")
 	redis := startPeer(t, nil, server,
 		"--port", strconv.Itoa(port), "--bind", "127.0.0.1",
@@ -363,9 +352,9 @@ func startXinetd(t *testing.T, bin, tz string) map[string]string {
 		// stream in a process of its own (wait = no). The cps limit is
 		// raised so that no burst of test connections turns a service off
 		// for 10 s, as xinetd's default of 50 a second would.
-		port, sockType, protocol, wait := freePort(t), "stream", "tcp", "no"
+		port, sockType, protocol, wait := testutil.FreePort(t), "stream", "tcp", "no"
 		if s.udp {
-			port, sockType, protocol, wait = freeUDPPort(t), "dgram", "udp", "yes"
+			port, sockType, protocol, wait = testutil.FreeUDPPort(t), "dgram", "udp", "yes"
 		}
 		addrs[s.name] = fmt.Sprintf("%s://127.0.0.1:%d", protocol, port)
 		fmt.Fprintf(&conf, `service %s

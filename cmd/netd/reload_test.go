@@ -157,7 +157,7 @@ func TestReloadWatermarks(t *testing.T) {
 // (netd_connections_*) and its module's (netd_proxy_*), while the listener
 // it keeps keeps its series and counts on.
 func TestReloadRemovesListenerSeries(t *testing.T) {
-	port := freePort(t)
+	port := testutil.FreePort(t)
 	up := startUpstream(t, "up", nil)
 	const listener = `
   - name: %s
