@@ -503,7 +503,7 @@ func startDaemonOrLog(t *testing.T, sockPath string, env []string, args ...strin
 	t.Helper()
 	cmd := exec.Command(netdBin, args...)
 	cmd.Env = append(os.Environ(), env...)
-	var errb syncBuffer
+	var errb testutil.SyncBuffer
 	cmd.Stderr = &errb
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
@@ -537,22 +537,4 @@ func startDaemonOrLog(t *testing.T, sockPath string, env []string, args ...strin
 		t.Fatalf("exit %d\n%s", code, errb.String())
 	}
 	return quietRun{sawListening: strings.Contains(errb.String(), "listening"), log: errb.String()}
-}
-
-// syncBuffer is a bytes.Buffer safe for a writer and a reader goroutine.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }

@@ -233,7 +233,7 @@ func TestSocketActivation(t *testing.T) {
 	port := testutil.FreePort(t)
 	path := writeConfig(t, "netd.yaml", "listeners:\n  - name: e\n    address: fd://echo\n    module: echo\n")
 	cmd := exec.Command(activate, "-l", fmt.Sprintf("127.0.0.1:%d", port), "--fdname=echo", netdBin, "serve", "-c", path)
-	var logs syncBuffer
+	var logs testutil.SyncBuffer
 	cmd.Stdout, cmd.Stderr = &logs, &logs
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)

@@ -61,7 +61,7 @@ func lookProgram(t *testing.T, name, pkg string) string {
 type peerProcess struct {
 	name string
 	cmd  *exec.Cmd
-	out  syncBuffer
+	out  testutil.SyncBuffer
 	done chan struct{}
 }
 

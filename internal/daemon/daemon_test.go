@@ -6,7 +6,6 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -17,27 +16,9 @@ import (
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
 
-// syncBuffer is a log any goroutine may write while the test reads it.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
-
 // waitLog waits until the log has a line containing substr and returns
 // that line and every line after it.
-func waitLog(t *testing.T, log *syncBuffer, substr string) []string {
+func waitLog(t *testing.T, log *testutil.SyncBuffer, substr string) []string {
 	t.Helper()
 	deadline := time.Now().Add(10 * time.Second)
 	for {
@@ -99,7 +80,7 @@ func TestEmbeddedDefault(t *testing.T) {
 	t.Cleanup(func() { defaultConfig = orig })
 	t.Chdir(t.TempDir()) // no ./netd.yaml
 
-	var log syncBuffer
+	var log testutil.SyncBuffer
 	d, err := New(Options{Source: FindSource(""), Log: &log})
 	if err != nil {
 		t.Fatal(err)

@@ -29,25 +29,7 @@ import (
 	"github.com/netd/netd/pkg/modules/api"
 )
 
-// hostileLog collects log output from the loops; safe for concurrent use.
-type hostileLog struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *hostileLog) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *hostileLog) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
-
-func hostileLogger(buf *hostileLog) hclog.Logger {
+func hostileLogger(buf *testutil.SyncBuffer) hclog.Logger {
 	return hclog.New(&hclog.LoggerOptions{Output: buf, Level: hclog.Debug})
 }
 
@@ -267,7 +249,7 @@ func hostileCycle(l *Listener, i int) error {
 // error rate-limited, keep serving the connections it has, and accept the
 // clients waiting in the backlog by itself once descriptors free up.
 func TestHostileDescriptorExhaustion(t *testing.T) {
-	var logs hostileLog
+	var logs testutil.SyncBuffer
 	e, err := New(Config{Loops: 2, Logger: hostileLogger(&logs)})
 	if err != nil {
 		t.Fatal(err)
@@ -407,7 +389,7 @@ func (h *inputHoarder) OnReadable(api.Conn) {}
 // the connection is aborted with reason error, and the others go on.
 func TestHostileInputBound(t *testing.T) {
 	mod := &inputHoarder{lineEcho{closed: make(chan api.Reason, 4)}}
-	var logs hostileLog
+	var logs testutil.SyncBuffer
 	_, l := startEngine(t, Config{Loops: 1, Logger: hostileLogger(&logs)}, ListenerSpec{Name: "t", Network: "tcp", Address: "127.0.0.1:0", Module: mod, MaxInput: 64 << 10})
 	other := dial(t, l)
 	c := dial(t, l)
