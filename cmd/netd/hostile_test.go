@@ -537,7 +537,7 @@ func TestHostileConnectCloseBurst(t *testing.T) {
 				if i%3 == 0 {
 					name = "sock"
 				}
-				if err := hostileCycle(d, name, i); err != nil {
+				if err := testutil.HostileCycle(d.addrs[name], i); err != nil {
 					errs <- fmt.Errorf("cycle %d (kind %d, %s): %w", i, i%6, name, err)
 				}
 			}
@@ -555,64 +555,6 @@ func TestHostileConnectCloseBurst(t *testing.T) {
 	testutil.RoundTrip(t, d.dial("line"), "after the burst\n")
 	mustBeAlive(t, d)
 	mustNotPanic(t, d)
-}
-
-// hostileCycle is one connection of the burst.
-func hostileCycle(d *daemon, name string, i int) error {
-	addr := d.addrs[name]
-	network, address, _ := strings.Cut(addr, "://")
-	c, err := net.DialTimeout(network, address, 5*time.Second)
-	if err != nil {
-		return err
-	}
-	defer c.Close()
-	_ = c.SetDeadline(time.Now().Add(10 * time.Second))
-	reset := func() {
-		if tc, ok := c.(*net.TCPConn); ok {
-			_ = tc.SetLinger(0)
-		}
-	}
-	switch i % 6 {
-	case 0:
-		return nil
-	case 1:
-		line := fmt.Sprintf("line %d\n", i)
-		if _, err := io.WriteString(c, line); err != nil {
-			return err
-		}
-		got, err := bufio.NewReader(c).ReadString('\n')
-		if err != nil || got != line {
-			return fmt.Errorf("round trip: %q, %v", got, err)
-		}
-		reset()
-		return nil
-	case 2:
-		want := fmt.Sprintf("a %d\nb\nunterminated %d", i, i)
-		if _, err := io.WriteString(c, want); err != nil {
-			return err
-		}
-		if err := testutil.HalfClose(c); err != nil {
-			return err
-		}
-		got, err := io.ReadAll(c)
-		if err != nil || string(got) != want {
-			return fmt.Errorf("half-close: got %q, %v; want %q", got, err, want)
-		}
-		return nil
-	case 3:
-		reset()
-		_ = c.SetWriteDeadline(time.Now().Add(200 * time.Millisecond))
-		_, _ = c.Write(bytes.Repeat([]byte("mid-write\n"), 16<<10))
-		return nil
-	case 4:
-		_, _ = io.WriteString(c, "partial line without end")
-		return nil
-	default:
-		_ = c.SetWriteDeadline(time.Now().Add(200 * time.Millisecond))
-		_, _ = c.Write(bytes.Repeat([]byte("unread echo line\n"), 4<<10))
-		_, _ = c.Read(make([]byte, 10))
-		return nil
-	}
 }
 
 // TestHostileVanishMidWrite: clients that send a lot, read a little (so

@@ -155,7 +155,7 @@ func TestHostileConnectCloseBurst(t *testing.T) {
 				go func() {
 					defer wg.Done()
 					for i := range next {
-						if err := hostileCycle(l, i); err != nil {
+						if err := testutil.HostileCycle(l.Addr(), i); err != nil {
 							errs <- fmt.Errorf("cycle %d (kind %d): %w", i, i%6, err)
 						}
 					}
@@ -183,63 +183,6 @@ func TestHostileConnectCloseBurst(t *testing.T) {
 			}
 			testutil.RoundTrip(t, dial(t, l), "still serving\n")
 		})
-	}
-}
-
-// hostileCycle is one connection of the burst; kind i%6.
-func hostileCycle(l *Listener, i int) error {
-	network, address := testutil.SplitAddr(l.Addr())
-	c, err := net.DialTimeout(network, address, 5*time.Second)
-	if err != nil {
-		return err
-	}
-	defer c.Close()
-	_ = c.SetDeadline(time.Now().Add(10 * time.Second))
-	reset := func() {
-		if tc, ok := c.(*net.TCPConn); ok {
-			_ = tc.SetLinger(0)
-		}
-	}
-	switch i % 6 {
-	case 0: // connect and go
-		return nil
-	case 1: // one round trip, then reset
-		line := fmt.Sprintf("line %d\n", i)
-		if _, err := io.WriteString(c, line); err != nil {
-			return err
-		}
-		got, err := bufio.NewReader(c).ReadString('\n')
-		if err != nil || got != line {
-			return fmt.Errorf("round trip: %q, %v", got, err)
-		}
-		reset()
-		return nil
-	case 2: // half-close: everything, the unterminated tail too, comes back
-		want := fmt.Sprintf("a %d\nb\nunterminated %d", i, i)
-		if _, err := io.WriteString(c, want); err != nil {
-			return err
-		}
-		if err := testutil.HalfClose(c); err != nil {
-			return err
-		}
-		got, err := io.ReadAll(c)
-		if err != nil || string(got) != want {
-			return fmt.Errorf("half-close: got %q, %v; want %q", got, err, want)
-		}
-		return nil
-	case 3: // reset in the middle of a large write, echoes queued
-		reset()
-		_ = c.SetWriteDeadline(time.Now().Add(200 * time.Millisecond))
-		_, _ = c.Write(bytes.Repeat([]byte("mid-write\n"), 16<<10))
-		return nil
-	case 4: // a partial line, then close
-		_, _ = io.WriteString(c, "partial line without end")
-		return nil
-	default: // a large echo never read: close with unread input (RST)
-		_ = c.SetWriteDeadline(time.Now().Add(200 * time.Millisecond))
-		_, _ = c.Write(bytes.Repeat([]byte("unread echo line\n"), 4<<10))
-		_, _ = c.Read(make([]byte, 10))
-		return nil
 	}
 }
 
