@@ -198,6 +198,8 @@ func TestManyClients(t *testing.T) {
 	}
 }
 
+// fragmentedSession sends 30 random lines in fragments of up to 64 bytes
+// (testutil.Session) and checks that they all come back.
 func fragmentedSession(c net.Conn, seed int64) error {
 	rng := rand.New(rand.NewSource(seed))
 	var want bytes.Buffer
@@ -208,25 +210,7 @@ func fragmentedSession(c net.Conn, seed int64) error {
 		want.Write(line)
 		want.WriteByte('\n')
 	}
-	got := make(chan []byte, 1)
-	go func() {
-		b, _ := io.ReadAll(c)
-		got <- b
-	}()
-	for rest := want.Bytes(); len(rest) > 0; {
-		n := min(1+rng.Intn(64), len(rest))
-		if _, err := c.Write(rest[:n]); err != nil {
-			return err
-		}
-		rest = rest[n:]
-	}
-	if err := testutil.HalfClose(c); err != nil {
-		return err
-	}
-	if b := <-got; !bytes.Equal(b, want.Bytes()) {
-		return fmt.Errorf("seed %d: got %d bytes, want %d", seed, len(b), want.Len())
-	}
-	return nil
+	return testutil.Session(c, want.Bytes(), want.Bytes(), seed, 64)
 }
 
 // TestSIGTERMWithDataInFlight: what clients sent before SIGTERM comes

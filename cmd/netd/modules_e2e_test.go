@@ -113,44 +113,6 @@ func expectEOF(t *testing.T, c net.Conn, timeout time.Duration) {
 	}
 }
 
-// session sends payload in random fragments while reading, half-closes,
-// and checks that exactly want comes back before EOF.
-func session(c net.Conn, payload, want []byte, seed int64) error {
-	rng := rand.New(rand.NewSource(seed))
-	got := make(chan []byte, 1)
-	errc := make(chan error, 1)
-	go func() {
-		b, err := io.ReadAll(c)
-		got <- b
-		errc <- err
-	}()
-	for rest := payload; len(rest) > 0; {
-		n := min(1+rng.Intn(4096), len(rest))
-		if rng.Intn(8) == 0 {
-			n = min(1+rng.Intn(8), len(rest))
-		}
-		if _, err := c.Write(rest[:n]); err != nil {
-			return err
-		}
-		rest = rest[n:]
-	}
-	if err := testutil.HalfClose(c); err != nil {
-		return err
-	}
-	b := <-got
-	if err := <-errc; err != nil {
-		return fmt.Errorf("seed %d: read: %v after %d bytes", seed, err, len(b))
-	}
-	if !bytes.Equal(b, want) {
-		i := 0
-		for i < len(b) && i < len(want) && b[i] == want[i] {
-			i++
-		}
-		return fmt.Errorf("seed %d: got %d bytes, want %d; first difference at %d", seed, len(b), len(want), i)
-	}
-	return nil
-}
-
 func randomBytes(rng *rand.Rand, n int) []byte {
 	b := make([]byte, n)
 	rng.Read(b)
@@ -291,7 +253,7 @@ func TestProxyManyClients(t *testing.T) {
 			defer wg.Done()
 			rng := rand.New(rand.NewSource(seed))
 			payload := randomBytes(rng, rng.Intn(200<<10))
-			errs <- session(c, payload, payload, seed)
+			errs <- testutil.Session(c, payload, payload, seed, 4096)
 		}(c, int64(i))
 	}
 	wg.Wait()
@@ -719,7 +681,7 @@ func TestExecCat(t *testing.T) {
 			defer wg.Done()
 			rng := rand.New(rand.NewSource(seed))
 			payload := randomBytes(rng, rng.Intn(1<<20))
-			errs <- session(c, payload, payload, seed)
+			errs <- testutil.Session(c, payload, payload, seed, 4096)
 		}(c, int64(i))
 	}
 	wg.Wait()

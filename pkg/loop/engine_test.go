@@ -68,10 +68,11 @@ func TestConcurrentClients(t *testing.T) {
 	var wg sync.WaitGroup
 	errs := make(chan error, clients)
 	for i := 0; i < clients; i++ {
+		c := dial(t, l)
 		wg.Add(1)
 		go func(seed int64) {
 			defer wg.Done()
-			errs <- randomSession(l, seed)
+			errs <- randomSession(c, seed)
 		}(int64(i))
 	}
 	wg.Wait()
@@ -83,15 +84,11 @@ func TestConcurrentClients(t *testing.T) {
 	}
 }
 
-func randomSession(l *Listener, seed int64) error {
+// randomSession sends 20 random lines and an unterminated tail in
+// fragments of up to 100 bytes (testutil.Session) and checks that every
+// byte comes back.
+func randomSession(c net.Conn, seed int64) error {
 	rng := rand.New(rand.NewSource(seed))
-	network, address := testutil.SplitAddr(l.Addr())
-	c, err := net.DialTimeout(network, address, 5*time.Second)
-	if err != nil {
-		return err
-	}
-	defer c.Close()
-	_ = c.SetDeadline(time.Now().Add(20 * time.Second))
 	var sent bytes.Buffer
 	for i := 0; i < 20; i++ {
 		line := make([]byte, 1+rng.Intn(300))
@@ -105,33 +102,7 @@ func randomSession(l *Listener, seed int64) error {
 		sent.WriteByte('\n')
 	}
 	sent.WriteString("unterminated")
-	want := sent.Bytes()
-	done := make(chan []byte, 1)
-	go func() {
-		got, _ := io.ReadAll(c)
-		done <- got
-	}()
-	for rest := want; len(rest) > 0; {
-		n := 1 + rng.Intn(100)
-		if n > len(rest) {
-			n = len(rest)
-		}
-		if _, err := c.Write(rest[:n]); err != nil {
-			return err
-		}
-		rest = rest[n:]
-		if rng.Intn(4) == 0 {
-			time.Sleep(time.Millisecond)
-		}
-	}
-	if err := testutil.HalfClose(c); err != nil {
-		return err
-	}
-	got := <-done
-	if !bytes.Equal(got, want) {
-		return fmt.Errorf("seed %d: got %d bytes, want %d", seed, len(got), len(want))
-	}
-	return nil
+	return testutil.Session(c, sent.Bytes(), sent.Bytes(), seed, 100)
 }
 
 func TestUDPEcho(t *testing.T) {
