@@ -26,26 +26,23 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// daemonPID is the daemon's process ID.
-func daemonPID(d *daemon) int { return d.cmd.Process.Pid }
-
 // mustBeAlive fails the test when the daemon has exited.
-func mustBeAlive(t *testing.T, d *daemon) {
+func mustBeAlive(t *testing.T, d *testutil.Daemon) {
 	t.Helper()
 	select {
-	case <-d.done:
-		t.Fatalf("netd exited (code %d):\n%s", d.code, d.logText())
+	case <-d.Done():
+		t.Fatalf("netd exited (code %d):\n%s", d.Code(), d.Log())
 	default:
 	}
-	if err := d.cmd.Process.Signal(syscall.Signal(0)); err != nil {
+	if err := syscall.Kill(d.PID(), 0); err != nil {
 		t.Fatalf("netd is gone: %v", err)
 	}
 }
 
 // mustNotPanic fails the test when the log shows a panic or a stack trace.
-func mustNotPanic(t *testing.T, d *daemon) {
+func mustNotPanic(t *testing.T, d *testutil.Daemon) {
 	t.Helper()
-	log := d.logText()
+	log := d.Log()
 	for _, bad := range []string{"panic", "goroutine ", "SIGPIPE", "fatal error"} {
 		if strings.Contains(log, bad) {
 			t.Fatalf("the log shows %q:\n%s", bad, log)
@@ -183,20 +180,20 @@ const mebibyte = 1 << 20
 // the client sends; a second client is served meanwhile. When the first
 // client reads at last, all 64 MiB come back in order: nothing was lost.
 func TestHostileNonReaderMemoryBounded(t *testing.T) {
-	cfg := writeConfig(t, "netd.yaml", "shutdown_timeout: 5s\nlisteners:\n  - name: line\n    address: tcp://127.0.0.1:0\n    module: echo\n")
-	d := startDaemon(t, nil, "-c", cfg)
+	cfg := testutil.WriteConfig(t, "netd.yaml", "shutdown_timeout: 5s\nlisteners:\n  - name: line\n    address: tcp://127.0.0.1:0\n    module: echo\n")
+	d := testutil.StartDaemon(t, nil, "-c", cfg)
 	// Warm up: the read buffers and the output chunk pool exist.
-	warm := d.dial("line")
+	warm := d.Dial("line")
 	for i := 0; i < 64; i++ {
 		testutil.RoundTrip(t, warm, string(numberedLine(i)))
 	}
 	time.Sleep(200 * time.Millisecond)
-	base := procRSSKiB(t, daemonPID(d))
-	rss := startPeakRSS(t, daemonPID(d))
+	base := procRSSKiB(t, d.PID())
+	rss := startPeakRSS(t, d.PID())
 
 	const total = 64 * mebibyte
 	const lines = total / 1024
-	hog := d.dial("line")
+	hog := d.Dial("line")
 	_ = hog.SetDeadline(time.Time{})
 	var written atomic.Int64
 	writeErr := make(chan error, 1)
@@ -229,7 +226,7 @@ func TestHostileNonReaderMemoryBounded(t *testing.T) {
 		t.Fatalf("the writer never stalled: %d of %d bytes taken from a client that does not read", written.Load(), total)
 	}
 	// Meanwhile another client is served.
-	other := d.dial("line")
+	other := d.Dial("line")
 	_ = other.SetDeadline(time.Now().Add(5 * time.Second))
 	testutil.RoundTrip(t, other, "served while another client hogs\n")
 	time.Sleep(500 * time.Millisecond)
@@ -263,12 +260,12 @@ func TestHostileNonReaderMemoryBounded(t *testing.T) {
 // connection closes once max_line_bytes have arrived without a \n, with a
 // warning in the log; another client is served before, during and after.
 func TestHostileEndlessLine(t *testing.T) {
-	cfg := writeConfig(t, "netd.yaml", "listeners:\n  - name: line\n    address: tcp://127.0.0.1:0\n    module: echo\n    options:\n      max_line_bytes: 65536\n")
-	d := startDaemon(t, nil, "-c", cfg)
-	other := d.dial("line")
+	cfg := testutil.WriteConfig(t, "netd.yaml", "listeners:\n  - name: line\n    address: tcp://127.0.0.1:0\n    module: echo\n    options:\n      max_line_bytes: 65536\n")
+	d := testutil.StartDaemon(t, nil, "-c", cfg)
+	other := d.Dial("line")
 	testutil.RoundTrip(t, other, "before\n")
 
-	endless := d.dial("line")
+	endless := d.Dial("line")
 	stop := make(chan struct{})
 	var sent atomic.Int64
 	writerDone := make(chan struct{})
@@ -296,11 +293,11 @@ func TestHostileEndlessLine(t *testing.T) {
 	if err != nil {
 		t.Fatalf("endless line: connection %v (%d bytes sent)", err, sent.Load())
 	}
-	if !testutil.PollUntil(5*time.Second, func() bool { return strings.Contains(d.logText(), "line too long") }) {
-		t.Fatalf("no line-too-long warning in the log:\n%s", d.logText())
+	if !testutil.PollUntil(5*time.Second, func() bool { return strings.Contains(d.Log(), "line too long") }) {
+		t.Fatalf("no line-too-long warning in the log:\n%s", d.Log())
 	}
 	testutil.RoundTrip(t, other, "after\n")
-	testutil.RoundTrip(t, d.dial("line"), "new client\n")
+	testutil.RoundTrip(t, d.Dial("line"), "new client\n")
 	mustBeAlive(t, d)
 	mustNotPanic(t, d)
 }
@@ -318,7 +315,7 @@ func isNetTimeout(err error) bool {
 // slot usable again.
 func TestHostileMaxConnections(t *testing.T) {
 	dir := t.TempDir()
-	cfg := writeConfig(t, "netd.yaml", `
+	cfg := testutil.WriteConfig(t, "netd.yaml", `
 max_connections: 5
 listeners:
   - name: lim
@@ -329,23 +326,23 @@ listeners:
     address: unix://`+dir+`/other.sock
     module: echo
 `)
-	d := startDaemon(t, nil, "-c", cfg)
+	d := testutil.StartDaemon(t, nil, "-c", cfg)
 	var lim []net.Conn
 	for i := 0; i < 3; i++ {
-		c := d.dial("lim")
+		c := d.Dial("lim")
 		testutil.RoundTrip(t, c, fmt.Sprintf("lim %d\n", i))
 		lim = append(lim, c)
 	}
 
 	t.Run("listener limit", func(t *testing.T) {
-		over := d.dial("lim")
+		over := d.Dial("lim")
 		if err := closedByDaemon(over, 5*time.Second); err != nil {
 			t.Fatalf("the 4th connection on a listener with max_connections 3: %v", err)
 		}
 		// A flood of over-limit connects: all closed, the log not flooded.
 		start := time.Now()
 		for i := 0; i < 200; i++ {
-			c := d.dial("lim")
+			c := d.Dial("lim")
 			if err := closedByDaemon(c, 5*time.Second); err != nil {
 				t.Fatalf("over-limit connection %d: %v", i, err)
 			}
@@ -355,7 +352,7 @@ listeners:
 		for i, c := range lim {
 			testutil.RoundTrip(t, c, fmt.Sprintf("still lim %d\n", i))
 		}
-		n := strings.Count(d.logText(), "connection limit reached")
+		n := strings.Count(d.Log(), "connection limit reached")
 		t.Logf("%d limit warnings for 201 refused connections in %v", n, elapsed.Round(time.Millisecond))
 		if n == 0 || n > int(elapsed/time.Second)+2 {
 			t.Fatalf("%d limit warnings for 201 refused connections in %v: want at least 1 and at most one a second", n, elapsed.Round(time.Millisecond))
@@ -365,12 +362,12 @@ listeners:
 	t.Run("global limit", func(t *testing.T) {
 		var others []net.Conn
 		for i := 0; i < 2; i++ {
-			c := d.dial("other")
+			c := d.Dial("other")
 			testutil.RoundTrip(t, c, fmt.Sprintf("other %d\n", i))
 			others = append(others, c)
 		}
 		// 3 on lim + 2 on other = the global 5.
-		over := d.dial("other")
+		over := d.Dial("other")
 		if err := closedByDaemon(over, 5*time.Second); err != nil {
 			t.Fatalf("the 6th connection with a global max_connections of 5: %v", err)
 		}
@@ -381,7 +378,7 @@ listeners:
 		// connections.
 		lim[0].Close()
 		ok := testutil.PollUntil(5*time.Second, func() bool {
-			c := d.dial("other")
+			c := d.Dial("other")
 			defer c.Close()
 			_ = c.SetDeadline(time.Now().Add(2 * time.Second))
 			if _, err := io.WriteString(c, "freed slot\n"); err != nil {
@@ -402,14 +399,14 @@ listeners:
 // nothing, and one that sent half a line and went quiet, are closed; a
 // connection that keeps talking is not.
 func TestHostileIdleTimeout(t *testing.T) {
-	cfg := writeConfig(t, "netd.yaml", "listeners:\n  - name: line\n    address: tcp://127.0.0.1:0\n    module: echo\n    idle_timeout: 2s\n")
-	d := startDaemon(t, nil, "-c", cfg)
-	idle := d.dial("line")
-	partial := d.dial("line")
+	cfg := testutil.WriteConfig(t, "netd.yaml", "listeners:\n  - name: line\n    address: tcp://127.0.0.1:0\n    module: echo\n    idle_timeout: 2s\n")
+	d := testutil.StartDaemon(t, nil, "-c", cfg)
+	idle := d.Dial("line")
+	partial := d.Dial("line")
 	if _, err := io.WriteString(partial, "half a line"); err != nil {
 		t.Fatal(err)
 	}
-	busy := d.dial("line")
+	busy := d.Dial("line")
 	// Talk on busy every 200ms for 5s: two and a half idle timeouts.
 	for end := time.Now().Add(5 * time.Second); time.Now().Before(end); {
 		testutil.RoundTrip(t, busy, "keep-alive\n")
@@ -430,9 +427,9 @@ func TestHostileIdleTimeout(t *testing.T) {
 // connections it holds, does not spin while clients wait in the backlog,
 // and serves them by itself once other clients leave.
 func TestHostileDescriptorExhaustion(t *testing.T) {
-	cfg := writeConfig(t, "netd.yaml", "loops: 1\nshutdown_timeout: 5s\nlisteners:\n  - name: line\n    address: tcp://127.0.0.1:0\n    module: echo\n")
-	d := startDaemon(t, nil, "-c", cfg)
-	pid := daemonPID(d)
+	cfg := testutil.WriteConfig(t, "netd.yaml", "loops: 1\nshutdown_timeout: 5s\nlisteners:\n  - name: line\n    address: tcp://127.0.0.1:0\n    module: echo\n")
+	d := testutil.StartDaemon(t, nil, "-c", cfg)
+	pid := d.PID()
 	// The limit bounds descriptor numbers, not their count: at most
 	// limit-count of them are free below it, whatever else is open.
 	count, _ := procFDs(t, pid)
@@ -447,11 +444,11 @@ func TestHostileDescriptorExhaustion(t *testing.T) {
 	begin := time.Now()
 	conns := make([]net.Conn, 0, clients)
 	for i := 0; i < clients; i++ {
-		c := d.dial("line") // completes in the kernel's backlog if not accepted
+		c := d.Dial("line") // completes in the kernel's backlog if not accepted
 		conns = append(conns, c)
 	}
-	if !testutil.PollUntil(10*time.Second, func() bool { return strings.Contains(d.logText(), "accept failed") }) {
-		t.Fatalf("no accept error logged with %d clients and RLIMIT_NOFILE %d:\n%s", clients, limit, d.logText())
+	if !testutil.PollUntil(10*time.Second, func() bool { return strings.Contains(d.Log(), "accept failed") }) {
+		t.Fatalf("no accept error logged with %d clients and RLIMIT_NOFILE %d:\n%s", clients, limit, d.Log())
 	}
 	// The first client was accepted before the limit hit: still served.
 	_ = conns[0].SetDeadline(time.Now().Add(5 * time.Second))
@@ -467,7 +464,7 @@ func TestHostileDescriptorExhaustion(t *testing.T) {
 	}
 	// Accept retries every few ms at first: without the one-a-second
 	// limit on the warning, dozens of lines.
-	n := strings.Count(d.logText(), "accept failed")
+	n := strings.Count(d.Log(), "accept failed")
 	if allowed := int(time.Since(begin)/time.Second) + 2; n > allowed {
 		t.Errorf("%d accept-error log lines in %v: not rate-limited", n, time.Since(begin).Round(time.Millisecond))
 	}
@@ -487,12 +484,12 @@ func TestHostileDescriptorExhaustion(t *testing.T) {
 	for _, c := range conns[clients-waiting:] {
 		c.Close()
 	}
-	testutil.RoundTrip(t, d.dial("line"), "after the exhaustion\n")
+	testutil.RoundTrip(t, d.Dial("line"), "after the exhaustion\n")
 	mustBeAlive(t, d)
 	mustNotPanic(t, d)
-	d.signal(syscall.SIGTERM)
-	if code := d.wait(15 * time.Second); code != 0 {
-		t.Fatalf("exit %d after SIGTERM\n%s", code, d.logText())
+	d.Signal(syscall.SIGTERM)
+	if code := d.Wait(15 * time.Second); code != 0 {
+		t.Fatalf("exit %d after SIGTERM\n%s", code, d.Log())
 	}
 }
 
@@ -503,16 +500,16 @@ func TestHostileDescriptorExhaustion(t *testing.T) {
 // well-behaved kinds get every byte back.
 func TestHostileConnectCloseBurst(t *testing.T) {
 	dir := t.TempDir()
-	cfg := writeConfig(t, "netd.yaml", "listeners:\n  - name: line\n    address: tcp://127.0.0.1:0\n    module: echo\n  - name: sock\n    address: unix://"+dir+"/s.sock\n    module: echo\n")
-	d := startDaemon(t, nil, "-c", cfg)
+	cfg := testutil.WriteConfig(t, "netd.yaml", "listeners:\n  - name: line\n    address: tcp://127.0.0.1:0\n    module: echo\n  - name: sock\n    address: unix://"+dir+"/s.sock\n    module: echo\n")
+	d := testutil.StartDaemon(t, nil, "-c", cfg)
 	for _, name := range []string{"line", "sock"} {
-		testutil.RoundTrip(t, d.dial(name), "warm\n")
+		testutil.RoundTrip(t, d.Dial(name), "warm\n")
 	}
 	var before int
 	if !testutil.PollUntil(5*time.Second, func() bool {
-		n1, _ := procFDs(t, daemonPID(d))
+		n1, _ := procFDs(t, d.PID())
 		time.Sleep(100 * time.Millisecond)
-		n2, _ := procFDs(t, daemonPID(d))
+		n2, _ := procFDs(t, d.PID())
 		before = n2
 		return n1 == n2
 	}) {
@@ -537,7 +534,7 @@ func TestHostileConnectCloseBurst(t *testing.T) {
 				if i%3 == 0 {
 					name = "sock"
 				}
-				if err := testutil.HostileCycle(d.addrs[name], i); err != nil {
+				if err := testutil.HostileCycle(d.Addrs[name], i); err != nil {
 					errs <- fmt.Errorf("cycle %d (kind %d, %s): %w", i, i%6, name, err)
 				}
 			}
@@ -549,10 +546,10 @@ func TestHostileConnectCloseBurst(t *testing.T) {
 		t.Error(err)
 	}
 	var after int
-	if !testutil.PollUntil(15*time.Second, func() bool { after, _ = procFDs(t, daemonPID(d)); return after <= before }) {
+	if !testutil.PollUntil(15*time.Second, func() bool { after, _ = procFDs(t, d.PID()); return after <= before }) {
 		t.Fatalf("the daemon holds %d descriptors after the burst, %d before", after, before)
 	}
-	testutil.RoundTrip(t, d.dial("line"), "after the burst\n")
+	testutil.RoundTrip(t, d.Dial("line"), "after the burst\n")
 	mustBeAlive(t, d)
 	mustNotPanic(t, d)
 }
@@ -564,9 +561,9 @@ func TestHostileConnectCloseBurst(t *testing.T) {
 // else is served.
 func TestHostileVanishMidWrite(t *testing.T) {
 	dir := t.TempDir()
-	cfg := writeConfig(t, "netd.yaml", "listeners:\n  - name: line\n    address: tcp://127.0.0.1:0\n    module: echo\n  - name: raw\n    address: unix://"+dir+"/raw.sock\n    module: echo\n    options:\n      mode: raw\n")
-	d := startDaemon(t, nil, "-c", cfg)
-	good := d.dial("line")
+	cfg := testutil.WriteConfig(t, "netd.yaml", "listeners:\n  - name: line\n    address: tcp://127.0.0.1:0\n    module: echo\n  - name: raw\n    address: unix://"+dir+"/raw.sock\n    module: echo\n    options:\n      mode: raw\n")
+	d := testutil.StartDaemon(t, nil, "-c", cfg)
+	good := d.Dial("line")
 	testutil.RoundTrip(t, good, "before\n")
 	var wg sync.WaitGroup
 	for i := 0; i < 40; i++ {
@@ -574,7 +571,7 @@ func TestHostileVanishMidWrite(t *testing.T) {
 		if i%2 == 1 {
 			name = "raw"
 		}
-		c := d.dial(name)
+		c := d.Dial(name)
 		wg.Add(1)
 		go func(i int, c net.Conn) {
 			defer wg.Done()
@@ -595,7 +592,7 @@ func TestHostileVanishMidWrite(t *testing.T) {
 	time.Sleep(500 * time.Millisecond)
 	mustBeAlive(t, d)
 	testutil.RoundTrip(t, good, "after\n")
-	testutil.RoundTrip(t, d.dial("raw"), "raw after")
+	testutil.RoundTrip(t, d.Dial("raw"), "raw after")
 	mustNotPanic(t, d)
 }
 
@@ -604,9 +601,9 @@ func TestHostileVanishMidWrite(t *testing.T) {
 // input still arriving); shutdown_timeout (2s) bounds the drain, and the
 // daemon exits 0.
 func TestHostileShutdownTimeout(t *testing.T) {
-	cfg := writeConfig(t, "netd.yaml", "shutdown_timeout: 2s\nlisteners:\n  - name: line\n    address: tcp://127.0.0.1:0\n    module: echo\n")
-	d := startDaemon(t, nil, "-c", cfg)
-	hog := d.dial("line")
+	cfg := testutil.WriteConfig(t, "netd.yaml", "shutdown_timeout: 2s\nlisteners:\n  - name: line\n    address: tcp://127.0.0.1:0\n    module: echo\n")
+	d := testutil.StartDaemon(t, nil, "-c", cfg)
+	hog := d.Dial("line")
 	_ = hog.SetDeadline(time.Time{})
 	var progress atomic.Int64
 	stop := make(chan struct{})
@@ -641,19 +638,19 @@ func TestHostileShutdownTimeout(t *testing.T) {
 		t.Fatal("the daemon never stopped reading from a client that does not read")
 	}
 	start := time.Now()
-	d.signal(syscall.SIGTERM)
-	code := d.wait(15 * time.Second)
+	d.Signal(syscall.SIGTERM)
+	code := d.Wait(15 * time.Second)
 	took := time.Since(start)
 	t.Logf("exit %d %v after SIGTERM", code, took.Round(time.Millisecond))
 	if code != 0 {
-		t.Fatalf("exit %d after SIGTERM, want 0\n%s", code, d.logText())
+		t.Fatalf("exit %d after SIGTERM, want 0\n%s", code, d.Log())
 	}
 	if took > 7*time.Second {
 		t.Fatalf("exit %v after SIGTERM with shutdown_timeout 2s", took.Round(time.Millisecond))
 	}
 	// The client did hold the drain: it was cut, not finished.
-	if !strings.Contains(d.logText(), "drain cut short") {
-		t.Fatalf("the drain was not cut by shutdown_timeout; the test did not hold it:\n%s", d.logText())
+	if !strings.Contains(d.Log(), "drain cut short") {
+		t.Fatalf("the drain was not cut by shutdown_timeout; the test did not hold it:\n%s", d.Log())
 	}
 	mustNotPanic(t, d)
 }
@@ -667,11 +664,11 @@ func TestHostileUDPReflectorPorts(t *testing.T) {
 	if os.Geteuid() != 0 {
 		t.Skip("binding ports below 1024 needs root")
 	}
-	cfg := writeConfig(t, "netd.yaml", "listeners:\n  - name: u\n    address: udp://127.0.0.1:0\n    module: echo\n  - name: raw\n    address: udp://127.0.0.1:0\n    module: echo\n    options:\n      mode: raw\n")
-	d := startDaemon(t, nil, "-c", cfg)
+	cfg := testutil.WriteConfig(t, "netd.yaml", "listeners:\n  - name: u\n    address: udp://127.0.0.1:0\n    module: echo\n  - name: raw\n    address: udp://127.0.0.1:0\n    module: echo\n    options:\n      mode: raw\n")
+	d := testutil.StartDaemon(t, nil, "-c", cfg)
 	tested := 0
 	for _, name := range []string{"u", "raw"} {
-		_, hostport, _ := strings.Cut(d.addrs[name], "://")
+		_, hostport, _ := strings.Cut(d.Addrs[name], "://")
 		server, err := net.ResolveUDPAddr("udp", hostport)
 		if err != nil {
 			t.Fatal(err)
@@ -720,9 +717,9 @@ func TestHostileUDPReflectorPorts(t *testing.T) {
 // queue drops at the door, and the kernel drops what the client does not
 // read), and another client is answered afterwards.
 func TestHostileUDPFlood(t *testing.T) {
-	cfg := writeConfig(t, "netd.yaml", "listeners:\n  - name: u\n    address: udp://127.0.0.1:0\n    module: echo\n")
-	d := startDaemon(t, nil, "-c", cfg)
-	probe := d.dial("u")
+	cfg := testutil.WriteConfig(t, "netd.yaml", "listeners:\n  - name: u\n    address: udp://127.0.0.1:0\n    module: echo\n")
+	d := testutil.StartDaemon(t, nil, "-c", cfg)
+	probe := d.Dial("u")
 	if _, err := io.WriteString(probe, "warm"); err != nil {
 		t.Fatal(err)
 	}
@@ -730,9 +727,9 @@ func TestHostileUDPFlood(t *testing.T) {
 		t.Fatal(err)
 	}
 	time.Sleep(200 * time.Millisecond)
-	base := procRSSKiB(t, daemonPID(d))
-	rss := startPeakRSS(t, daemonPID(d))
-	flood := d.dial("u")
+	base := procRSSKiB(t, d.PID())
+	rss := startPeakRSS(t, d.PID())
+	flood := d.Dial("u")
 	payload := bytes.Repeat([]byte("f"), 1400)
 	sent := 0
 	for end := time.Now().Add(3 * time.Second); time.Now().Before(end) && sent < 500000; sent++ {
@@ -751,7 +748,7 @@ func TestHostileUDPFlood(t *testing.T) {
 	// The flood costs garbage (socket addresses), which the GC bounds;
 	// the race detector's shadow memory triples what that garbage costs.
 	limit := 16 * 1024
-	if raceEnabled {
+	if testutil.RaceEnabled {
 		limit *= 3
 	}
 	if peak-base > limit {

@@ -93,18 +93,7 @@ func (p *peerProcess) exited() bool {
 	}
 }
 
-func (p *peerProcess) stop() { terminate(p.cmd.Process, p.done, 10*time.Second) }
-
-// dialListener is d.dial for a subtest: it fails and cleans up in t, not
-// in the test that started the daemon.
-func dialListener(t *testing.T, d *daemon, name string) net.Conn {
-	t.Helper()
-	addr, ok := d.addrs[name]
-	if !ok {
-		t.Fatalf("no listener %q in %v", name, d.addrs)
-	}
-	return testutil.Dial(t, addr)
-}
+func (p *peerProcess) stop() { testutil.Terminate(p.cmd.Process, p.done, 10*time.Second) }
 
 // --- redis behind the proxy. ---
 
@@ -247,12 +236,12 @@ func TestProxyInFrontOfRedis(t *testing.T) {
     options:
       upstreams: [unix://%s]
 `, redisAddr, sock)
-	d := startDaemon(t, nil, "-c", writeConfig(t, "redis-proxy.yaml", cfg))
+	d := testutil.StartDaemon(t, nil, "-c", testutil.WriteConfig(t, "redis-proxy.yaml", cfg))
 	listenerPort := func(name string) int {
-		_, addr, _ := strings.Cut(d.addrs[name], "://")
+		_, addr, _ := strings.Cut(d.Addrs[name], "://")
 		_, p, err := net.SplitHostPort(addr)
 		if err != nil {
-			t.Fatalf("listener %s at %q: %v", name, d.addrs[name], err)
+			t.Fatalf("listener %s at %q: %v", name, d.Addrs[name], err)
 		}
 		n, _ := strconv.Atoi(p)
 		return n
@@ -280,10 +269,10 @@ func TestProxyInFrontOfRedis(t *testing.T) {
 		}
 	}
 	t.Logf("redis-benchmark -n 20000 -c 20 -t set,get (information only, not asserted; netd built with race=%v):\n%s",
-		raceEnabled, strings.Join(figures, "\n"))
+		testutil.RaceEnabled, strings.Join(figures, "\n"))
 
 	t.Run("commands", func(t *testing.T) {
-		viaTCP, viaUnix := dialListener(t, d, "redis-tcp"), dialListener(t, d, "redis-unix")
+		viaTCP, viaUnix := d.DialIn(t, "redis-tcp"), d.DialIn(t, "redis-unix")
 		redisExchange(t, viaTCP, resp("PING"), "+PONG\r\n")
 		redisExchange(t, viaTCP, resp("SET", "netd:k", "v"), "+OK\r\n")
 		redisExchange(t, viaTCP, resp("GET", "netd:k"), "$1\r\nv\r\n")
@@ -372,7 +361,7 @@ func startXinetd(t *testing.T, bin, tz string) map[string]string {
 }
 `, s.service, s.service, sockType, sockType, protocol, port, wait, u.Username)
 	}
-	cfg := writeConfig(t, "xinetd.conf", conf.String())
+	cfg := testutil.WriteConfig(t, "xinetd.conf", conf.String())
 	logPath := filepath.Join(dir, "xinetd.log")
 	x := startPeer(t, []string{"TZ=" + tz}, bin, "-dontfork", "-f", cfg,
 		"-pidfile", filepath.Join(dir, "xinetd.pid"), "-filelog", logPath)
@@ -468,7 +457,7 @@ func TestInetdServicesBesideXinetd(t *testing.T) {
 			fmt.Fprintf(&cfg, "    options: %s\n", s.options)
 		}
 	}
-	d := startDaemon(t, []string{"TZ=" + tz}, "-c", writeConfig(t, "inetd-peers.yaml", cfg.String()))
+	d := testutil.StartDaemon(t, []string{"TZ=" + tz}, "-c", testutil.WriteConfig(t, "inetd-peers.yaml", cfg.String()))
 
 	// The two daemons, xinetd first: each test below asks both the same.
 	// xinetd 2.3.15.3 now and then leaves a datagram unanswered, one in
@@ -486,7 +475,7 @@ func TestInetdServicesBesideXinetd(t *testing.T) {
 			network, address, _ := strings.Cut(xaddrs[name], "://")
 			return testutil.DialNet(t, network, address)
 		}, 5},
-		{"netd", func(t *testing.T, name string) net.Conn { return dialListener(t, d, name) }, 1},
+		{"netd", func(t *testing.T, name string) net.Conn { return d.DialIn(t, name) }, 1},
 	}
 	// ask sends payload on a UDP connection and returns the answer.
 	ask := func(t *testing.T, p peer, c net.Conn, payload string) []byte {

@@ -46,30 +46,13 @@ listeners:
     module: echo
 `
 
-// waitLog waits until the daemon's log matches re, and returns the match.
-func (d *daemon) waitLog(re *regexp.Regexp, after int) []string {
-	d.t.Helper()
-	deadline := time.Now().Add(15 * time.Second)
-	for time.Now().Before(deadline) {
-		text := d.logText()
-		if after < len(text) {
-			if m := re.FindStringSubmatch(text[after:]); m != nil {
-				return m
-			}
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-	d.t.Fatalf("log never matched %s:\n%s", re, d.logText())
-	return nil
-}
-
 // TestReloadOnSIGHUP: added, removed, changed and unchanged listeners, with
 // clients connected throughout; then a broken config changes nothing.
 func TestReloadOnSIGHUP(t *testing.T) {
 	dir := t.TempDir()
-	path := writeConfig(t, "netd.yaml", strings.ReplaceAll(reloadBefore, "DIR", dir))
-	d := startDaemon(t, nil, "-c", path)
-	keep, change, gone := d.dial("keep"), d.dial("change"), d.dial("gone")
+	path := testutil.WriteConfig(t, "netd.yaml", strings.ReplaceAll(reloadBefore, "DIR", dir))
+	d := testutil.StartDaemon(t, nil, "-c", path)
+	keep, change, gone := d.Dial("keep"), d.Dial("change"), d.Dial("gone")
 	testutil.RoundTrip(t, keep, "keep\n")
 	testutil.RoundTrip(t, change, "raw, no newline")
 	testutil.RoundTrip(t, gone, "gone\n")
@@ -78,16 +61,16 @@ func TestReloadOnSIGHUP(t *testing.T) {
 	if err := os.WriteFile(path, []byte(reloadAfter), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	mark := len(d.logText())
-	d.signal(syscall.SIGHUP)
-	added := d.waitLog(regexp.MustCompile(`listener added.*address=(\S+)`), mark)
-	d.waitLog(regexp.MustCompile(`reload: done`), mark)
+	mark := len(d.Log())
+	d.Signal(syscall.SIGHUP)
+	added := d.WaitLog(regexp.MustCompile(`listener added.*address=(\S+)`), mark)
+	d.WaitLog(regexp.MustCompile(`reload: done`), mark)
 
 	testutil.RoundTrip(t, keep, "keep, same connection\n")
 	testutil.RoundTrip(t, change, "old connection, old settings: raw")
 	testutil.RoundTrip(t, gone, "removed listener, connection finishes\n")
 
-	fresh := d.dial("change") // same address, new settings: line mode
+	fresh := d.Dial("change") // same address, new settings: line mode
 	if _, err := io.WriteString(fresh, "partial"); err != nil {
 		t.Fatal(err)
 	}
@@ -120,14 +103,14 @@ func TestReloadOnSIGHUP(t *testing.T) {
 	if err := os.WriteFile(path, []byte("listeners:\n  - name: keep\n    adress: tcp://127.0.0.1:0\n"), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	mark = len(d.logText())
-	d.signal(syscall.SIGHUP)
-	d.waitLog(regexp.MustCompile(`reload failed.*`+regexp.QuoteMeta(path)+`:3:5`), mark)
+	mark = len(d.Log())
+	d.Signal(syscall.SIGHUP)
+	d.WaitLog(regexp.MustCompile(`reload failed.*`+regexp.QuoteMeta(path)+`:3:5`), mark)
 	testutil.RoundTrip(t, keep, "keep, after a failed reload\n")
 	testutil.RoundTrip(t, c, "added, after a failed reload\n")
 
-	d.signal(syscall.SIGTERM)
-	if code := d.wait(15 * time.Second); code != 0 {
+	d.Signal(syscall.SIGTERM)
+	if code := d.Wait(15 * time.Second); code != 0 {
 		t.Fatalf("exit %d", code)
 	}
 }
@@ -137,19 +120,19 @@ func TestReloadOnSIGHUP(t *testing.T) {
 func TestReloadWatermarks(t *testing.T) {
 	const before = "listeners:\n  - {name: w, address: tcp://127.0.0.1:0, module: echo}\n"
 	const after = "listeners:\n  - {name: w, address: tcp://127.0.0.1:0, module: echo, high_watermark: 65536, low_watermark: 16384}\n"
-	path := writeConfig(t, "netd.yaml", before)
-	d := startDaemon(t, nil, "-c", path)
-	c := d.dial("w")
+	path := testutil.WriteConfig(t, "netd.yaml", before)
+	d := testutil.StartDaemon(t, nil, "-c", path)
+	c := d.Dial("w")
 	testutil.RoundTrip(t, c, "before\n")
 	if err := os.WriteFile(path, []byte(after), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	mark := len(d.logText())
-	d.signal(syscall.SIGHUP)
-	d.waitLog(regexp.MustCompile(`reload: listener replaced on its socket: listener=w`), mark)
-	d.waitLog(regexp.MustCompile(`reload: done.* changed=1`), mark)
+	mark := len(d.Log())
+	d.Signal(syscall.SIGHUP)
+	d.WaitLog(regexp.MustCompile(`reload: listener replaced on its socket: listener=w`), mark)
+	d.WaitLog(regexp.MustCompile(`reload: done.* changed=1`), mark)
 	testutil.RoundTrip(t, c, "after, same connection\n")
-	testutil.RoundTrip(t, d.dial("w"), "after, new connection\n")
+	testutil.RoundTrip(t, d.Dial("w"), "after, new connection\n")
 }
 
 // TestReloadRemovesListenerSeries: a reload through the admin endpoint
@@ -166,12 +149,12 @@ func TestReloadRemovesListenerSeries(t *testing.T) {
     options: {upstreams: ["%s"]}`
 	keep := fmt.Sprintf(listener, "keep", up.url())
 	head := fmt.Sprintf("shutdown_timeout: 5s\nadmin:\n  address: 127.0.0.1:%d\nlisteners:", port)
-	path := writeConfig(t, "netd.yaml", head+keep+fmt.Sprintf(listener, "gone", up.url())+"\n")
-	d := startDaemon(t, nil, "-c", path)
+	path := testutil.WriteConfig(t, "netd.yaml", head+keep+fmt.Sprintf(listener, "gone", up.url())+"\n")
+	d := testutil.StartDaemon(t, nil, "-c", path)
 	base := fmt.Sprintf("http://127.0.0.1:%d", port)
 	proxied := func(name string) {
 		t.Helper()
-		c := d.dial(name)
+		c := d.Dial(name)
 		if got := readLine(t, c); got != "up" {
 			t.Fatalf("%s: greeting %q, want up", name, got)
 		}
@@ -220,8 +203,8 @@ func TestReloadRemovesListenerSeries(t *testing.T) {
 	if err := os.WriteFile(path, []byte(head+keep+"\n"), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	if r := runNetd(t, nil, "reload", "-c", path); r.code != 0 {
-		t.Fatalf("netd reload: exit %d\n%s%s", r.code, r.stdout, r.stderr)
+	if r := testutil.RunNetd(t, nil, "reload", "-c", path); r.Code != 0 {
+		t.Fatalf("netd reload: exit %d\n%s%s", r.Code, r.Stdout, r.Stderr)
 	}
 	_, after := httpGet(t, base+"/metrics")
 	if v := metricValue(t, after, `netd_reloads_total{result="ok"}`); v != 1 {

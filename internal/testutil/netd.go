@@ -96,6 +96,17 @@ func run(cmd *exec.Cmd, bound time.Duration) error {
 	}
 }
 
+// WriteConfig writes text to a file name in a new temporary directory of
+// t and returns its path.
+func WriteConfig(t testing.TB, name, text string) string {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), name)
+	if err := os.WriteFile(path, []byte(text), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return path
+}
+
 // Result is what a finished netd command printed and returned.
 type Result struct {
 	Code           int
@@ -148,10 +159,18 @@ type Daemon struct {
 	code int
 }
 
-// StartDaemon runs `netd serve args...` in the working directory dir (""
-// is the test's) with env added to the test's environment, and waits for
-// its "listening" line. The daemon is stopped (Stop) when t ends.
-func StartDaemon(t testing.TB, dir string, env []string, args ...string) *Daemon {
+// StartDaemon runs `netd serve args...` with env added to the test's
+// environment, and waits for its "listening" line, from which it learns
+// every listener's bound address. The daemon is stopped (Stop) when t
+// ends.
+func StartDaemon(t testing.TB, env []string, args ...string) *Daemon {
+	t.Helper()
+	return StartDaemonIn(t, "", env, args...)
+}
+
+// StartDaemonIn is StartDaemon in the working directory dir ("" is the
+// test's).
+func StartDaemonIn(t testing.TB, dir string, env []string, args ...string) *Daemon {
 	t.Helper()
 	d := &Daemon{t: t, Addrs: map[string]string{}, done: make(chan struct{})}
 	d.cmd = exec.Command(Netd(t), append([]string{"serve"}, args...)...)
