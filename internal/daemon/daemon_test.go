@@ -5,6 +5,7 @@ import (
 	"context"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"syscall"
 	"testing"
@@ -20,19 +21,8 @@ func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
 // that line and every line after it.
 func waitLog(t *testing.T, log *testutil.SyncBuffer, substr string) []string {
 	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		lines := strings.Split(strings.TrimSuffix(log.String(), "\n"), "\n")
-		for i, l := range lines {
-			if strings.Contains(l, substr) {
-				return lines[i:]
-			}
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("no log line with %q:\n%s", substr, log.String())
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
+	m := testutil.WaitLog(t, log, regexp.MustCompile(`(?m)^.*`+regexp.QuoteMeta(substr)+`(?s:.*)`), 0)
+	return strings.Split(strings.TrimSuffix(m[0], "\n"), "\n")
 }
 
 // TestFindSource: -c names the config as given; without it ./netd.yaml

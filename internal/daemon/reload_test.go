@@ -5,7 +5,6 @@ import (
 	"io"
 	"net"
 	"os"
-	"path/filepath"
 	"sort"
 	"strings"
 	"testing"
@@ -22,10 +21,7 @@ import (
 // process), so that a test can reload it and read its metrics registry.
 func startTestDaemon(t *testing.T, config string) (*Daemon, string) {
 	t.Helper()
-	path := filepath.Join(t.TempDir(), "netd.yaml")
-	if err := os.WriteFile(path, []byte(config), 0o644); err != nil {
-		t.Fatal(err)
-	}
+	path := testutil.WriteConfig(t, "netd.yaml", config)
 	return startSource(t, Source{Path: path}, io.Discard), path
 }
 
