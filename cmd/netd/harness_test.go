@@ -3,11 +3,15 @@ package main_test
 import (
 	"testing"
 
+	"go.uber.org/goleak"
+
 	"github.com/netd/netd/internal/testutil"
 )
 
 // TestMain runs the end-to-end tests against the real binary, which
-// testutil.Netd builds on first use; testutil.Exit removes it.
+// testutil.Netd builds on first use, and fails them when a goroutine of
+// the test (a log reader, a client, a peer's waiter) outlives them;
+// testutil.Exit then removes the build and exits.
 func TestMain(m *testing.M) {
-	testutil.Exit(m.Run())
+	goleak.VerifyTestMain(m, goleak.Cleanup(testutil.Exit))
 }
