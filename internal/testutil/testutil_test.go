@@ -7,7 +7,6 @@ import (
 	"path/filepath"
 	"regexp"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -29,36 +28,21 @@ func echoServer(t *testing.T, network string, mangle func([]byte) []byte) string
 	if err != nil {
 		t.Fatal(err)
 	}
-	var wg sync.WaitGroup
-	t.Cleanup(func() { l.Close(); wg.Wait() })
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
+	Serve(t, l, func(c net.Conn) {
+		buf := make([]byte, 4096)
 		for {
-			c, err := l.Accept()
+			n, err := c.Read(buf)
+			if n > 0 {
+				if _, werr := c.Write(mangle(buf[:n])); werr != nil {
+					return
+				}
+			}
 			if err != nil {
+				_ = HalfClose(c)
 				return
 			}
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				defer c.Close()
-				buf := make([]byte, 4096)
-				for {
-					n, err := c.Read(buf)
-					if n > 0 {
-						if _, werr := c.Write(mangle(buf[:n])); werr != nil {
-							return
-						}
-					}
-					if err != nil {
-						_ = HalfClose(c)
-						return
-					}
-				}
-			}()
 		}
-	}()
+	})
 	return network + "://" + l.Addr().String()
 }
 
