@@ -30,7 +30,7 @@ import (
 	"github.com/netd/netd/internal/testpki"
 	"github.com/netd/netd/internal/testutil"
 	"github.com/netd/netd/pkg/loop"
-	"github.com/netd/netd/pkg/modules/api"
+	"github.com/netd/netd/pkg/modules/apitest"
 	"github.com/netd/netd/pkg/modules/echo"
 )
 
@@ -48,7 +48,7 @@ func tlsServerConfig(tb testing.TB) (server, client *tls.Config) {
 func startNetdTLS(tb testing.TB, cfg *tls.Config) string {
 	tb.Helper()
 	mod := new(echo.Echo)
-	if err := mod.Provision(api.Setup{Listener: "bench", Network: "tcp"}); err != nil {
+	if err := apitest.Provision(tb, mod, "tcp", ""); err != nil {
 		tb.Fatal(err)
 	}
 	e, err := loop.New(loop.Config{Loops: 1})
