@@ -22,8 +22,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/netd/netd/internal/testutil"
 	"golang.org/x/sys/unix"
+
+	"github.com/netd/netd/internal/testutil"
 )
 
 // mustBeAlive fails the test when the daemon has exited.

@@ -12,8 +12,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/netd/netd/internal/testutil"
 	"go.uber.org/goleak"
+
+	"github.com/netd/netd/internal/testutil"
 )
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
