@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"strings"
 	"testing"
+
+	"github.com/netd/netd/internal/testutil"
 )
 
 // TestLocalhostInAnyCase: an address that netd validate accepts, netd
@@ -13,7 +15,7 @@ import (
 func TestLocalhostInAnyCase(t *testing.T) {
 	up := startUpstream(t, "up", nil)
 	_, port, _ := strings.Cut(up.l.Addr().String(), ":")
-	path := writeConfig(t, "netd.yaml", fmt.Sprintf(`listeners:
+	path := testutil.WriteConfig(t, "netd.yaml", fmt.Sprintf(`listeners:
   - name: echo
     address: tcp://LOCALHOST:0
     module: echo
@@ -23,21 +25,21 @@ func TestLocalhostInAnyCase(t *testing.T) {
     options:
       upstreams: [tcp://Localhost:%s]
 `, port))
-	r := runNetd(t, nil, "validate", "-c", path)
-	if r.code != 0 {
-		t.Fatalf("validate: exit %d\n%s%s", r.code, r.stdout, r.stderr)
+	r := testutil.RunNetd(t, nil, "validate", "-c", path)
+	if r.Code != 0 {
+		t.Fatalf("validate: exit %d\n%s%s", r.Code, r.Stdout, r.Stderr)
 	}
-	d := startDaemon(t, nil, "-c", path)
-	if a := d.addrs["echo"]; !strings.HasPrefix(a, "tcp://127.0.0.1:") {
+	d := testutil.StartDaemon(t, nil, "-c", path)
+	if a := d.Addrs["echo"]; !strings.HasPrefix(a, "tcp://127.0.0.1:") {
 		t.Errorf("echo listens on %q, want tcp://127.0.0.1:PORT", a)
 	}
-	if a := d.addrs["proxy"]; !strings.HasPrefix(a, "tcp6://[::1]:") {
+	if a := d.Addrs["proxy"]; !strings.HasPrefix(a, "tcp6://[::1]:") {
 		t.Errorf("proxy listens on %q, want tcp6://[::1]:PORT", a)
 	}
-	roundTrip(t, d.dial("echo"), "hello\n")
-	c := d.dial("proxy")
+	testutil.RoundTrip(t, d.Dial("echo"), "hello\n")
+	c := d.Dial("proxy")
 	if got := readLine(t, c); got != "up" {
 		t.Fatalf("through the proxy: greeting %q, want up", got)
 	}
-	roundTrip(t, c, "hello\n")
+	testutil.RoundTrip(t, c, "hello\n")
 }

@@ -16,6 +16,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/netd/netd/internal/testutil"
 )
 
 // adminDo sends one request to an admin endpoint, over TCP (addr is
@@ -65,9 +67,9 @@ func TestAdminUnixSocket(t *testing.T) {
 		}
 	}
 	cfg := fmt.Sprintf("admin:\n  address: unix://%s\n  mode: \"0660\"\n  reload: true%s\nlisteners:\n  - {name: e, address: 'tcp://127.0.0.1:0', module: echo}\n", sock, owner)
-	path := writeConfig(t, "netd.yaml", cfg)
-	d := startDaemon(t, nil, "-c", path)
-	if got := d.addrs["admin"]; got != "unix://"+sock {
+	path := testutil.WriteConfig(t, "netd.yaml", cfg)
+	d := testutil.StartDaemon(t, nil, "-c", path)
+	if got := d.Addrs["admin"]; got != "unix://"+sock {
 		t.Errorf("listening line: admin=%q, want unix://%s", got, sock)
 	}
 	st, err := os.Lstat(sock)
@@ -81,15 +83,15 @@ func TestAdminUnixSocket(t *testing.T) {
 	if code, body := adminDo(t, "unix://"+sock, "GET", "/readyz", "", ""); code != 200 {
 		t.Fatalf("readyz over the unix socket: %d %q", code, body)
 	}
-	r := runNetd(t, nil, "reload", "-c", path)
-	if r.code != 0 || !strings.Contains(r.stdout, "reloaded") {
-		t.Fatalf("netd reload -c over a unix socket: exit %d\n%s%s", r.code, r.stdout, r.stderr)
+	r := testutil.RunNetd(t, nil, "reload", "-c", path)
+	if r.Code != 0 || !strings.Contains(r.Stdout, "reloaded") {
+		t.Fatalf("netd reload -c over a unix socket: exit %d\n%s%s", r.Code, r.Stdout, r.Stderr)
 	}
 	_, text := adminDo(t, "unix://"+sock, "GET", "/metrics", "", "")
 	if v := metricValue(t, text, `netd_reloads_total{result="ok"}`); v != 1 {
 		t.Errorf("reloads ok = %v, want 1", v)
 	}
-	d.stop()
+	d.Stop()
 	if _, err := os.Lstat(sock); !os.IsNotExist(err) {
 		t.Errorf("admin socket file left after a clean stop: %v", err)
 	}
@@ -99,10 +101,10 @@ func TestAdminUnixSocket(t *testing.T) {
 // rebound its name to 127.0.0.1 sends Host: evil.example and Origin:
 // http://evil.example; the admin endpoint refuses both, and no reload runs.
 func TestAdminRefusesRebinding(t *testing.T) {
-	port := freePort(t)
+	port := testutil.FreePort(t)
 	admin := fmt.Sprintf("127.0.0.1:%d", port)
 	cfg := fmt.Sprintf("admin:\n  address: %s\n  reload: true\nlisteners:\n  - {name: e, address: 'tcp://127.0.0.1:0', module: echo}\n", admin)
-	startDaemon(t, nil, "-c", writeConfig(t, "netd.yaml", cfg))
+	testutil.StartDaemon(t, nil, "-c", testutil.WriteConfig(t, "netd.yaml", cfg))
 	evilHost := fmt.Sprintf("evil.example:%d", port)
 	for _, tc := range []struct {
 		method, path, host, origin string
@@ -127,17 +129,17 @@ func TestAdminRefusesRebinding(t *testing.T) {
 // refused with a message saying how to enable it, and `netd reload -c`
 // says so without asking the daemon.
 func TestReloadDisabledByDefault(t *testing.T) {
-	port := freePort(t)
+	port := testutil.FreePort(t)
 	admin := fmt.Sprintf("127.0.0.1:%d", port)
 	cfg := fmt.Sprintf("admin:\n  address: %s\nlisteners:\n  - {name: e, address: 'tcp://127.0.0.1:0', module: echo}\n", admin)
-	path := writeConfig(t, "netd.yaml", cfg)
-	startDaemon(t, nil, "-c", path)
+	path := testutil.WriteConfig(t, "netd.yaml", cfg)
+	testutil.StartDaemon(t, nil, "-c", path)
 	if code, body := adminDo(t, admin, "POST", "/-/reload", "", ""); code != 403 || !strings.Contains(body, "admin.reload: true") {
 		t.Errorf("POST /-/reload without admin.reload: %d %q, want 403 naming admin.reload", code, body)
 	}
-	r := runNetd(t, nil, "reload", "-c", path)
-	if r.code != 1 || !strings.Contains(r.stderr, "disabled") || !strings.Contains(r.stderr, path) {
-		t.Errorf("netd reload -c with reload disabled: exit %d, %q", r.code, r.stderr)
+	r := testutil.RunNetd(t, nil, "reload", "-c", path)
+	if r.Code != 1 || !strings.Contains(r.Stderr, "disabled") || !strings.Contains(r.Stderr, path) {
+		t.Errorf("netd reload -c with reload disabled: exit %d, %q", r.Code, r.Stderr)
 	}
 	_, text := adminDo(t, admin, "GET", "/metrics", "", "")
 	if strings.Contains(text, `netd_reloads_total{result="ok"} 1`) {
@@ -227,7 +229,7 @@ func TestUpgradeWithAdmin(t *testing.T) {
 	dir := t.TempDir()
 	sock := filepath.Join(dir, "admin.sock")
 	cfg := fmt.Sprintf("shutdown_timeout: 5s\nadmin:\n  address: unix://%s\nlisteners:\n  - {name: e, address: 'tcp://127.0.0.1:0', module: echo}\n", sock)
-	u := startUpgrading(t, exec.Command(netdBin, "serve", "-c", writeConfig(t, "netd.yaml", cfg)))
+	u := startUpgrading(t, exec.Command(testutil.Netd(t), "serve", "-c", testutil.WriteConfig(t, "netd.yaml", cfg)))
 	admin := "unix://" + sock
 	if code, body := adminDo(t, admin, "GET", "/healthz", "", ""); code != 200 {
 		t.Fatalf("admin before the upgrade: %d %q", code, body)
@@ -274,7 +276,7 @@ func worldDir(t *testing.T) string {
 // copyBinary copies netd to dir/netd, executable by anyone.
 func copyBinary(t *testing.T, dir string) string {
 	t.Helper()
-	b, err := os.ReadFile(netdBin)
+	b, err := os.ReadFile(testutil.Netd(t))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -303,7 +305,7 @@ func TestUpgradeExecPath(t *testing.T) {
 	bin := copyBinary(t, started)
 	copyBinary(t, other)
 	cfg := "shutdown_timeout: 5s\nlisteners:\n  - {name: e, address: 'tcp://127.0.0.1:0', module: echo}\n"
-	path := writeConfig(t, "netd.yaml", cfg)
+	path := testutil.WriteConfig(t, "netd.yaml", cfg)
 	cmd := &exec.Cmd{Path: bin, Args: []string{"netd", "serve", "-c", path}, Dir: cwd}
 	cmd.Env = append(os.Environ(), "PATH="+other)
 	u := startUpgrading(t, cmd)
@@ -361,7 +363,7 @@ func TestUpgradeAsUser(t *testing.T) {
 		}
 		defer c.Close()
 		_ = c.SetDeadline(time.Now().Add(10 * time.Second))
-		roundTrip(t, c, when+"\n")
+		testutil.RoundTrip(t, c, when+"\n")
 	}
 	echo("before")
 	newPID := u.upgrade()

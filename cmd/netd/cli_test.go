@@ -6,6 +6,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/netd/netd/internal/testutil"
 )
 
 // TestCompletion: `netd completion SHELL` prints a script that hands
@@ -22,12 +24,12 @@ func TestCompletion(t *testing.T) {
 	}
 	for _, tc := range shells {
 		t.Run(tc.shell, func(t *testing.T) {
-			r := runNetd(t, nil, "completion", tc.shell)
-			if r.code != 0 {
-				t.Fatalf("exit %d, stderr %q", r.code, r.stderr)
+			r := testutil.RunNetd(t, nil, "completion", tc.shell)
+			if r.Code != 0 {
+				t.Fatalf("exit %d, stderr %q", r.Code, r.Stderr)
 			}
-			if !strings.Contains(r.stdout, tc.registers) || !strings.Contains(r.stdout, "__complete") {
-				t.Fatalf("the script neither registers netd (%q) nor calls netd __complete:\n%.400s", tc.registers, r.stdout)
+			if !strings.Contains(r.Stdout, tc.registers) || !strings.Contains(r.Stdout, "__complete") {
+				t.Fatalf("the script neither registers netd (%q) nor calls netd __complete:\n%.400s", tc.registers, r.Stdout)
 			}
 			if tc.shell != "bash" {
 				return
@@ -38,7 +40,7 @@ func TestCompletion(t *testing.T) {
 				return
 			}
 			script := filepath.Join(t.TempDir(), "netd.bash")
-			if err := os.WriteFile(script, []byte(r.stdout), 0o644); err != nil {
+			if err := os.WriteFile(script, []byte(r.Stdout), 0o644); err != nil {
 				t.Fatal(err)
 			}
 			if out, err := exec.Command(bash, "-n", script).CombinedOutput(); err != nil {
@@ -47,14 +49,14 @@ func TestCompletion(t *testing.T) {
 		})
 	}
 	t.Run("the binary completes", func(t *testing.T) {
-		r := runNetd(t, nil, "__complete", "ser")
-		if r.code != 0 || !strings.Contains(r.stdout, "serve\t") || strings.Contains(r.stdout, "validate") {
-			t.Fatalf("exit %d, stdout %q, stderr %q", r.code, r.stdout, r.stderr)
+		r := testutil.RunNetd(t, nil, "__complete", "ser")
+		if r.Code != 0 || !strings.Contains(r.Stdout, "serve\t") || strings.Contains(r.Stdout, "validate") {
+			t.Fatalf("exit %d, stdout %q, stderr %q", r.Code, r.Stdout, r.Stderr)
 		}
 	})
 	t.Run("unknown shell", func(t *testing.T) {
-		if r := runNetd(t, nil, "completion", "nosuch"); r.code != 2 || !strings.Contains(r.stderr, "nosuch") {
-			t.Fatalf("exit %d, want 2; stderr %q", r.code, r.stderr)
+		if r := testutil.RunNetd(t, nil, "completion", "nosuch"); r.Code != 2 || !strings.Contains(r.Stderr, "nosuch") {
+			t.Fatalf("exit %d, want 2; stderr %q", r.Code, r.Stderr)
 		}
 	})
 }
@@ -65,7 +67,7 @@ func TestCompletion(t *testing.T) {
 // tested in internal/daemon.)
 func TestListeningNamesConfig(t *testing.T) {
 	const cfg = "listeners:\n  - name: e\n    address: tcp://127.0.0.1:0\n    module: echo\n"
-	given := writeConfig(t, "given.yaml", cfg)
+	given := testutil.WriteConfig(t, "given.yaml", cfg)
 	local := t.TempDir()
 	if err := os.WriteFile(filepath.Join(local, "netd.yaml"), []byte(cfg), 0o644); err != nil {
 		t.Fatal(err)
@@ -81,10 +83,10 @@ func TestListeningNamesConfig(t *testing.T) {
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			d := startDaemonIn(t, tc.dir, nil, tc.args...)
-			roundTrip(t, d.dial("e"), "served\n")
+			d := testutil.StartDaemonIn(t, tc.dir, nil, tc.args...)
+			testutil.RoundTrip(t, d.Dial("e"), "served\n")
 			var line string
-			for _, l := range strings.Split(d.logText(), "\n") {
+			for _, l := range strings.Split(d.Log(), "\n") {
 				if strings.Contains(l, "listening") {
 					line = l
 				}

@@ -16,6 +16,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/netd/netd/internal/testutil"
 )
 
 const fourListeners = `
@@ -43,16 +45,16 @@ listeners:
 
 func fourListenerConfig(t *testing.T) string {
 	dir := t.TempDir()
-	return writeConfig(t, "netd.yaml", strings.ReplaceAll(fourListeners, "DIR", dir))
+	return testutil.WriteConfig(t, "netd.yaml", strings.ReplaceAll(fourListeners, "DIR", dir))
 }
 
 // TestServeEveryListener: line echo over TCP and unix with fragmentation,
 // binary bytes and half-close; raw echo; UDP datagrams.
 func TestServeEveryListener(t *testing.T) {
-	d := startDaemon(t, nil, "-c", fourListenerConfig(t))
+	d := testutil.StartDaemon(t, nil, "-c", fourListenerConfig(t))
 	for _, name := range []string{"line", "sock"} {
 		t.Run(name, func(t *testing.T) {
-			c := d.dial(name)
+			c := d.Dial(name)
 			want := "first\nsec\x00ond \xff\xfe\r\nthird\nunterminated tail"
 			for i := 0; i < len(want); i += 3 {
 				end := min(i+3, len(want))
@@ -60,7 +62,7 @@ func TestServeEveryListener(t *testing.T) {
 					t.Fatal(err)
 				}
 			}
-			closeWrite(t, c)
+			testutil.CloseWrite(t, c)
 			got, err := io.ReadAll(c)
 			if err != nil {
 				t.Fatal(err)
@@ -71,11 +73,11 @@ func TestServeEveryListener(t *testing.T) {
 		})
 	}
 	t.Run("raw", func(t *testing.T) {
-		c := d.dial("raw")
-		roundTrip(t, c, "no newline needed")
+		c := d.Dial("raw")
+		testutil.RoundTrip(t, c, "no newline needed")
 	})
 	t.Run("udp", func(t *testing.T) {
-		c := d.dial("dgram")
+		c := d.Dial("dgram")
 		buf := make([]byte, 100)
 		for _, msg := range []string{"datagram one", "two\n"} {
 			if _, err := io.WriteString(c, msg); err != nil {
@@ -87,9 +89,9 @@ func TestServeEveryListener(t *testing.T) {
 			}
 		}
 	})
-	d.signal(syscall.SIGTERM)
-	if code := d.wait(15 * time.Second); code != 0 {
-		t.Fatalf("exit code after SIGTERM = %d, want 0\n%s", code, d.logText())
+	d.Signal(syscall.SIGTERM)
+	if code := d.Wait(15 * time.Second); code != 0 {
+		t.Fatalf("exit code after SIGTERM = %d, want 0\n%s", code, d.Log())
 	}
 }
 
@@ -121,23 +123,23 @@ func TestExampleConfigs(t *testing.T) {
 			text := port.ReplaceAllString(string(src), "$1:0")
 			text = sock.ReplaceAllString(text, "unix://"+dir+"/$2")
 			text = admin.ReplaceAllString(text, "${1}127.0.0.1:0")
-			path := writeConfig(t, filepath.Base(f), text)
-			r := runNetd(t, nil, "validate", "-c", path)
-			if r.code != 0 {
-				t.Fatalf("validate: exit %d\n%s%s", r.code, r.stdout, r.stderr)
+			path := testutil.WriteConfig(t, filepath.Base(f), text)
+			r := testutil.RunNetd(t, nil, "validate", "-c", path)
+			if r.Code != 0 {
+				t.Fatalf("validate: exit %d\n%s%s", r.Code, r.Stdout, r.Stderr)
 			}
 			// validate names each listener's module: "name (address, module)".
 			modules := map[string]string{}
-			for _, m := range regexp.MustCompile(`([^ ,:]+) \([^,]+, ([^)]+)\)`).FindAllStringSubmatch(r.stdout, -1) {
+			for _, m := range regexp.MustCompile(`([^ ,:]+) \([^,]+, ([^)]+)\)`).FindAllStringSubmatch(r.Stdout, -1) {
 				modules[m[1]] = m[2]
 			}
-			d := startDaemon(t, nil, "-c", path)
-			delete(d.addrs, "admin") // in the listening line, not a listener
-			if len(d.addrs) == 0 || len(d.addrs) != len(modules) {
-				t.Fatalf("%d listeners running, %d validated: %v %v", len(d.addrs), len(modules), d.addrs, modules)
+			d := testutil.StartDaemon(t, nil, "-c", path)
+			delete(d.Addrs, "admin") // in the listening line, not a listener
+			if len(d.Addrs) == 0 || len(d.Addrs) != len(modules) {
+				t.Fatalf("%d listeners running, %d validated: %v %v", len(d.Addrs), len(modules), d.Addrs, modules)
 			}
-			for name, addr := range d.addrs {
-				c := d.dial(name)
+			for name, addr := range d.Addrs {
+				c := d.Dial(name)
 				if modules[name] != "echo" {
 					continue // each other module has its own end-to-end test; here it must only be up
 				}
@@ -152,7 +154,7 @@ func TestExampleConfigs(t *testing.T) {
 					}
 					continue
 				}
-				roundTrip(t, c, "ping\n")
+				testutil.RoundTrip(t, c, "ping\n")
 			}
 		})
 	}
@@ -161,13 +163,13 @@ func TestExampleConfigs(t *testing.T) {
 // TestYAMLAndHCLTwinsServeAlike: the shipped pair validates to the same
 // listeners.
 func TestYAMLAndHCLTwinsServeAlike(t *testing.T) {
-	y := runNetd(t, nil, "validate", "-c", "../../configs/netd.yaml")
-	h := runNetd(t, nil, "validate", "-c", "../../configs/netd.hcl")
-	if y.code != 0 || h.code != 0 {
-		t.Fatalf("validate: yaml %d %s, hcl %d %s", y.code, y.stderr, h.code, h.stderr)
+	y := testutil.RunNetd(t, nil, "validate", "-c", "../../configs/netd.yaml")
+	h := testutil.RunNetd(t, nil, "validate", "-c", "../../configs/netd.hcl")
+	if y.Code != 0 || h.Code != 0 {
+		t.Fatalf("validate: yaml %d %s, hcl %d %s", y.Code, y.Stderr, h.Code, h.Stderr)
 	}
-	_, ys, _ := strings.Cut(y.stdout, ": ")
-	_, hs, _ := strings.Cut(h.stdout, ": ")
+	_, ys, _ := strings.Cut(y.Stdout, ": ")
+	_, hs, _ := strings.Cut(h.Stdout, ": ")
 	if ys != hs {
 		t.Fatalf("the twins differ:\nyaml: %s\nhcl:  %s", ys, hs)
 	}
@@ -176,7 +178,7 @@ func TestYAMLAndHCLTwinsServeAlike(t *testing.T) {
 // TestManyClients: 200 concurrent clients with random fragmentation,
 // verified byte for byte against the real daemon.
 func TestManyClients(t *testing.T) {
-	d := startDaemon(t, nil, "-c", fourListenerConfig(t))
+	d := testutil.StartDaemon(t, nil, "-c", fourListenerConfig(t))
 	var wg sync.WaitGroup
 	errs := make(chan error, 200)
 	for i := 0; i < 200; i++ {
@@ -184,7 +186,7 @@ func TestManyClients(t *testing.T) {
 		if i%4 == 0 {
 			name = "sock"
 		}
-		c := d.dial(name)
+		c := d.Dial(name)
 		wg.Add(1)
 		go func(c net.Conn, seed int64) {
 			defer wg.Done()
@@ -200,6 +202,8 @@ func TestManyClients(t *testing.T) {
 	}
 }
 
+// fragmentedSession sends 30 random lines in fragments of up to 64 bytes
+// (testutil.Session) and checks that they all come back.
 func fragmentedSession(c net.Conn, seed int64) error {
 	rng := rand.New(rand.NewSource(seed))
 	var want bytes.Buffer
@@ -210,36 +214,18 @@ func fragmentedSession(c net.Conn, seed int64) error {
 		want.Write(line)
 		want.WriteByte('\n')
 	}
-	got := make(chan []byte, 1)
-	go func() {
-		b, _ := io.ReadAll(c)
-		got <- b
-	}()
-	for rest := want.Bytes(); len(rest) > 0; {
-		n := min(1+rng.Intn(64), len(rest))
-		if _, err := c.Write(rest[:n]); err != nil {
-			return err
-		}
-		rest = rest[n:]
-	}
-	if err := c.(interface{ CloseWrite() error }).CloseWrite(); err != nil {
-		return err
-	}
-	if b := <-got; !bytes.Equal(b, want.Bytes()) {
-		return fmt.Errorf("seed %d: got %d bytes, want %d", seed, len(b), want.Len())
-	}
-	return nil
+	return testutil.Session(c, want.Bytes(), want.Bytes(), seed, 64)
 }
 
 // TestSIGTERMWithDataInFlight: what clients sent before SIGTERM comes
 // back, and the daemon exits 0.
 func TestSIGTERMWithDataInFlight(t *testing.T) {
-	d := startDaemon(t, nil, "-c", fourListenerConfig(t))
+	d := testutil.StartDaemon(t, nil, "-c", fourListenerConfig(t))
 	var conns []net.Conn
 	want := bytes.Repeat([]byte("in flight line\n"), 2000)
 	for i := 0; i < 8; i++ {
-		c := d.dial("line")
-		roundTrip(t, c, "warm\n")
+		c := d.Dial("line")
+		testutil.RoundTrip(t, c, "warm\n")
 		conns = append(conns, c)
 	}
 	results := make(chan error, len(conns))
@@ -255,13 +241,13 @@ func TestSIGTERMWithDataInFlight(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	partial := d.dial("line")
-	roundTrip(t, partial, "abc\n")
+	partial := d.Dial("line")
+	testutil.RoundTrip(t, partial, "abc\n")
 	if _, err := io.WriteString(partial, "unterminated"); err != nil {
 		t.Fatal(err)
 	}
 	time.Sleep(100 * time.Millisecond)
-	d.signal(syscall.SIGTERM)
+	d.Signal(syscall.SIGTERM)
 	if got, err := io.ReadAll(partial); err != nil || string(got) != "unterminated" {
 		t.Errorf("partial line on drain: got %q, %v; want it back", got, err)
 	}
@@ -273,8 +259,8 @@ func TestSIGTERMWithDataInFlight(t *testing.T) {
 	for _, c := range conns {
 		c.Close()
 	}
-	if code := d.wait(15 * time.Second); code != 0 {
-		t.Fatalf("exit code %d, want 0\n%s", code, d.logText())
+	if code := d.Wait(15 * time.Second); code != 0 {
+		t.Fatalf("exit code %d, want 0\n%s", code, d.Log())
 	}
 }
 
@@ -282,11 +268,11 @@ func TestSIGTERMWithDataInFlight(t *testing.T) {
 // connection, with a warning; a client that vanishes with echoes queued
 // and one that resets do not disturb the others.
 func TestMisbehavingClients(t *testing.T) {
-	d := startDaemon(t, nil, "-c", fourListenerConfig(t))
-	good := d.dial("sock")
-	roundTrip(t, good, "before\n")
+	d := testutil.StartDaemon(t, nil, "-c", fourListenerConfig(t))
+	good := d.Dial("sock")
+	testutil.RoundTrip(t, good, "before\n")
 
-	long := d.dial("sock")
+	long := d.Dial("sock")
 	if _, err := long.Write(append([]byte("ok\n"), bytes.Repeat([]byte("z"), 5000)...)); err != nil {
 		t.Fatal(err)
 	}
@@ -296,24 +282,24 @@ func TestMisbehavingClients(t *testing.T) {
 	}
 
 	for i := 0; i < 20; i++ {
-		c := d.dial("line")
+		c := d.Dial("line")
 		_, _ = c.Write(bytes.Repeat([]byte("vanish\n"), 10000))
 		if i%2 == 0 {
 			_ = c.(*net.TCPConn).SetLinger(0) // reset instead of FIN
 		}
 		c.Close()
 	}
-	roundTrip(t, good, "after\n")
-	roundTrip(t, d.dial("line"), "new client\n")
+	testutil.RoundTrip(t, good, "after\n")
+	testutil.RoundTrip(t, d.Dial("line"), "new client\n")
 	deadline := time.Now().Add(5 * time.Second)
-	for !strings.Contains(d.logText(), "line too long") && time.Now().Before(deadline) {
+	for !strings.Contains(d.Log(), "line too long") && time.Now().Before(deadline) {
 		time.Sleep(20 * time.Millisecond)
 	}
-	if !strings.Contains(d.logText(), "line too long") {
-		t.Fatalf("no warning about the over-long line in the log:\n%s", d.logText())
+	if !strings.Contains(d.Log(), "line too long") {
+		t.Fatalf("no warning about the over-long line in the log:\n%s", d.Log())
 	}
-	if strings.Contains(d.logText(), "panic") || strings.Contains(d.logText(), "goroutine ") {
-		t.Fatalf("the log shows a panic:\n%s", d.logText())
+	if strings.Contains(d.Log(), "panic") || strings.Contains(d.Log(), "goroutine ") {
+		t.Fatalf("the log shows a panic:\n%s", d.Log())
 	}
 }
 
@@ -341,25 +327,25 @@ func TestStartupErrors(t *testing.T) {
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			path := writeConfig(t, "netd.yaml", tc.config)
-			r := runNetd(t, nil, "serve", "-c", path)
-			if r.code != 1 {
-				t.Fatalf("exit %d, want 1\n%s", r.code, r.stderr)
+			path := testutil.WriteConfig(t, "netd.yaml", tc.config)
+			r := testutil.RunNetd(t, nil, "serve", "-c", path)
+			if r.Code != 1 {
+				t.Fatalf("exit %d, want 1\n%s", r.Code, r.Stderr)
 			}
 			for _, w := range tc.want {
-				if !strings.Contains(r.stderr, w) {
-					t.Errorf("stderr lacks %q:\n%s", w, r.stderr)
+				if !strings.Contains(r.Stderr, w) {
+					t.Errorf("stderr lacks %q:\n%s", w, r.Stderr)
 				}
 			}
-			if strings.Contains(r.stderr, "goroutine ") || strings.Contains(r.stderr, "panic") {
-				t.Errorf("stack trace on stderr:\n%s", r.stderr)
+			if strings.Contains(r.Stderr, "goroutine ") || strings.Contains(r.Stderr, "panic") {
+				t.Errorf("stack trace on stderr:\n%s", r.Stderr)
 			}
 		})
 	}
 	t.Run("missing file", func(t *testing.T) {
-		r := runNetd(t, nil, "serve", "-c", "no/such/netd.yaml")
-		if r.code != 1 || !strings.Contains(r.stderr, "no/such/netd.yaml") {
-			t.Fatalf("exit %d, stderr %q; want 1 naming the file", r.code, r.stderr)
+		r := testutil.RunNetd(t, nil, "serve", "-c", "no/such/netd.yaml")
+		if r.Code != 1 || !strings.Contains(r.Stderr, "no/such/netd.yaml") {
+			t.Fatalf("exit %d, stderr %q; want 1 naming the file", r.Code, r.Stderr)
 		}
 	})
 }
@@ -378,17 +364,17 @@ func TestStaleUnixSocket(t *testing.T) {
 	if _, err := os.Stat(path); err != nil {
 		t.Fatalf("stale socket file missing: %v", err)
 	}
-	cfg := writeConfig(t, "netd.yaml", "listeners:\n  - name: s\n    address: unix://"+path+"\n    module: echo\n")
-	d := startDaemon(t, nil, "-c", cfg)
-	roundTrip(t, d.dial("s"), "hi\n")
+	cfg := testutil.WriteConfig(t, "netd.yaml", "listeners:\n  - name: s\n    address: unix://"+path+"\n    module: echo\n")
+	d := testutil.StartDaemon(t, nil, "-c", cfg)
+	testutil.RoundTrip(t, d.Dial("s"), "hi\n")
 
-	r := runNetd(t, nil, "serve", "-c", cfg)
-	if r.code != 1 || !strings.Contains(r.stderr, "in use") {
-		t.Fatalf("second daemon on a live socket: exit %d, stderr %q", r.code, r.stderr)
+	r := testutil.RunNetd(t, nil, "serve", "-c", cfg)
+	if r.Code != 1 || !strings.Contains(r.Stderr, "in use") {
+		t.Fatalf("second daemon on a live socket: exit %d, stderr %q", r.Code, r.Stderr)
 	}
-	roundTrip(t, d.dial("s"), "still mine\n")
-	d.signal(syscall.SIGINT)
-	if code := d.wait(15 * time.Second); code != 0 {
+	testutil.RoundTrip(t, d.Dial("s"), "still mine\n")
+	d.Signal(syscall.SIGINT)
+	if code := d.Wait(15 * time.Second); code != 0 {
 		t.Fatalf("exit %d", code)
 	}
 	if _, err := os.Stat(path); !os.IsNotExist(err) {
@@ -398,36 +384,36 @@ func TestStaleUnixSocket(t *testing.T) {
 
 func TestCommands(t *testing.T) {
 	t.Run("modules", func(t *testing.T) {
-		r := runNetd(t, nil, "modules")
-		if r.code != 0 || !regexp.MustCompile(`(?m)^echo\s+\S`).MatchString(r.stdout) {
-			t.Fatalf("exit %d, stdout %q", r.code, r.stdout)
+		r := testutil.RunNetd(t, nil, "modules")
+		if r.Code != 0 || !regexp.MustCompile(`(?m)^echo\s+\S`).MatchString(r.Stdout) {
+			t.Fatalf("exit %d, stdout %q", r.Code, r.Stdout)
 		}
 	})
 	t.Run("version", func(t *testing.T) {
-		r := runNetd(t, nil, "version")
-		if r.code != 0 || !strings.Contains(r.stdout, "netd ") || !strings.Contains(r.stdout, "go1.") {
-			t.Fatalf("exit %d, stdout %q", r.code, r.stdout)
+		r := testutil.RunNetd(t, nil, "version")
+		if r.Code != 0 || !strings.Contains(r.Stdout, "netd ") || !strings.Contains(r.Stdout, "go1.") {
+			t.Fatalf("exit %d, stdout %q", r.Code, r.Stdout)
 		}
 	})
 	t.Run("validate ok", func(t *testing.T) {
-		r := runNetd(t, nil, "validate", "-c", fourListenerConfig(t))
-		if r.code != 0 || strings.Count(r.stdout, "\n") != 1 || !strings.Contains(r.stdout, "4 listeners") {
-			t.Fatalf("exit %d, stdout %q, stderr %q", r.code, r.stdout, r.stderr)
+		r := testutil.RunNetd(t, nil, "validate", "-c", fourListenerConfig(t))
+		if r.Code != 0 || strings.Count(r.Stdout, "\n") != 1 || !strings.Contains(r.Stdout, "4 listeners") {
+			t.Fatalf("exit %d, stdout %q, stderr %q", r.Code, r.Stdout, r.Stderr)
 		}
 	})
 	t.Run("validate bad", func(t *testing.T) {
-		path := writeConfig(t, "bad.hcl", "listener \"a\" {\n  address = \"tcp://127.0.0.1\"\n  module = \"ecko\"\n}\n")
-		r := runNetd(t, nil, "validate", "-c", path)
-		if r.code != 1 {
-			t.Fatalf("exit %d, want 1", r.code)
+		path := testutil.WriteConfig(t, "bad.hcl", "listener \"a\" {\n  address = \"tcp://127.0.0.1\"\n  module = \"ecko\"\n}\n")
+		r := testutil.RunNetd(t, nil, "validate", "-c", path)
+		if r.Code != 1 {
+			t.Fatalf("exit %d, want 1", r.Code)
 		}
-		for _, line := range strings.Split(strings.TrimSpace(r.stderr), "\n") {
+		for _, line := range strings.Split(strings.TrimSpace(r.Stderr), "\n") {
 			if !regexp.MustCompile(`^` + regexp.QuoteMeta(path) + `:\d+:\d+: `).MatchString(line) {
 				t.Errorf("not FILE:LINE:COL: %q", line)
 			}
 		}
-		if !strings.Contains(r.stderr, "ecko") || !strings.Contains(r.stderr, "port") {
-			t.Errorf("stderr does not name both problems:\n%s", r.stderr)
+		if !strings.Contains(r.Stderr, "ecko") || !strings.Contains(r.Stderr, "port") {
+			t.Errorf("stderr does not name both problems:\n%s", r.Stderr)
 		}
 	})
 	usage := [][]string{
@@ -439,8 +425,8 @@ func TestCommands(t *testing.T) {
 	}
 	for _, args := range usage {
 		t.Run("usage "+strings.Join(args, " "), func(t *testing.T) {
-			if r := runNetd(t, nil, args...); r.code != 2 {
-				t.Fatalf("exit %d, want 2; stderr %q", r.code, r.stderr)
+			if r := testutil.RunNetd(t, nil, args...); r.Code != 2 {
+				t.Fatalf("exit %d, want 2; stderr %q", r.Code, r.Stderr)
 			}
 		})
 	}
@@ -450,7 +436,7 @@ func TestCommands(t *testing.T) {
 // logs are one object per line. The "listening" line is at info level.
 func TestLogSettingsPrecedence(t *testing.T) {
 	sockPath := filepath.Join(t.TempDir(), "q.sock")
-	quiet := writeConfig(t, "netd.yaml", "log:\n  level: warn\nlisteners:\n  - name: a\n    address: unix://"+sockPath+"\n    module: echo\n")
+	quiet := testutil.WriteConfig(t, "netd.yaml", "log:\n  level: warn\nlisteners:\n  - name: a\n    address: unix://"+sockPath+"\n    module: echo\n")
 	cases := []struct {
 		name     string
 		env      []string
@@ -475,11 +461,11 @@ func TestLogSettingsPrecedence(t *testing.T) {
 		})
 	}
 	t.Run("json", func(t *testing.T) {
-		d := startDaemon(t, []string{"NETD_LOG_FORMAT=json", "NETD_LOG_LEVEL=info"}, "-c", quiet)
-		roundTrip(t, d.dial("a"), "x\n")
-		d.signal(syscall.SIGTERM)
-		d.wait(15 * time.Second)
-		lines := strings.Split(strings.TrimSpace(d.logText()), "\n")
+		d := testutil.StartDaemon(t, []string{"NETD_LOG_FORMAT=json", "NETD_LOG_LEVEL=info"}, "-c", quiet)
+		testutil.RoundTrip(t, d.Dial("a"), "x\n")
+		d.Signal(syscall.SIGTERM)
+		d.Wait(15 * time.Second)
+		lines := strings.Split(strings.TrimSpace(d.Log()), "\n")
 		if len(lines) < 2 {
 			t.Fatalf("only %d log lines", len(lines))
 		}
@@ -503,9 +489,9 @@ type quietRun struct {
 // reports whether the info-level "listening" line appeared.
 func startDaemonOrLog(t *testing.T, sockPath string, env []string, args ...string) quietRun {
 	t.Helper()
-	cmd := exec.Command(netdBin, args...)
+	cmd := exec.Command(testutil.Netd(t), args...)
 	cmd.Env = append(os.Environ(), env...)
-	var errb syncBuffer
+	var errb testutil.SyncBuffer
 	cmd.Stderr = &errb
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
@@ -525,13 +511,7 @@ func startDaemonOrLog(t *testing.T, sockPath string, env []string, args ...strin
 		case <-time.After(20 * time.Millisecond):
 		}
 	}
-	_ = cmd.Process.Signal(syscall.SIGTERM)
-	select {
-	case <-done:
-	case <-time.After(15 * time.Second):
-		_ = cmd.Process.Kill()
-		<-done
-	}
+	testutil.Terminate(cmd.Process, done, testutil.StopGrace)
 	if !up {
 		t.Fatalf("netd never served %s:\n%s", sockPath, errb.String())
 	}
@@ -539,22 +519,4 @@ func startDaemonOrLog(t *testing.T, sockPath string, env []string, args ...strin
 		t.Fatalf("exit %d\n%s", code, errb.String())
 	}
 	return quietRun{sawListening: strings.Contains(errb.String(), "listening"), log: errb.String()}
-}
-
-// syncBuffer is a bytes.Buffer safe for a writer and a reader goroutine.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }

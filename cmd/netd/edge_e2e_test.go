@@ -16,6 +16,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/netd/netd/internal/testutil"
 )
 
 // dialFromIP connects to address from the local address ip.
@@ -32,11 +34,11 @@ func dialFromIP(t *testing.T, ip, address string) net.Conn {
 }
 
 // hostPort strips the scheme of a listener's address.
-func hostPort(t *testing.T, d *daemon, name string) string {
+func hostPort(t *testing.T, d *testutil.Daemon, name string) string {
 	t.Helper()
-	addr, ok := d.addrs[name]
+	addr, ok := d.Addrs[name]
 	if !ok {
-		t.Fatalf("no listener %q in %v", name, d.addrs)
+		t.Fatalf("no listener %q in %v", name, d.Addrs)
 	}
 	_, hp, _ := strings.Cut(addr, "://")
 	return hp
@@ -48,7 +50,7 @@ func hostPort(t *testing.T, d *daemon, name string) string {
 func TestHAProxySendProxyV2(t *testing.T) {
 	haproxy := lookProgram(t, "haproxy", "haproxy")
 	dir := t.TempDir()
-	cfg := writeConfig(t, "netd.yaml", `log: {level: info}
+	cfg := testutil.WriteConfig(t, "netd.yaml", `log: {level: info}
 listeners:
   - name: x
     address: tcp://127.0.0.1:0
@@ -59,8 +61,8 @@ listeners:
       command: /bin/sh
       args: [-c, 'echo "$TCPREMOTEIP $TCPREMOTEPORT"']
 `)
-	d := startDaemon(t, nil, "-c", cfg)
-	front := freePort(t)
+	d := testutil.StartDaemon(t, nil, "-c", cfg)
+	front := testutil.FreePort(t)
 	hcfg := fmt.Sprintf(`global
   maxconn 64
 defaults
@@ -100,10 +102,10 @@ backend be
 		}
 		local := c.LocalAddr().(*net.TCPAddr)
 		if want := fmt.Sprintf("%s %d\n", from, local.Port); string(b) != want {
-			t.Errorf("the child saw %q, want %q (HAProxy's client)\nhaproxy: %s\nnetd: %s", b, want, hp.out.String(), d.logText())
+			t.Errorf("the child saw %q, want %q (HAProxy's client)\nhaproxy: %s\nnetd: %s", b, want, hp.out.String(), d.Log())
 		}
 		if !pollLog(d, "remote="+from+":"+strconv.Itoa(local.Port)) {
-			t.Errorf("no access line for %s:%d:\n%s", from, local.Port, d.logText())
+			t.Errorf("no access line for %s:%d:\n%s", from, local.Port, d.Log())
 		}
 	}
 	// A client that reaches netd without HAProxy sends no header: refused.
@@ -115,10 +117,10 @@ backend be
 }
 
 // pollLog waits (bounded) for s to appear in the daemon's log.
-func pollLog(d *daemon, s string) bool {
+func pollLog(d *testutil.Daemon, s string) bool {
 	deadline := time.Now().Add(10 * time.Second)
 	for time.Now().Before(deadline) {
-		if strings.Contains(d.logText(), s) {
+		if strings.Contains(d.Log(), s) {
 			return true
 		}
 		time.Sleep(20 * time.Millisecond)
@@ -153,8 +155,8 @@ func procStat(t *testing.T, pid int) (rssKB int, cpu time.Duration) {
 // serving another source throughout, with bounded memory; every refusal is
 // counted, and the refusal lines are rate-limited.
 func TestRefusedFlood(t *testing.T) {
-	admin := freePort(t)
-	cfg := writeConfig(t, "netd.yaml", fmt.Sprintf(`log: {level: info}
+	admin := testutil.FreePort(t)
+	cfg := testutil.WriteConfig(t, "netd.yaml", fmt.Sprintf(`log: {level: info}
 admin: {address: "127.0.0.1:%d"}
 listeners:
   - name: guarded
@@ -162,7 +164,7 @@ listeners:
     module: echo
     deny: [127.0.0.2]
 `, admin))
-	d := startDaemon(t, nil, "-c", cfg)
+	d := testutil.StartDaemon(t, nil, "-c", cfg)
 	address := hostPort(t, d, "guarded")
 
 	good := dialFromIP(t, "127.0.0.1", address)
@@ -180,7 +182,7 @@ listeners:
 	ping(0)
 	// Warm up so that the baseline holds the runtime's usual heap.
 	floodDenied(t, address, 500)
-	rss0, cpu0 := procStat(t, d.pid())
+	rss0, cpu0 := procStat(t, d.PID())
 
 	const flood = 10000
 	stop := make(chan struct{})
@@ -212,7 +214,7 @@ listeners:
 	elapsed := time.Since(start)
 	close(stop)
 	wg.Wait()
-	rss1, cpu1 := procStat(t, d.pid())
+	rss1, cpu1 := procStat(t, d.PID())
 	ping(1) // still served after the flood
 
 	if pings.Load() == 0 {
@@ -232,7 +234,7 @@ listeners:
 	if got := metricValue(t, text, `netd_connections_refused_total{listener="guarded",reason="denied"}`); got != flood+500 {
 		t.Errorf("refused{denied} = %v, want %d", got, flood+500)
 	}
-	if n := strings.Count(d.logText(), "connection refused"); n > int(elapsed/time.Second)+5 {
+	if n := strings.Count(d.Log(), "connection refused"); n > int(elapsed/time.Second)+5 {
 		t.Errorf("%d refusal lines in %v: not rate-limited", n, elapsed)
 	}
 }

@@ -18,6 +18,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/netd/netd/internal/testutil"
 	"golang.org/x/sys/unix"
 )
 
@@ -51,7 +52,7 @@ func execChildFds(t *testing.T, admin, upgrade bool) {
 	}
 	defer strayR.Close()
 	defer strayW.Close()
-	port, adminPort := freePort(t), freePort(t)
+	port, adminPort := testutil.FreePort(t), testutil.FreePort(t)
 	adminCfg := ""
 	if admin {
 		adminCfg = fmt.Sprintf("admin:\n  address: 127.0.0.1:%d\n", adminPort)
@@ -71,7 +72,7 @@ func execChildFds(t *testing.T, admin, upgrade bool) {
       command: /bin/ls
       args: [/proc/self/fd]
 `, adminCfg, dir, port)
-	path := writeConfig(t, "netd.yaml", cfg)
+	path := testutil.WriteConfig(t, "netd.yaml", cfg)
 	logPath := filepath.Join(dir, "netd.log")
 	logFile, err := os.Create(logPath)
 	if err != nil {
@@ -80,7 +81,7 @@ func execChildFds(t *testing.T, admin, upgrade bool) {
 	defer logFile.Close()
 	// systemd's protocol: LISTEN_PID is netd's own pid, which the shell
 	// knows ($$) and keeps across its exec.
-	cmd := exec.Command("/bin/sh", "-c", `LISTEN_PID=$$ LISTEN_FDS=1 LISTEN_FDNAMES=act exec "$0" serve -c "$1"`, netdBin, path)
+	cmd := exec.Command("/bin/sh", "-c", `LISTEN_PID=$$ LISTEN_FDS=1 LISTEN_FDNAMES=act exec "$0" serve -c "$1"`, testutil.Netd(t), path)
 	cmd.Env = os.Environ()
 	cmd.ExtraFiles = []*os.File{actFile, strayR} // 3: the socket, 4: a stray
 	cmd.Stdout, cmd.Stderr = logFile, logFile    // a file: the upgraded process inherits it
@@ -142,7 +143,7 @@ func execChildFds(t *testing.T, admin, upgrade bool) {
 		}
 		defer a.Close()
 		_ = a.SetDeadline(time.Now().Add(20 * time.Second))
-		roundTrip(t, a, "activated\n")
+		testutil.RoundTrip(t, a, "activated\n")
 	}
 	oldPID := waitListening(1)
 	check(oldPID)
@@ -173,9 +174,9 @@ func TestExecStderr(t *testing.T) {
 	for _, mode := range []string{"log", "connection", "discard"} {
 		cfg += fmt.Sprintf("  - name: %s\n    address: tcp://127.0.0.1:0\n    module: exec\n    options:\n      command: /bin/sh\n      args: [-c, %q]\n      stderr: %s\n", mode, script, mode)
 	}
-	d := startDaemon(t, nil, "-c", writeConfig(t, "x.yaml", cfg))
+	d := testutil.StartDaemon(t, nil, "-c", testutil.WriteConfig(t, "x.yaml", cfg))
 	read := func(name string) string {
-		c := d.dial(name)
+		c := d.Dial(name)
 		defer c.Close()
 		b, err := io.ReadAll(c)
 		if err != nil {
@@ -192,9 +193,9 @@ func TestExecStderr(t *testing.T) {
 	if got := read("log"); got != "out\n" {
 		t.Errorf("log: client got %q", got)
 	}
-	waitLog(t, d, "child stderr")
-	waitNoChildren(t, d.pid(), 10*time.Second)
-	log := d.logText()
+	d.WaitLog(regexp.MustCompile(regexp.QuoteMeta("child stderr")), 0)
+	waitNoChildren(t, d.PID(), 10*time.Second)
+	log := d.Log()
 	if strings.Contains(log, "\x1b") {
 		t.Errorf("a terminal escape reached the log:\n%q", log)
 	}
@@ -233,15 +234,15 @@ func TestExecIdentityEnvironmentLimits(t *testing.T) {
       env_keep: [NETD_E2E_KEPT]
       rlimits: {nofile: 50}
 `
-	d := startDaemon(t, []string{"NETD_E2E_SECRET=s3cret", "NETD_E2E_KEPT=kept", "HOME=/root"}, "-c", writeConfig(t, "x.yaml", cfg))
-	c := d.dial("x")
+	d := testutil.StartDaemon(t, []string{"NETD_E2E_SECRET=s3cret", "NETD_E2E_KEPT=kept", "HOME=/root"}, "-c", testutil.WriteConfig(t, "x.yaml", cfg))
+	c := d.Dial("x")
 	b, err := io.ReadAll(c)
 	if err != nil {
 		t.Fatal(err)
 	}
 	got := strings.Split(strings.TrimSpace(string(b)), "\n")
 	if len(got) < 4 || got[0] != nobody.Uid || got[1] != nobody.Gid || got[2] != "50" {
-		t.Fatalf("child printed:\n%s\nwant uid %s, groups %s, nofile 50\n%s", b, nobody.Uid, nobody.Gid, d.logText())
+		t.Fatalf("child printed:\n%s\nwant uid %s, groups %s, nofile 50\n%s", b, nobody.Uid, nobody.Gid, d.Log())
 	}
 	env := map[string]string{}
 	for _, kv := range got[3:] {
@@ -256,7 +257,7 @@ func TestExecIdentityEnvironmentLimits(t *testing.T) {
 			t.Errorf("the child has %s", k)
 		}
 	}
-	waitNoChildren(t, d.pid(), 10*time.Second)
+	waitNoChildren(t, d.PID(), 10*time.Second)
 }
 
 // TestExecSetsidGrandchildDies: a child starts a grandchild that leaves
@@ -267,7 +268,7 @@ func TestExecIdentityEnvironmentLimits(t *testing.T) {
 func TestExecSetsidGrandchildDies(t *testing.T) {
 	d := execDaemon(t, `command: /bin/sh
 args: [-c, 'setsid sh -c "echo \$\$; exec sleep 300 >/dev/null" </dev/null 2>/dev/null & read go']`)
-	c := d.dial("x")
+	c := d.Dial("x")
 	defer c.Close()
 	pid, err := strconv.Atoi(readLine(t, c))
 	if err != nil {
@@ -281,11 +282,11 @@ args: [-c, 'setsid sh -c "echo \$\$; exec sleep 300 >/dev/null" </dev/null 2>/de
 		t.Fatal(err)
 	}
 	expectEOF(t, c, 10*time.Second)
-	if strings.Contains(d.logText(), "cannot get cgroups of their own") {
-		t.Skipf("netd cannot create cgroups here; the setsid grandchild is out of its reach (log:\n%s)", d.logText())
+	if strings.Contains(d.Log(), "cannot get cgroups of their own") {
+		t.Skipf("netd cannot create cgroups here; the setsid grandchild is out of its reach (log:\n%s)", d.Log())
 	}
 	waitGone(t, pid, 10*time.Second)
-	waitNoChildren(t, d.pid(), 10*time.Second)
+	waitNoChildren(t, d.PID(), 10*time.Second)
 }
 
 // TestValidateWarnsAboutExecAsRoot: netd validate, run as root, warns (on
@@ -296,13 +297,13 @@ func TestValidateWarnsAboutExecAsRoot(t *testing.T) {
 		t.Skip("the warning is for netd running as root")
 	}
 	cfg := "listeners:\n  - name: x\n    address: tcp://127.0.0.1:0\n    module: exec\n    options: {command: /bin/true%s}\n"
-	r := runNetd(t, nil, "validate", "-c", writeConfig(t, "root.yaml", fmt.Sprintf(cfg, "")))
-	if r.code != 0 || strings.Count(r.stderr, "children run as root") != 1 || !strings.Contains(r.stderr, "listener.x") {
-		t.Errorf("without user: exit %d, stderr %q", r.code, r.stderr)
+	r := testutil.RunNetd(t, nil, "validate", "-c", testutil.WriteConfig(t, "root.yaml", fmt.Sprintf(cfg, "")))
+	if r.Code != 0 || strings.Count(r.Stderr, "children run as root") != 1 || !strings.Contains(r.Stderr, "listener.x") {
+		t.Errorf("without user: exit %d, stderr %q", r.Code, r.Stderr)
 	}
-	r = runNetd(t, nil, "validate", "-c", writeConfig(t, "user.yaml", fmt.Sprintf(cfg, ", user: nobody")))
-	if r.code != 0 || strings.Contains(r.stderr, "root") {
-		t.Errorf("with user: exit %d, stderr %q", r.code, r.stderr)
+	r = testutil.RunNetd(t, nil, "validate", "-c", testutil.WriteConfig(t, "user.yaml", fmt.Sprintf(cfg, ", user: nobody")))
+	if r.Code != 0 || strings.Contains(r.Stderr, "root") {
+		t.Errorf("with user: exit %d, stderr %q", r.Code, r.Stderr)
 	}
 }
 
@@ -319,13 +320,13 @@ func TestExecUserAfterPrivilegeDrop(t *testing.T) {
 		t.Skip("no user nobody")
 	}
 	cfg := "user: nobody\nlisteners:\n  - name: x\n    address: tcp://127.0.0.1:0\n    module: exec\n    options: {command: /bin/sh, args: [-c, 'id -u'], user: %s}\n"
-	d := startDaemon(t, nil, "-c", writeConfig(t, "same.yaml", fmt.Sprintf(cfg, "nobody")))
-	b, err := io.ReadAll(d.dial("x"))
+	d := testutil.StartDaemon(t, nil, "-c", testutil.WriteConfig(t, "same.yaml", fmt.Sprintf(cfg, "nobody")))
+	b, err := io.ReadAll(d.Dial("x"))
 	if err != nil || strings.TrimSpace(string(b)) != nobody.Uid {
-		t.Errorf("child printed %q, %v; want uid %s\n%s", b, err, nobody.Uid, d.logText())
+		t.Errorf("child printed %q, %v; want uid %s\n%s", b, err, nobody.Uid, d.Log())
 	}
-	r := runNetd(t, nil, "serve", "-c", writeConfig(t, "other.yaml", fmt.Sprintf(cfg, "root")))
-	if r.code != 1 || !strings.Contains(r.stderr, "cannot start children as uid 0") {
-		t.Errorf("exec user root under a netd that dropped to nobody: exit %d\n%s", r.code, r.stderr)
+	r := testutil.RunNetd(t, nil, "serve", "-c", testutil.WriteConfig(t, "other.yaml", fmt.Sprintf(cfg, "root")))
+	if r.Code != 1 || !strings.Contains(r.Stderr, "cannot start children as uid 0") {
+		t.Errorf("exec user root under a netd that dropped to nobody: exit %d\n%s", r.Code, r.Stderr)
 	}
 }

@@ -23,28 +23,27 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/netd/netd/internal/testutil"
 )
 
-// daemonPID is the daemon's process ID.
-func daemonPID(d *daemon) int { return d.cmd.Process.Pid }
-
 // mustBeAlive fails the test when the daemon has exited.
-func mustBeAlive(t *testing.T, d *daemon) {
+func mustBeAlive(t *testing.T, d *testutil.Daemon) {
 	t.Helper()
 	select {
-	case <-d.done:
-		t.Fatalf("netd exited (code %d):\n%s", d.code, d.logText())
+	case <-d.Done():
+		t.Fatalf("netd exited (code %d):\n%s", d.Code(), d.Log())
 	default:
 	}
-	if err := d.cmd.Process.Signal(syscall.Signal(0)); err != nil {
+	if err := syscall.Kill(d.PID(), 0); err != nil {
 		t.Fatalf("netd is gone: %v", err)
 	}
 }
 
 // mustNotPanic fails the test when the log shows a panic or a stack trace.
-func mustNotPanic(t *testing.T, d *daemon) {
+func mustNotPanic(t *testing.T, d *testutil.Daemon) {
 	t.Helper()
-	log := d.logText()
+	log := d.Log()
 	for _, bad := range []string{"panic", "goroutine ", "SIGPIPE", "fatal error"} {
 		if strings.Contains(log, bad) {
 			t.Fatalf("the log shows %q:\n%s", bad, log)
@@ -145,18 +144,6 @@ func procFDs(t *testing.T, pid int) (count, highest int) {
 	return len(ents), highest
 }
 
-// pollUntil polls cond every 20ms until it holds or bound passes.
-func pollUntil(bound time.Duration, cond func() bool) bool {
-	deadline := time.Now().Add(bound)
-	for !cond() {
-		if time.Now().After(deadline) {
-			return false
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-	return true
-}
-
 // closedByDaemon reports whether the server closed c (EOF or reset)
 // within bound, reading and discarding whatever arrives first.
 func closedByDaemon(c net.Conn, bound time.Duration) error {
@@ -194,20 +181,20 @@ const mebibyte = 1 << 20
 // the client sends; a second client is served meanwhile. When the first
 // client reads at last, all 64 MiB come back in order: nothing was lost.
 func TestHostileNonReaderMemoryBounded(t *testing.T) {
-	cfg := writeConfig(t, "netd.yaml", "shutdown_timeout: 5s\nlisteners:\n  - name: line\n    address: tcp://127.0.0.1:0\n    module: echo\n")
-	d := startDaemon(t, nil, "-c", cfg)
+	cfg := testutil.WriteConfig(t, "netd.yaml", "shutdown_timeout: 5s\nlisteners:\n  - name: line\n    address: tcp://127.0.0.1:0\n    module: echo\n")
+	d := testutil.StartDaemon(t, nil, "-c", cfg)
 	// Warm up: the read buffers and the output chunk pool exist.
-	warm := d.dial("line")
+	warm := d.Dial("line")
 	for i := 0; i < 64; i++ {
-		roundTrip(t, warm, string(numberedLine(i)))
+		testutil.RoundTrip(t, warm, string(numberedLine(i)))
 	}
 	time.Sleep(200 * time.Millisecond)
-	base := procRSSKiB(t, daemonPID(d))
-	rss := startPeakRSS(t, daemonPID(d))
+	base := procRSSKiB(t, d.PID())
+	rss := startPeakRSS(t, d.PID())
 
 	const total = 64 * mebibyte
 	const lines = total / 1024
-	hog := d.dial("line")
+	hog := d.Dial("line")
 	_ = hog.SetDeadline(time.Time{})
 	var written atomic.Int64
 	writeErr := make(chan error, 1)
@@ -229,7 +216,7 @@ func TestHostileNonReaderMemoryBounded(t *testing.T) {
 	}()
 	// Wait until the writer stalls: the daemon stopped reading.
 	last, still := int64(-1), time.Now()
-	stalled := pollUntil(30*time.Second, func() bool {
+	stalled := testutil.PollUntil(30*time.Second, func() bool {
 		if w := written.Load(); w != last {
 			last, still = w, time.Now()
 			return false
@@ -240,9 +227,9 @@ func TestHostileNonReaderMemoryBounded(t *testing.T) {
 		t.Fatalf("the writer never stalled: %d of %d bytes taken from a client that does not read", written.Load(), total)
 	}
 	// Meanwhile another client is served.
-	other := d.dial("line")
+	other := d.Dial("line")
 	_ = other.SetDeadline(time.Now().Add(5 * time.Second))
-	roundTrip(t, other, "served while another client hogs\n")
+	testutil.RoundTrip(t, other, "served while another client hogs\n")
 	time.Sleep(500 * time.Millisecond)
 	peak := rss.peak()
 	growth := peak - base
@@ -274,12 +261,12 @@ func TestHostileNonReaderMemoryBounded(t *testing.T) {
 // connection closes once max_line_bytes have arrived without a \n, with a
 // warning in the log; another client is served before, during and after.
 func TestHostileEndlessLine(t *testing.T) {
-	cfg := writeConfig(t, "netd.yaml", "listeners:\n  - name: line\n    address: tcp://127.0.0.1:0\n    module: echo\n    options:\n      max_line_bytes: 65536\n")
-	d := startDaemon(t, nil, "-c", cfg)
-	other := d.dial("line")
-	roundTrip(t, other, "before\n")
+	cfg := testutil.WriteConfig(t, "netd.yaml", "listeners:\n  - name: line\n    address: tcp://127.0.0.1:0\n    module: echo\n    options:\n      max_line_bytes: 65536\n")
+	d := testutil.StartDaemon(t, nil, "-c", cfg)
+	other := d.Dial("line")
+	testutil.RoundTrip(t, other, "before\n")
 
-	endless := d.dial("line")
+	endless := d.Dial("line")
 	stop := make(chan struct{})
 	var sent atomic.Int64
 	writerDone := make(chan struct{})
@@ -300,18 +287,18 @@ func TestHostileEndlessLine(t *testing.T) {
 			}
 		}
 	}()
-	roundTrip(t, other, "during\n")
+	testutil.RoundTrip(t, other, "during\n")
 	err := closedByDaemon(endless, 10*time.Second)
 	close(stop)
 	<-writerDone
 	if err != nil {
 		t.Fatalf("endless line: connection %v (%d bytes sent)", err, sent.Load())
 	}
-	if !pollUntil(5*time.Second, func() bool { return strings.Contains(d.logText(), "line too long") }) {
-		t.Fatalf("no line-too-long warning in the log:\n%s", d.logText())
+	if !testutil.PollUntil(5*time.Second, func() bool { return strings.Contains(d.Log(), "line too long") }) {
+		t.Fatalf("no line-too-long warning in the log:\n%s", d.Log())
 	}
-	roundTrip(t, other, "after\n")
-	roundTrip(t, d.dial("line"), "new client\n")
+	testutil.RoundTrip(t, other, "after\n")
+	testutil.RoundTrip(t, d.Dial("line"), "new client\n")
 	mustBeAlive(t, d)
 	mustNotPanic(t, d)
 }
@@ -329,7 +316,7 @@ func isNetTimeout(err error) bool {
 // slot usable again.
 func TestHostileMaxConnections(t *testing.T) {
 	dir := t.TempDir()
-	cfg := writeConfig(t, "netd.yaml", `
+	cfg := testutil.WriteConfig(t, "netd.yaml", `
 max_connections: 5
 listeners:
   - name: lim
@@ -340,23 +327,23 @@ listeners:
     address: unix://`+dir+`/other.sock
     module: echo
 `)
-	d := startDaemon(t, nil, "-c", cfg)
+	d := testutil.StartDaemon(t, nil, "-c", cfg)
 	var lim []net.Conn
 	for i := 0; i < 3; i++ {
-		c := d.dial("lim")
-		roundTrip(t, c, fmt.Sprintf("lim %d\n", i))
+		c := d.Dial("lim")
+		testutil.RoundTrip(t, c, fmt.Sprintf("lim %d\n", i))
 		lim = append(lim, c)
 	}
 
 	t.Run("listener limit", func(t *testing.T) {
-		over := d.dial("lim")
+		over := d.Dial("lim")
 		if err := closedByDaemon(over, 5*time.Second); err != nil {
 			t.Fatalf("the 4th connection on a listener with max_connections 3: %v", err)
 		}
 		// A flood of over-limit connects: all closed, the log not flooded.
 		start := time.Now()
 		for i := 0; i < 200; i++ {
-			c := d.dial("lim")
+			c := d.Dial("lim")
 			if err := closedByDaemon(c, 5*time.Second); err != nil {
 				t.Fatalf("over-limit connection %d: %v", i, err)
 			}
@@ -364,9 +351,9 @@ listeners:
 		}
 		elapsed := time.Since(start)
 		for i, c := range lim {
-			roundTrip(t, c, fmt.Sprintf("still lim %d\n", i))
+			testutil.RoundTrip(t, c, fmt.Sprintf("still lim %d\n", i))
 		}
-		n := strings.Count(d.logText(), "connection limit reached")
+		n := strings.Count(d.Log(), "connection limit reached")
 		t.Logf("%d limit warnings for 201 refused connections in %v", n, elapsed.Round(time.Millisecond))
 		if n == 0 || n > int(elapsed/time.Second)+2 {
 			t.Fatalf("%d limit warnings for 201 refused connections in %v: want at least 1 and at most one a second", n, elapsed.Round(time.Millisecond))
@@ -376,23 +363,23 @@ listeners:
 	t.Run("global limit", func(t *testing.T) {
 		var others []net.Conn
 		for i := 0; i < 2; i++ {
-			c := d.dial("other")
-			roundTrip(t, c, fmt.Sprintf("other %d\n", i))
+			c := d.Dial("other")
+			testutil.RoundTrip(t, c, fmt.Sprintf("other %d\n", i))
 			others = append(others, c)
 		}
 		// 3 on lim + 2 on other = the global 5.
-		over := d.dial("other")
+		over := d.Dial("other")
 		if err := closedByDaemon(over, 5*time.Second); err != nil {
 			t.Fatalf("the 6th connection with a global max_connections of 5: %v", err)
 		}
 		for _, c := range append(lim, others...) {
-			roundTrip(t, c, "within the limits\n")
+			testutil.RoundTrip(t, c, "within the limits\n")
 		}
 		// Free a slot on lim: other can use it, as the limit counts live
 		// connections.
 		lim[0].Close()
-		ok := pollUntil(5*time.Second, func() bool {
-			c := d.dial("other")
+		ok := testutil.PollUntil(5*time.Second, func() bool {
+			c := d.Dial("other")
 			defer c.Close()
 			_ = c.SetDeadline(time.Now().Add(2 * time.Second))
 			if _, err := io.WriteString(c, "freed slot\n"); err != nil {
@@ -413,17 +400,17 @@ listeners:
 // nothing, and one that sent half a line and went quiet, are closed; a
 // connection that keeps talking is not.
 func TestHostileIdleTimeout(t *testing.T) {
-	cfg := writeConfig(t, "netd.yaml", "listeners:\n  - name: line\n    address: tcp://127.0.0.1:0\n    module: echo\n    idle_timeout: 2s\n")
-	d := startDaemon(t, nil, "-c", cfg)
-	idle := d.dial("line")
-	partial := d.dial("line")
+	cfg := testutil.WriteConfig(t, "netd.yaml", "listeners:\n  - name: line\n    address: tcp://127.0.0.1:0\n    module: echo\n    idle_timeout: 2s\n")
+	d := testutil.StartDaemon(t, nil, "-c", cfg)
+	idle := d.Dial("line")
+	partial := d.Dial("line")
 	if _, err := io.WriteString(partial, "half a line"); err != nil {
 		t.Fatal(err)
 	}
-	busy := d.dial("line")
+	busy := d.Dial("line")
 	// Talk on busy every 200ms for 5s: two and a half idle timeouts.
 	for end := time.Now().Add(5 * time.Second); time.Now().Before(end); {
-		roundTrip(t, busy, "keep-alive\n")
+		testutil.RoundTrip(t, busy, "keep-alive\n")
 		time.Sleep(200 * time.Millisecond)
 	}
 	for name, c := range map[string]net.Conn{"idle": idle, "partial": partial} {
@@ -431,7 +418,7 @@ func TestHostileIdleTimeout(t *testing.T) {
 			t.Errorf("%s connection after 5s with idle_timeout 2s: %v", name, err)
 		}
 	}
-	roundTrip(t, busy, "busy is still served\n")
+	testutil.RoundTrip(t, busy, "busy is still served\n")
 	mustBeAlive(t, d)
 }
 
@@ -441,9 +428,9 @@ func TestHostileIdleTimeout(t *testing.T) {
 // connections it holds, does not spin while clients wait in the backlog,
 // and serves them by itself once other clients leave.
 func TestHostileDescriptorExhaustion(t *testing.T) {
-	cfg := writeConfig(t, "netd.yaml", "loops: 1\nshutdown_timeout: 5s\nlisteners:\n  - name: line\n    address: tcp://127.0.0.1:0\n    module: echo\n")
-	d := startDaemon(t, nil, "-c", cfg)
-	pid := daemonPID(d)
+	cfg := testutil.WriteConfig(t, "netd.yaml", "loops: 1\nshutdown_timeout: 5s\nlisteners:\n  - name: line\n    address: tcp://127.0.0.1:0\n    module: echo\n")
+	d := testutil.StartDaemon(t, nil, "-c", cfg)
+	pid := d.PID()
 	// The limit bounds descriptor numbers, not their count: at most
 	// limit-count of them are free below it, whatever else is open.
 	count, _ := procFDs(t, pid)
@@ -458,15 +445,15 @@ func TestHostileDescriptorExhaustion(t *testing.T) {
 	begin := time.Now()
 	conns := make([]net.Conn, 0, clients)
 	for i := 0; i < clients; i++ {
-		c := d.dial("line") // completes in the kernel's backlog if not accepted
+		c := d.Dial("line") // completes in the kernel's backlog if not accepted
 		conns = append(conns, c)
 	}
-	if !pollUntil(10*time.Second, func() bool { return strings.Contains(d.logText(), "accept failed") }) {
-		t.Fatalf("no accept error logged with %d clients and RLIMIT_NOFILE %d:\n%s", clients, limit, d.logText())
+	if !testutil.PollUntil(10*time.Second, func() bool { return strings.Contains(d.Log(), "accept failed") }) {
+		t.Fatalf("no accept error logged with %d clients and RLIMIT_NOFILE %d:\n%s", clients, limit, d.Log())
 	}
 	// The first client was accepted before the limit hit: still served.
 	_ = conns[0].SetDeadline(time.Now().Add(5 * time.Second))
-	roundTrip(t, conns[0], "served at the limit\n")
+	testutil.RoundTrip(t, conns[0], "served at the limit\n")
 
 	// Idle while clients wait in the backlog: sample the daemon's CPU.
 	t0, w0 := procCPUTicks(t, pid), time.Now()
@@ -478,7 +465,7 @@ func TestHostileDescriptorExhaustion(t *testing.T) {
 	}
 	// Accept retries every few ms at first: without the one-a-second
 	// limit on the warning, dozens of lines.
-	n := strings.Count(d.logText(), "accept failed")
+	n := strings.Count(d.Log(), "accept failed")
 	if allowed := int(time.Since(begin)/time.Second) + 2; n > allowed {
 		t.Errorf("%d accept-error log lines in %v: not rate-limited", n, time.Since(begin).Round(time.Millisecond))
 	}
@@ -493,17 +480,17 @@ func TestHostileDescriptorExhaustion(t *testing.T) {
 	}
 	for i, c := range conns[clients-waiting:] {
 		_ = c.SetDeadline(time.Now().Add(10 * time.Second))
-		roundTrip(t, c, fmt.Sprintf("waited in the backlog %d\n", i))
+		testutil.RoundTrip(t, c, fmt.Sprintf("waited in the backlog %d\n", i))
 	}
 	for _, c := range conns[clients-waiting:] {
 		c.Close()
 	}
-	roundTrip(t, d.dial("line"), "after the exhaustion\n")
+	testutil.RoundTrip(t, d.Dial("line"), "after the exhaustion\n")
 	mustBeAlive(t, d)
 	mustNotPanic(t, d)
-	d.signal(syscall.SIGTERM)
-	if code := d.wait(15 * time.Second); code != 0 {
-		t.Fatalf("exit %d after SIGTERM\n%s", code, d.logText())
+	d.Signal(syscall.SIGTERM)
+	if code := d.Wait(15 * time.Second); code != 0 {
+		t.Fatalf("exit %d after SIGTERM\n%s", code, d.Log())
 	}
 }
 
@@ -514,16 +501,16 @@ func TestHostileDescriptorExhaustion(t *testing.T) {
 // well-behaved kinds get every byte back.
 func TestHostileConnectCloseBurst(t *testing.T) {
 	dir := t.TempDir()
-	cfg := writeConfig(t, "netd.yaml", "listeners:\n  - name: line\n    address: tcp://127.0.0.1:0\n    module: echo\n  - name: sock\n    address: unix://"+dir+"/s.sock\n    module: echo\n")
-	d := startDaemon(t, nil, "-c", cfg)
+	cfg := testutil.WriteConfig(t, "netd.yaml", "listeners:\n  - name: line\n    address: tcp://127.0.0.1:0\n    module: echo\n  - name: sock\n    address: unix://"+dir+"/s.sock\n    module: echo\n")
+	d := testutil.StartDaemon(t, nil, "-c", cfg)
 	for _, name := range []string{"line", "sock"} {
-		roundTrip(t, d.dial(name), "warm\n")
+		testutil.RoundTrip(t, d.Dial(name), "warm\n")
 	}
 	var before int
-	if !pollUntil(5*time.Second, func() bool {
-		n1, _ := procFDs(t, daemonPID(d))
+	if !testutil.PollUntil(5*time.Second, func() bool {
+		n1, _ := procFDs(t, d.PID())
 		time.Sleep(100 * time.Millisecond)
-		n2, _ := procFDs(t, daemonPID(d))
+		n2, _ := procFDs(t, d.PID())
 		before = n2
 		return n1 == n2
 	}) {
@@ -548,7 +535,7 @@ func TestHostileConnectCloseBurst(t *testing.T) {
 				if i%3 == 0 {
 					name = "sock"
 				}
-				if err := hostileCycle(d, name, i); err != nil {
+				if err := testutil.HostileCycle(d.Addrs[name], i); err != nil {
 					errs <- fmt.Errorf("cycle %d (kind %d, %s): %w", i, i%6, name, err)
 				}
 			}
@@ -560,70 +547,12 @@ func TestHostileConnectCloseBurst(t *testing.T) {
 		t.Error(err)
 	}
 	var after int
-	if !pollUntil(15*time.Second, func() bool { after, _ = procFDs(t, daemonPID(d)); return after <= before }) {
+	if !testutil.PollUntil(15*time.Second, func() bool { after, _ = procFDs(t, d.PID()); return after <= before }) {
 		t.Fatalf("the daemon holds %d descriptors after the burst, %d before", after, before)
 	}
-	roundTrip(t, d.dial("line"), "after the burst\n")
+	testutil.RoundTrip(t, d.Dial("line"), "after the burst\n")
 	mustBeAlive(t, d)
 	mustNotPanic(t, d)
-}
-
-// hostileCycle is one connection of the burst.
-func hostileCycle(d *daemon, name string, i int) error {
-	addr := d.addrs[name]
-	network, address, _ := strings.Cut(addr, "://")
-	c, err := net.DialTimeout(network, address, 5*time.Second)
-	if err != nil {
-		return err
-	}
-	defer c.Close()
-	_ = c.SetDeadline(time.Now().Add(10 * time.Second))
-	reset := func() {
-		if tc, ok := c.(*net.TCPConn); ok {
-			_ = tc.SetLinger(0)
-		}
-	}
-	switch i % 6 {
-	case 0:
-		return nil
-	case 1:
-		line := fmt.Sprintf("line %d\n", i)
-		if _, err := io.WriteString(c, line); err != nil {
-			return err
-		}
-		got, err := bufio.NewReader(c).ReadString('\n')
-		if err != nil || got != line {
-			return fmt.Errorf("round trip: %q, %v", got, err)
-		}
-		reset()
-		return nil
-	case 2:
-		want := fmt.Sprintf("a %d\nb\nunterminated %d", i, i)
-		if _, err := io.WriteString(c, want); err != nil {
-			return err
-		}
-		if err := c.(interface{ CloseWrite() error }).CloseWrite(); err != nil {
-			return err
-		}
-		got, err := io.ReadAll(c)
-		if err != nil || string(got) != want {
-			return fmt.Errorf("half-close: got %q, %v; want %q", got, err, want)
-		}
-		return nil
-	case 3:
-		reset()
-		_ = c.SetWriteDeadline(time.Now().Add(200 * time.Millisecond))
-		_, _ = c.Write(bytes.Repeat([]byte("mid-write\n"), 16<<10))
-		return nil
-	case 4:
-		_, _ = io.WriteString(c, "partial line without end")
-		return nil
-	default:
-		_ = c.SetWriteDeadline(time.Now().Add(200 * time.Millisecond))
-		_, _ = c.Write(bytes.Repeat([]byte("unread echo line\n"), 4<<10))
-		_, _ = c.Read(make([]byte, 10))
-		return nil
-	}
 }
 
 // TestHostileVanishMidWrite: clients that send a lot, read a little (so
@@ -633,17 +562,17 @@ func hostileCycle(d *daemon, name string, i int) error {
 // else is served.
 func TestHostileVanishMidWrite(t *testing.T) {
 	dir := t.TempDir()
-	cfg := writeConfig(t, "netd.yaml", "listeners:\n  - name: line\n    address: tcp://127.0.0.1:0\n    module: echo\n  - name: raw\n    address: unix://"+dir+"/raw.sock\n    module: echo\n    options:\n      mode: raw\n")
-	d := startDaemon(t, nil, "-c", cfg)
-	good := d.dial("line")
-	roundTrip(t, good, "before\n")
+	cfg := testutil.WriteConfig(t, "netd.yaml", "listeners:\n  - name: line\n    address: tcp://127.0.0.1:0\n    module: echo\n  - name: raw\n    address: unix://"+dir+"/raw.sock\n    module: echo\n    options:\n      mode: raw\n")
+	d := testutil.StartDaemon(t, nil, "-c", cfg)
+	good := d.Dial("line")
+	testutil.RoundTrip(t, good, "before\n")
 	var wg sync.WaitGroup
 	for i := 0; i < 40; i++ {
 		name := "line"
 		if i%2 == 1 {
 			name = "raw"
 		}
-		c := d.dial(name)
+		c := d.Dial(name)
 		wg.Add(1)
 		go func(i int, c net.Conn) {
 			defer wg.Done()
@@ -663,8 +592,8 @@ func TestHostileVanishMidWrite(t *testing.T) {
 	wg.Wait()
 	time.Sleep(500 * time.Millisecond)
 	mustBeAlive(t, d)
-	roundTrip(t, good, "after\n")
-	roundTrip(t, d.dial("raw"), "raw after")
+	testutil.RoundTrip(t, good, "after\n")
+	testutil.RoundTrip(t, d.Dial("raw"), "raw after")
 	mustNotPanic(t, d)
 }
 
@@ -673,9 +602,9 @@ func TestHostileVanishMidWrite(t *testing.T) {
 // input still arriving); shutdown_timeout (2s) bounds the drain, and the
 // daemon exits 0.
 func TestHostileShutdownTimeout(t *testing.T) {
-	cfg := writeConfig(t, "netd.yaml", "shutdown_timeout: 2s\nlisteners:\n  - name: line\n    address: tcp://127.0.0.1:0\n    module: echo\n")
-	d := startDaemon(t, nil, "-c", cfg)
-	hog := d.dial("line")
+	cfg := testutil.WriteConfig(t, "netd.yaml", "shutdown_timeout: 2s\nlisteners:\n  - name: line\n    address: tcp://127.0.0.1:0\n    module: echo\n")
+	d := testutil.StartDaemon(t, nil, "-c", cfg)
+	hog := d.Dial("line")
 	_ = hog.SetDeadline(time.Time{})
 	var progress atomic.Int64
 	stop := make(chan struct{})
@@ -700,7 +629,7 @@ func TestHostileShutdownTimeout(t *testing.T) {
 	defer func() { close(stop); <-writerDone }()
 	// Wait for the daemon to stop reading from it.
 	last, still := int64(-1), time.Now()
-	if !pollUntil(30*time.Second, func() bool {
+	if !testutil.PollUntil(30*time.Second, func() bool {
 		if p := progress.Load(); p != last {
 			last, still = p, time.Now()
 			return false
@@ -710,19 +639,19 @@ func TestHostileShutdownTimeout(t *testing.T) {
 		t.Fatal("the daemon never stopped reading from a client that does not read")
 	}
 	start := time.Now()
-	d.signal(syscall.SIGTERM)
-	code := d.wait(15 * time.Second)
+	d.Signal(syscall.SIGTERM)
+	code := d.Wait(15 * time.Second)
 	took := time.Since(start)
 	t.Logf("exit %d %v after SIGTERM", code, took.Round(time.Millisecond))
 	if code != 0 {
-		t.Fatalf("exit %d after SIGTERM, want 0\n%s", code, d.logText())
+		t.Fatalf("exit %d after SIGTERM, want 0\n%s", code, d.Log())
 	}
 	if took > 7*time.Second {
 		t.Fatalf("exit %v after SIGTERM with shutdown_timeout 2s", took.Round(time.Millisecond))
 	}
 	// The client did hold the drain: it was cut, not finished.
-	if !strings.Contains(d.logText(), "drain cut short") {
-		t.Fatalf("the drain was not cut by shutdown_timeout; the test did not hold it:\n%s", d.logText())
+	if !strings.Contains(d.Log(), "drain cut short") {
+		t.Fatalf("the drain was not cut by shutdown_timeout; the test did not hold it:\n%s", d.Log())
 	}
 	mustNotPanic(t, d)
 }
@@ -736,11 +665,11 @@ func TestHostileUDPReflectorPorts(t *testing.T) {
 	if os.Geteuid() != 0 {
 		t.Skip("binding ports below 1024 needs root")
 	}
-	cfg := writeConfig(t, "netd.yaml", "listeners:\n  - name: u\n    address: udp://127.0.0.1:0\n    module: echo\n  - name: raw\n    address: udp://127.0.0.1:0\n    module: echo\n    options:\n      mode: raw\n")
-	d := startDaemon(t, nil, "-c", cfg)
+	cfg := testutil.WriteConfig(t, "netd.yaml", "listeners:\n  - name: u\n    address: udp://127.0.0.1:0\n    module: echo\n  - name: raw\n    address: udp://127.0.0.1:0\n    module: echo\n    options:\n      mode: raw\n")
+	d := testutil.StartDaemon(t, nil, "-c", cfg)
 	tested := 0
 	for _, name := range []string{"u", "raw"} {
-		_, hostport, _ := strings.Cut(d.addrs[name], "://")
+		_, hostport, _ := strings.Cut(d.Addrs[name], "://")
 		server, err := net.ResolveUDPAddr("udp", hostport)
 		if err != nil {
 			t.Fatal(err)
@@ -789,9 +718,9 @@ func TestHostileUDPReflectorPorts(t *testing.T) {
 // queue drops at the door, and the kernel drops what the client does not
 // read), and another client is answered afterwards.
 func TestHostileUDPFlood(t *testing.T) {
-	cfg := writeConfig(t, "netd.yaml", "listeners:\n  - name: u\n    address: udp://127.0.0.1:0\n    module: echo\n")
-	d := startDaemon(t, nil, "-c", cfg)
-	probe := d.dial("u")
+	cfg := testutil.WriteConfig(t, "netd.yaml", "listeners:\n  - name: u\n    address: udp://127.0.0.1:0\n    module: echo\n")
+	d := testutil.StartDaemon(t, nil, "-c", cfg)
+	probe := d.Dial("u")
 	if _, err := io.WriteString(probe, "warm"); err != nil {
 		t.Fatal(err)
 	}
@@ -799,9 +728,9 @@ func TestHostileUDPFlood(t *testing.T) {
 		t.Fatal(err)
 	}
 	time.Sleep(200 * time.Millisecond)
-	base := procRSSKiB(t, daemonPID(d))
-	rss := startPeakRSS(t, daemonPID(d))
-	flood := d.dial("u")
+	base := procRSSKiB(t, d.PID())
+	rss := startPeakRSS(t, d.PID())
+	flood := d.Dial("u")
 	payload := bytes.Repeat([]byte("f"), 1400)
 	sent := 0
 	for end := time.Now().Add(3 * time.Second); time.Now().Before(end) && sent < 500000; sent++ {
@@ -820,7 +749,7 @@ func TestHostileUDPFlood(t *testing.T) {
 	// The flood costs garbage (socket addresses), which the GC bounds;
 	// the race detector's shadow memory triples what that garbage costs.
 	limit := 16 * 1024
-	if raceEnabled {
+	if testutil.RaceEnabled {
 		limit *= 3
 	}
 	if peak-base > limit {

@@ -16,6 +16,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/netd/netd/internal/testutil"
 )
 
 // The small inetd services, each on TCP and UDP, every port 0.
@@ -53,10 +55,10 @@ listeners:
     module: chargen
 `
 
-func startInetd(t *testing.T, env []string) *daemon {
+func startInetd(t *testing.T, env []string) *testutil.Daemon {
 	t.Helper()
 	text := strings.ReplaceAll(inetdConfig, "DIR", t.TempDir())
-	return startDaemon(t, env, "-c", writeConfig(t, "inetd.yaml", text))
+	return testutil.StartDaemon(t, env, "-c", testutil.WriteConfig(t, "inetd.yaml", text))
 }
 
 // rfc868Offset is the seconds from 1900 to 1970.
@@ -156,19 +158,19 @@ func TestInetdServices(t *testing.T) {
 	d := startInetd(t, nil)
 
 	t.Run("discard tcp", func(t *testing.T) {
-		c := d.dial("discard-tcp")
+		c := d.Dial("discard-tcp")
 		junk := bytes.Repeat([]byte("discard me \x00\xff\r\n"), 64<<10) // 1 MiB
 		if _, err := c.Write(junk); err != nil {
 			t.Fatal(err)
 		}
-		closeWrite(t, c)
+		testutil.CloseWrite(t, c)
 		got, err := io.ReadAll(c) // the daemon closes once it read our EOF
 		if err != nil || len(got) != 0 {
 			t.Fatalf("discard sent %d bytes back, err %v", len(got), err)
 		}
 	})
 	t.Run("discard udp", func(t *testing.T) {
-		c := d.dial("discard-udp")
+		c := d.Dial("discard-udp")
 		for _, p := range []string{"one", "", strings.Repeat("two", 500)} {
 			if got := udpExchange(t, c, p, 300*time.Millisecond); got != nil {
 				t.Fatalf("discard answered %q", got)
@@ -177,14 +179,14 @@ func TestInetdServices(t *testing.T) {
 	})
 
 	t.Run("daytime tcp", func(t *testing.T) {
-		got, err := io.ReadAll(d.dial("daytime-tcp"))
+		got, err := io.ReadAll(d.Dial("daytime-tcp"))
 		if err != nil {
 			t.Fatal(err)
 		}
 		checkDaytime(t, got, time.Local)
 	})
 	t.Run("daytime tcp ignores input", func(t *testing.T) {
-		c := d.dial("daytime-tcp")
+		c := d.Dial("daytime-tcp")
 		_, _ = io.WriteString(c, "hello?\r\n")
 		got, err := io.ReadAll(c)
 		if err != nil {
@@ -193,21 +195,21 @@ func TestInetdServices(t *testing.T) {
 		checkDaytime(t, got, time.Local)
 	})
 	t.Run("daytime udp", func(t *testing.T) {
-		c := d.dial("daytime-udp")
+		c := d.Dial("daytime-udp")
 		for _, p := range []string{"", "what time is it?"} {
 			checkDaytime(t, udpExchange(t, c, p, 5*time.Second), time.Local)
 		}
 	})
 
 	t.Run("time tcp", func(t *testing.T) {
-		got, err := io.ReadAll(d.dial("time-tcp"))
+		got, err := io.ReadAll(d.Dial("time-tcp"))
 		if err != nil {
 			t.Fatal(err)
 		}
 		checkTime(t, got)
 	})
 	t.Run("time udp", func(t *testing.T) {
-		c := d.dial("time-udp")
+		c := d.Dial("time-udp")
 		for _, p := range []string{"", "x"} {
 			checkTime(t, udpExchange(t, c, p, 5*time.Second))
 		}
@@ -217,7 +219,7 @@ func TestInetdServices(t *testing.T) {
 		t.Run(name, func(t *testing.T) {
 			// Two connections, one after the other: each starts at line 0.
 			for range 2 {
-				c := d.dial(name)
+				c := d.Dial(name)
 				got := make([]byte, 3*len(chargenPeriod)+12345)
 				if _, err := io.ReadFull(c, got); err != nil {
 					t.Fatal(err)
@@ -227,7 +229,7 @@ func TestInetdServices(t *testing.T) {
 				}
 				// Input is ignored; a half-close ends the stream.
 				_, _ = io.WriteString(c, "stop, please\n")
-				closeWrite(t, c)
+				testutil.CloseWrite(t, c)
 				if _, err := io.Copy(io.Discard, c); err != nil {
 					t.Fatalf("after half-close: %v", err)
 				}
@@ -235,7 +237,7 @@ func TestInetdServices(t *testing.T) {
 		})
 	}
 	t.Run("chargen udp", func(t *testing.T) {
-		c := d.dial("chargen-udp")
+		c := d.Dial("chargen-udp")
 		for k, p := range []string{"", "x", strings.Repeat("y", 1500)} {
 			got := udpExchange(t, c, p, 5*time.Second)
 			if want := chargenDatagram(14 * k); !bytes.Equal(got, want) {
@@ -246,7 +248,7 @@ func TestInetdServices(t *testing.T) {
 
 	t.Run("udp from a privileged port", func(t *testing.T) {
 		for _, name := range []string{"daytime-udp", "time-udp", "chargen-udp"} {
-			_, addr, _ := strings.Cut(d.addrs[name], "://")
+			_, addr, _ := strings.Cut(d.Addrs[name], "://")
 			raddr, err := net.ResolveUDPAddr("udp", addr)
 			if err != nil {
 				t.Fatal(err)
@@ -267,7 +269,7 @@ func TestInetdServices(t *testing.T) {
 				t.Errorf("%s answered port %d: %q", name, c.LocalAddr().(*net.UDPAddr).Port, got)
 			}
 			// The service still answers others.
-			if udpExchange(t, d.dial(name), "", 5*time.Second) == nil {
+			if udpExchange(t, d.Dial(name), "", 5*time.Second) == nil {
 				t.Errorf("%s no longer answers", name)
 			}
 		}
@@ -282,12 +284,12 @@ func TestInetdLocalZone(t *testing.T) {
 			t.Skipf("no zone data for %s: %v", tz, err)
 		}
 		d := startInetd(t, []string{"TZ=" + tz})
-		got, err := io.ReadAll(d.dial("daytime-tcp"))
+		got, err := io.ReadAll(d.Dial("daytime-tcp"))
 		if err != nil {
 			t.Fatal(err)
 		}
 		checkDaytime(t, got, loc)
-		checkDaytime(t, udpExchange(t, d.dial("daytime-udp"), "", 5*time.Second), loc)
+		checkDaytime(t, udpExchange(t, d.Dial("daytime-udp"), "", 5*time.Second), loc)
 	}
 }
 
@@ -319,8 +321,8 @@ func vmRSS(t *testing.T, pid int) int64 {
 // stall; on SIGTERM each gets the rest and end-of-file.
 func TestChargenSlowReader(t *testing.T) {
 	d := startInetd(t, nil)
-	pid := d.cmd.Process.Pid
-	_, addr, _ := strings.Cut(d.addrs["chargen-tcp"], "://")
+	pid := d.PID()
+	_, addr, _ := strings.Cut(d.Addrs["chargen-tcp"], "://")
 	dialer := net.Dialer{Timeout: 5 * time.Second, Control: func(_, _ string, rc syscall.RawConn) error {
 		var serr error
 		err := rc.Control(func(fd uintptr) {
@@ -430,14 +432,14 @@ func TestChargenSlowReader(t *testing.T) {
 		}()
 	}
 	term := time.Now()
-	d.signal(syscall.SIGTERM)
+	d.Signal(syscall.SIGTERM)
 	for range conns {
 		if err := <-errs; err != nil {
 			t.Error(err)
 		}
 	}
-	if code := d.wait(15 * time.Second); code != 0 {
-		t.Fatalf("exit code after SIGTERM = %d, want 0\n%s", code, d.logText())
+	if code := d.Wait(15 * time.Second); code != 0 {
+		t.Fatalf("exit code after SIGTERM = %d, want 0\n%s", code, d.Log())
 	}
 	t.Logf("SIGTERM to exit: %v", time.Since(term))
 }
@@ -460,10 +462,10 @@ func listenerModules(summary string) map[string]string {
 // echoes, discard answers nothing, daytime, time and chargen send their
 // bytes. TestExampleConfigs can dispatch on it for configs that serve more
 // than echo.
-func probeListener(t *testing.T, d *daemon, name, module string) {
+func probeListener(t *testing.T, d *testutil.Daemon, name, module string) {
 	t.Helper()
-	udp := strings.HasPrefix(d.addrs[name], "udp")
-	c := d.dial(name)
+	udp := strings.HasPrefix(d.Addrs[name], "udp")
+	c := d.Dial(name)
 	read := func(payload string) []byte {
 		t.Helper()
 		if udp {
@@ -478,7 +480,7 @@ func probeListener(t *testing.T, d *daemon, name, module string) {
 	switch module {
 	case "echo":
 		if !udp {
-			roundTrip(t, c, "ping\n")
+			testutil.RoundTrip(t, c, "ping\n")
 		} else if got := read("ping\n"); string(got) != "ping\n" {
 			t.Errorf("%s: echo answered %q", name, got)
 		}
@@ -490,7 +492,7 @@ func probeListener(t *testing.T, d *daemon, name, module string) {
 			return
 		}
 		_, _ = io.WriteString(c, "ping\n")
-		closeWrite(t, c)
+		testutil.CloseWrite(t, c)
 		if got := read(""); len(got) != 0 {
 			t.Errorf("%s: discard answered %q", name, got)
 		}
@@ -533,11 +535,11 @@ func TestInetdExampleConfigs(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			r := runNetd(t, nil, "validate", "-c", f)
-			if r.code != 0 {
-				t.Fatalf("validate: exit %d\n%s%s", r.code, r.stdout, r.stderr)
+			r := testutil.RunNetd(t, nil, "validate", "-c", f)
+			if r.Code != 0 {
+				t.Fatalf("validate: exit %d\n%s%s", r.Code, r.Stdout, r.Stderr)
 			}
-			_, summary, _ := strings.Cut(r.stdout, ": ")
+			_, summary, _ := strings.Cut(r.Stdout, ": ")
 			summaries = append(summaries, summary)
 			modules := listenerModules(summary)
 			for _, m := range []string{"echo", "discard", "daytime", "time", "chargen"} {
@@ -547,10 +549,10 @@ func TestInetdExampleConfigs(t *testing.T) {
 					}
 				}
 			}
-			path := writeConfig(t, filepath.Base(f), port.ReplaceAllString(string(src), "$1:0"))
-			d := startDaemon(t, nil, "-c", path)
-			if len(d.addrs) != len(modules) {
-				t.Fatalf("%d listeners listening, want %d: %v", len(d.addrs), len(modules), d.addrs)
+			path := testutil.WriteConfig(t, filepath.Base(f), port.ReplaceAllString(string(src), "$1:0"))
+			d := testutil.StartDaemon(t, nil, "-c", path)
+			if len(d.Addrs) != len(modules) {
+				t.Fatalf("%d listeners listening, want %d: %v", len(d.Addrs), len(modules), d.Addrs)
 			}
 			for name, module := range modules {
 				probeListener(t, d, name, module)

@@ -13,7 +13,6 @@ import (
 	"math/rand"
 	"net"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"regexp"
 	"strconv"
@@ -23,23 +22,14 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/netd/netd/internal/testutil"
 )
 
 // --- Helpers. ---
 
-// freePort returns a TCP port on 127.0.0.1 that was free a moment ago.
-func freePort(t *testing.T) int {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
-}
-
 // closedPort returns a port on 127.0.0.1 that refuses connections.
-func closedPort(t *testing.T) int { return freePort(t) }
+func closedPort(t *testing.T) int { return testutil.FreePort(t) }
 
 // upstreamServer is a TCP server the test runs as a proxy's upstream. It
 // greets each connection with its name, then echoes until EOF, and counts
@@ -122,52 +112,11 @@ func expectEOF(t *testing.T, c net.Conn, timeout time.Duration) {
 	}
 }
 
-// session sends payload in random fragments while reading, half-closes,
-// and checks that exactly want comes back before EOF.
-func session(c net.Conn, payload, want []byte, seed int64) error {
-	rng := rand.New(rand.NewSource(seed))
-	got := make(chan []byte, 1)
-	errc := make(chan error, 1)
-	go func() {
-		b, err := io.ReadAll(c)
-		got <- b
-		errc <- err
-	}()
-	for rest := payload; len(rest) > 0; {
-		n := min(1+rng.Intn(4096), len(rest))
-		if rng.Intn(8) == 0 {
-			n = min(1+rng.Intn(8), len(rest))
-		}
-		if _, err := c.Write(rest[:n]); err != nil {
-			return err
-		}
-		rest = rest[n:]
-	}
-	if err := c.(interface{ CloseWrite() error }).CloseWrite(); err != nil {
-		return err
-	}
-	b := <-got
-	if err := <-errc; err != nil {
-		return fmt.Errorf("seed %d: read: %v after %d bytes", seed, err, len(b))
-	}
-	if !bytes.Equal(b, want) {
-		i := 0
-		for i < len(b) && i < len(want) && b[i] == want[i] {
-			i++
-		}
-		return fmt.Errorf("seed %d: got %d bytes, want %d; first difference at %d", seed, len(b), len(want), i)
-	}
-	return nil
-}
-
 func randomBytes(rng *rand.Rand, n int) []byte {
 	b := make([]byte, n)
 	rng.Read(b)
 	return b
 }
-
-// daemonPID returns the pid of the daemon the test started.
-func (d *daemon) pid() int { return d.cmd.Process.Pid }
 
 // children lists the processes whose parent is pid, with their state
 // letter from /proc (Z for a zombie).
@@ -238,16 +187,6 @@ func waitGone(t *testing.T, pid int, timeout time.Duration) {
 	}
 }
 
-// waitLog waits for the daemon to log a line containing substr.
-func waitLog(t *testing.T, d *daemon, substr string) {
-	t.Helper()
-	for deadline := time.Now().Add(5 * time.Second); !strings.Contains(d.logText(), substr); time.Sleep(10 * time.Millisecond) {
-		if time.Now().After(deadline) {
-			t.Fatalf("no %q in the log:\n%s", substr, d.logText())
-		}
-	}
-}
-
 // knownIssue skips a test that shows a known problem outside the module,
 // unless NETD_KNOWN_ISSUES=1 asks for it to run (and fail).
 func knownIssue(t *testing.T, what string) {
@@ -262,7 +201,7 @@ func knownIssue(t *testing.T, what string) {
 // proxyBehindEcho is one daemon with netd's echo on a unix socket and a
 // proxy in front of it, so that the upstream's address is known before
 // the daemon starts.
-func proxyBehindEcho(t *testing.T, extra string) *daemon {
+func proxyBehindEcho(t *testing.T, extra string) *testutil.Daemon {
 	t.Helper()
 	dir := t.TempDir()
 	cfg := fmt.Sprintf(`listeners:
@@ -284,7 +223,7 @@ func proxyBehindEcho(t *testing.T, extra string) *daemon {
     options:
       upstreams: [unix://%[1]s/line.sock]
 %[2]s`, dir, extra)
-	return startDaemon(t, nil, "-c", writeConfig(t, "proxy.yaml", cfg))
+	return testutil.StartDaemon(t, nil, "-c", testutil.WriteConfig(t, "proxy.yaml", cfg))
 }
 
 // TestProxyManyClients: 100 concurrent clients through the proxy to netd's
@@ -294,13 +233,13 @@ func TestProxyManyClients(t *testing.T) {
 	var wg sync.WaitGroup
 	errs := make(chan error, 100)
 	for i := 0; i < 100; i++ {
-		c := d.dial("proxy-raw")
+		c := d.Dial("proxy-raw")
 		wg.Add(1)
 		go func(c net.Conn, seed int64) {
 			defer wg.Done()
 			rng := rand.New(rand.NewSource(seed))
 			payload := randomBytes(rng, rng.Intn(200<<10))
-			errs <- session(c, payload, payload, seed)
+			errs <- testutil.Session(c, payload, payload, seed, 4096)
 		}(c, int64(i))
 	}
 	wg.Wait()
@@ -318,12 +257,12 @@ func TestProxyManyClients(t *testing.T) {
 // the upstream's close was carried back.
 func TestProxyHalfCloseToLineEcho(t *testing.T) {
 	d := proxyBehindEcho(t, "")
-	c := d.dial("proxy-line")
-	roundTrip(t, c, "first line\n")
+	c := d.Dial("proxy-line")
+	testutil.RoundTrip(t, c, "first line\n")
 	if _, err := io.WriteString(c, "no newline"); err != nil {
 		t.Fatal(err)
 	}
-	closeWrite(t, c)
+	testutil.CloseWrite(t, c)
 	b, err := io.ReadAll(c)
 	if err != nil || string(b) != "no newline" {
 		t.Fatalf("after half-close: %q, %v", b, err)
@@ -335,10 +274,10 @@ func TestProxyHalfCloseToLineEcho(t *testing.T) {
 // without loss, and the daemon's memory stays bounded.
 func TestProxyLargeTransferWithASlowReader(t *testing.T) {
 	d := proxyBehindEcho(t, "")
-	c := d.dial("proxy-raw")
+	c := d.Dial("proxy-raw")
 	_ = c.SetDeadline(time.Now().Add(60 * time.Second))
-	roundTrip(t, c, "warm up\n")
-	base := vmRSSOf(t, d.pid())
+	testutil.RoundTrip(t, c, "warm up\n")
+	base := vmRSSOf(t, d.PID())
 	const total = 32 << 20
 	rng := rand.New(rand.NewSource(7))
 	payload := randomBytes(rng, total)
@@ -351,7 +290,7 @@ func TestProxyLargeTransferWithASlowReader(t *testing.T) {
 		werr <- err
 	}()
 	time.Sleep(500 * time.Millisecond) // the writer runs into backpressure
-	rss := vmRSSOf(t, d.pid())
+	rss := vmRSSOf(t, d.PID())
 	got := make([]byte, 0, total)
 	buf := make([]byte, 8<<10)
 	for {
@@ -366,7 +305,7 @@ func TestProxyLargeTransferWithASlowReader(t *testing.T) {
 		if len(got) < 4<<20 {
 			time.Sleep(100 * time.Microsecond) // slow at first
 		}
-		if r := vmRSSOf(t, d.pid()); len(got)%(1<<20) < n && r > rss {
+		if r := vmRSSOf(t, d.PID()); len(got)%(1<<20) < n && r > rss {
 			rss = r
 		}
 	}
@@ -399,10 +338,10 @@ func vmRSSOf(t *testing.T, pid int) int64 {
 }
 
 // proxyTo starts a daemon whose listener "p" proxies to upstreams.
-func proxyTo(t *testing.T, options string) *daemon {
+func proxyTo(t *testing.T, options string) *testutil.Daemon {
 	t.Helper()
 	cfg := "listeners:\n  - name: p\n    address: tcp://127.0.0.1:0\n    module: proxy\n    options:\n" + indent(options, "      ")
-	return startDaemon(t, nil, "-c", writeConfig(t, "p.yaml", cfg))
+	return testutil.StartDaemon(t, nil, "-c", testutil.WriteConfig(t, "p.yaml", cfg))
 }
 
 func indent(s, prefix string) string {
@@ -425,13 +364,13 @@ func TestProxyHalfCloseBothWays(t *testing.T) {
 		got <- string(b)
 	})
 	d := proxyTo(t, "upstreams: ["+up.url()+"]")
-	c := d.dial("p")
+	c := d.Dial("p")
 	b, err := io.ReadAll(c) // the banner, then EOF carried across
 	if err != nil || string(b) != "banner\n" {
 		t.Fatalf("client read %q, %v", b, err)
 	}
 	io.WriteString(c, "after your EOF\n")
-	closeWrite(t, c)
+	testutil.CloseWrite(t, c)
 	select {
 	case s := <-got:
 		if s != "after your EOF\n" {
@@ -466,7 +405,7 @@ func TestProxyResetCarried(t *testing.T) {
 
 	// clientResets returns what the upstream's read ended with.
 	clientResets := func(t *testing.T) error {
-		c := d.dial("p")
+		c := d.Dial("p")
 		io.WriteString(c, "hello")
 		if line := readLine(t, c); line != "ok" {
 			t.Fatal(line)
@@ -483,7 +422,7 @@ func TestProxyResetCarried(t *testing.T) {
 	}
 	// upstreamResets returns what the client's read ended with.
 	upstreamResets := func(t *testing.T) error {
-		c := d.dial("p")
+		c := d.Dial("p")
 		io.WriteString(c, "reset")
 		<-upDone
 		_ = c.SetReadDeadline(time.Now().Add(5 * time.Second))
@@ -519,19 +458,19 @@ func TestProxySkipsADownUpstream(t *testing.T) {
 	down := closedPort(t)
 	d := proxyTo(t, fmt.Sprintf("upstreams: [tcp://127.0.0.1:%d, %s]\nfail_timeout: 1m", down, up.url()))
 	for i := 0; i < 20; i++ {
-		c := d.dial("p")
+		c := d.Dial("p")
 		if name := readLine(t, c); name != "alive" {
 			t.Fatalf("client %d greeted by %q", i, name)
 		}
-		roundTrip(t, c, "ping\n")
+		testutil.RoundTrip(t, c, "ping\n")
 		c.Close()
 	}
 	if n := up.accepted.Load(); n != 20 {
 		t.Errorf("the live upstream served %d clients, want 20", n)
 	}
-	waitLog(t, d, "upstream failed")
-	if n := strings.Count(d.logText(), "upstream failed"); n != 1 {
-		t.Errorf("%d 'upstream failed' warnings, want 1:\n%s", n, d.logText())
+	d.WaitLog(regexp.MustCompile(regexp.QuoteMeta("upstream failed")), 0)
+	if n := strings.Count(d.Log(), "upstream failed"); n != 1 {
+		t.Errorf("%d 'upstream failed' warnings, want 1:\n%s", n, d.Log())
 	}
 }
 
@@ -539,10 +478,10 @@ func TestProxySkipsADownUpstream(t *testing.T) {
 func TestProxyAllUpstreamsDown(t *testing.T) {
 	d := proxyTo(t, fmt.Sprintf("upstreams: [tcp://127.0.0.1:%d, unix://%s/none.sock]", closedPort(t), t.TempDir()))
 	for i := 0; i < 3; i++ {
-		c := d.dial("p")
+		c := d.Dial("p")
 		expectEOF(t, c, 5*time.Second)
 	}
-	waitLog(t, d, "no upstream could be reached")
+	d.WaitLog(regexp.MustCompile(regexp.QuoteMeta("no upstream could be reached")), 0)
 }
 
 // TestProxyConnectTimeout: an upstream whose accept queue is full never
@@ -572,14 +511,14 @@ func TestProxyConnectTimeout(t *testing.T) {
 	up := startUpstream(t, "alive", nil)
 	d := proxyTo(t, fmt.Sprintf("upstreams: [tcp://127.0.0.1:%d, %s]\nconnect_timeout: 300ms", port, up.url()))
 	start := time.Now()
-	c := d.dial("p")
+	c := d.Dial("p")
 	name := readLine(t, c)
 	took := time.Since(start)
 	if name != "alive" {
 		t.Fatalf("greeted by %q", name)
 	}
 	t.Logf("served after %v", took)
-	if !strings.Contains(d.logText(), "connect timed out") {
+	if !strings.Contains(d.Log(), "connect timed out") {
 		t.Skipf("the full queue did not hold the connect (served in %v); nothing to time out", took)
 	}
 	if took < 250*time.Millisecond || took > 5*time.Second {
@@ -592,17 +531,17 @@ func TestProxyConnectTimeout(t *testing.T) {
 func TestProxyBalance(t *testing.T) {
 	a := startUpstream(t, "A", nil)
 	b := startUpstream(t, "B", nil)
-	oneShot := func(d *daemon) string {
-		c := d.dial("p")
+	oneShot := func(d *testutil.Daemon) string {
+		c := d.Dial("p")
 		name := readLine(t, c)
-		closeWrite(t, c)
+		testutil.CloseWrite(t, c)
 		expectEOF(t, c, 5*time.Second)
 		c.Close()
 		return name
 	}
 	t.Run("least_conn", func(t *testing.T) {
 		d := proxyTo(t, fmt.Sprintf("upstreams: [%s, %s]\nbalance: least_conn", a.url(), b.url()))
-		held := d.dial("p")
+		held := d.Dial("p")
 		busy := readLine(t, held)
 		var got []string
 		for i := 0; i < 8; i++ {
@@ -638,18 +577,18 @@ func TestProxyDrainLetsTheExchangeFinish(t *testing.T) {
 		io.WriteString(c, "re: "+req)
 	})
 	d := proxyTo(t, "upstreams: ["+up.url()+"]")
-	c := d.dial("p")
+	c := d.Dial("p")
 	io.WriteString(c, "request\n")
 	for up.accepted.Load() == 0 {
 		time.Sleep(time.Millisecond)
 	}
 	time.Sleep(50 * time.Millisecond)
-	d.signal(syscall.SIGTERM)
+	d.Signal(syscall.SIGTERM)
 	b, _ := io.ReadAll(c)
 	if string(b) != "re: request\n" {
 		t.Fatalf("client got %q across the drain", b)
 	}
-	if code := d.wait(15 * time.Second); code != 0 {
+	if code := d.Wait(15 * time.Second); code != 0 {
 		t.Fatalf("exit %d", code)
 	}
 }
@@ -663,11 +602,11 @@ func TestProxyExampleConfigs(t *testing.T) {
 	var summaries []string
 	for _, f := range []string{"../../configs/proxy.yaml", "../../configs/proxy.hcl"} {
 		t.Run(filepath.Base(f), func(t *testing.T) {
-			r := runNetd(t, nil, "validate", "-c", f)
-			if r.code != 0 {
-				t.Fatalf("validate: exit %d\n%s%s", r.code, r.stdout, r.stderr)
+			r := testutil.RunNetd(t, nil, "validate", "-c", f)
+			if r.Code != 0 {
+				t.Fatalf("validate: exit %d\n%s%s", r.Code, r.Stdout, r.Stderr)
 			}
-			_, summary, _ := strings.Cut(r.stdout, ": ")
+			_, summary, _ := strings.Cut(r.Stdout, ": ")
 			summaries = append(summaries, summary)
 			src, err := os.ReadFile(f)
 			if err != nil {
@@ -677,18 +616,18 @@ func TestProxyExampleConfigs(t *testing.T) {
 			text := port.ReplaceAllStringFunc(string(src), func(m string) string {
 				sub := port.FindStringSubmatch(m)
 				if _, ok := moved[sub[2]]; !ok {
-					moved[sub[2]] = freePort(t)
+					moved[sub[2]] = testutil.FreePort(t)
 				}
 				return fmt.Sprintf("%s:%d", sub[1], moved[sub[2]])
 			})
-			d := startDaemon(t, nil, "-c", writeConfig(t, filepath.Base(f), text))
-			if len(d.addrs) != 2 {
-				t.Fatalf("listeners %v, want echo-backend and echo-proxy", d.addrs)
+			d := testutil.StartDaemon(t, nil, "-c", testutil.WriteConfig(t, filepath.Base(f), text))
+			if len(d.Addrs) != 2 {
+				t.Fatalf("listeners %v, want echo-backend and echo-proxy", d.Addrs)
 			}
-			for name := range d.addrs {
-				c := d.dial(name)
-				roundTrip(t, c, "ping "+name+"\n")
-				closeWrite(t, c)
+			for name := range d.Addrs {
+				c := d.Dial(name)
+				testutil.RoundTrip(t, c, "ping "+name+"\n")
+				testutil.CloseWrite(t, c)
 				expectEOF(t, c, 5*time.Second)
 			}
 		})
@@ -702,12 +641,12 @@ func TestProxyExampleConfigs(t *testing.T) {
 
 // execDaemon starts a daemon whose listener "x" runs the exec module with
 // options; "u" is the same on a unix socket.
-func execDaemon(t *testing.T, options string) *daemon {
+func execDaemon(t *testing.T, options string) *testutil.Daemon {
 	t.Helper()
 	dir := t.TempDir()
 	cfg := "listeners:\n  - name: x\n    address: tcp://127.0.0.1:0\n    module: exec\n    options:\n" + indent(options, "      ") +
 		"  - name: u\n    address: unix://" + dir + "/x.sock\n    module: exec\n    options:\n" + indent(options, "      ")
-	return startDaemon(t, nil, "-c", writeConfig(t, "x.yaml", cfg))
+	return testutil.StartDaemon(t, nil, "-c", testutil.WriteConfig(t, "x.yaml", cfg))
 }
 
 // TestExecCat: /bin/cat per connection, random bytes in random fragments
@@ -722,13 +661,13 @@ func TestExecCat(t *testing.T) {
 		if i%4 == 0 {
 			name = "u"
 		}
-		c := d.dial(name)
+		c := d.Dial(name)
 		wg.Add(1)
 		go func(c net.Conn, seed int64) {
 			defer wg.Done()
 			rng := rand.New(rand.NewSource(seed))
 			payload := randomBytes(rng, rng.Intn(1<<20))
-			errs <- session(c, payload, payload, seed)
+			errs <- testutil.Session(c, payload, payload, seed, 4096)
 		}(c, int64(i))
 	}
 	wg.Wait()
@@ -738,7 +677,7 @@ func TestExecCat(t *testing.T) {
 			t.Error(err)
 		}
 	}
-	waitNoChildren(t, d.pid(), 10*time.Second)
+	waitNoChildren(t, d.PID(), 10*time.Second)
 }
 
 // TestExecEnvironment: the peer's address in TCPREMOTEIP and
@@ -747,7 +686,7 @@ func TestExecEnvironment(t *testing.T) {
 	d := execDaemon(t, `command: /bin/sh
 args: [-c, 'echo "$PROTO $TCPREMOTEIP $TCPREMOTEPORT $GREETING"']
 env: {GREETING: hello}`)
-	c := d.dial("x")
+	c := d.Dial("x")
 	b, err := io.ReadAll(c)
 	if err != nil {
 		t.Fatal(err)
@@ -756,31 +695,31 @@ env: {GREETING: hello}`)
 	if want := fmt.Sprintf("TCP 127.0.0.1 %d hello\n", local.Port); string(b) != want {
 		t.Errorf("tcp: got %q, want %q", b, want)
 	}
-	u := d.dial("u")
+	u := d.Dial("u")
 	b, err = io.ReadAll(u)
 	if err != nil || string(b) != "UNIX   hello\n" {
 		t.Errorf("unix: got %q, %v", b, err)
 	}
-	waitNoChildren(t, d.pid(), 10*time.Second)
+	waitNoChildren(t, d.PID(), 10*time.Second)
 }
 
 // TestExecInstances: instances: 2 and three clients: the third is closed
 // at once; once a child has gone, a new client is served again.
 func TestExecInstances(t *testing.T) {
 	d := execDaemon(t, "command: /bin/cat\ninstances: 2")
-	a := d.dial("x")
-	roundTrip(t, a, "a\n")
-	b := d.dial("x")
-	roundTrip(t, b, "b\n")
-	c := d.dial("x")
+	a := d.Dial("x")
+	testutil.RoundTrip(t, a, "a\n")
+	b := d.Dial("x")
+	testutil.RoundTrip(t, b, "b\n")
+	c := d.Dial("x")
 	expectEOF(t, c, 5*time.Second)
-	waitLog(t, d, "instances limit reached")
-	closeWrite(t, a)
+	d.WaitLog(regexp.MustCompile(regexp.QuoteMeta("instances limit reached")), 0)
+	testutil.CloseWrite(t, a)
 	expectEOF(t, a, 5*time.Second)
 	// The instance is free once the child is reaped, a moment after.
 	deadline := time.Now().Add(10 * time.Second)
 	for {
-		e := d.dial("x")
+		e := d.Dial("x")
 		if _, err := io.WriteString(e, "e\n"); err == nil {
 			got := make([]byte, 2)
 			_ = e.SetReadDeadline(time.Now().Add(2 * time.Second))
@@ -796,7 +735,7 @@ func TestExecInstances(t *testing.T) {
 		time.Sleep(50 * time.Millisecond)
 	}
 	b.Close()
-	waitNoChildren(t, d.pid(), 10*time.Second)
+	waitNoChildren(t, d.PID(), 10*time.Second)
 }
 
 // TestExecFloodingChildOfAGoneClient: a child that ignores its stdin, and
@@ -807,7 +746,7 @@ func TestExecFloodingChildOfAGoneClient(t *testing.T) {
 args: [-c, 'trap "" PIPE TERM; echo $$; while :; do echo flood; done']`)
 	for _, reset := range []bool{true, false} {
 		t.Run(fmt.Sprintf("reset=%v", reset), func(t *testing.T) {
-			c := d.dial("x")
+			c := d.Dial("x")
 			pid, err := strconv.Atoi(readLine(t, c))
 			if err != nil {
 				t.Fatal(err)
@@ -823,7 +762,7 @@ args: [-c, 'trap "" PIPE TERM; echo $$; while :; do echo flood; done']`)
 			waitGone(t, pid, 10*time.Second)
 		})
 	}
-	waitNoChildren(t, d.pid(), 10*time.Second)
+	waitNoChildren(t, d.PID(), 10*time.Second)
 }
 
 // TestExecNoZombies: many short connections, some sending, some not, some
@@ -833,7 +772,7 @@ func TestExecNoZombies(t *testing.T) {
 args: [-c, 'echo hi']`)
 	var wg sync.WaitGroup
 	for i := 0; i < 100; i++ {
-		c := d.dial([]string{"x", "u"}[i%2])
+		c := d.Dial([]string{"x", "u"}[i%2])
 		wg.Add(1)
 		go func(i int, c net.Conn) {
 			defer wg.Done()
@@ -858,9 +797,9 @@ args: [-c, 'echo hi']`)
 	if t.Failed() {
 		// It failed once in 90 runs (a client saw end-of-file without
 		// "hi"): the daemon's log is what would say why.
-		t.Logf("daemon log:\n%s", d.logText())
+		t.Logf("daemon log:\n%s", d.Log())
 	}
-	waitNoChildren(t, d.pid(), 10*time.Second)
+	waitNoChildren(t, d.PID(), 10*time.Second)
 }
 
 // TestExecOutputBeforeExitIsNotLost: a child that writes and exits without
@@ -872,7 +811,7 @@ func TestExecOutputBeforeExitIsNotLost(t *testing.T) {
 args: [-c, 'echo hello']`)
 	junk := bytes.Repeat([]byte("x"), 64<<10)
 	for i := 0; i < 50; i++ {
-		c := d.dial("u")
+		c := d.Dial("u")
 		go c.Write(junk)
 		b, _ := io.ReadAll(c)
 		if string(b) != "hello\n" {
@@ -887,15 +826,15 @@ args: [-c, 'echo hello']`)
 func TestExecDrainLetsTheChildFinish(t *testing.T) {
 	d := execDaemon(t, `command: /bin/sh
 args: [-c, 'read line; sleep 0.3; echo "got $line"']`)
-	c := d.dial("x")
+	c := d.Dial("x")
 	io.WriteString(c, "request\n")
 	time.Sleep(100 * time.Millisecond)
-	d.signal(syscall.SIGTERM)
+	d.Signal(syscall.SIGTERM)
 	b, _ := io.ReadAll(c)
 	if string(b) != "got request\n" {
 		t.Fatalf("client got %q across the drain", b)
 	}
-	if code := d.wait(15 * time.Second); code != 0 {
+	if code := d.Wait(15 * time.Second); code != 0 {
 		t.Fatalf("exit %d", code)
 	}
 }
@@ -907,16 +846,16 @@ func TestExecSIGTERMReapsEveryChild(t *testing.T) {
 args: [-c, 'trap "" TERM; echo $$; exec >&-; sleep 60']`)
 	var pids []int
 	for i := 0; i < 5; i++ {
-		c := d.dial("x")
+		c := d.Dial("x")
 		pid, err := strconv.Atoi(readLine(t, c))
 		if err != nil {
 			t.Fatal(err)
 		}
 		pids = append(pids, pid)
 	}
-	d.signal(syscall.SIGTERM)
-	if code := d.wait(20 * time.Second); code != 0 {
-		t.Fatalf("exit %d:\n%s", code, d.logText())
+	d.Signal(syscall.SIGTERM)
+	if code := d.Wait(20 * time.Second); code != 0 {
+		t.Fatalf("exit %d:\n%s", code, d.Log())
 	}
 	for _, pid := range pids {
 		waitGone(t, pid, 5*time.Second)
@@ -928,10 +867,8 @@ args: [-c, 'trap "" TERM; echo $$; exec >&-; sleep 60']`)
 // process's start, which runs on the loop.
 func BenchmarkExecConnection(b *testing.B) {
 	dir := b.TempDir()
-	cfg := filepath.Join(dir, "x.yaml")
-	os.WriteFile(cfg, []byte("listeners:\n  - name: x\n    address: unix://"+dir+"/x.sock\n    module: exec\n    options: {command: /bin/true}\n"), 0o644)
-	cmd := startBenchDaemon(b, cfg)
-	defer cmd()
+	cfg := testutil.WriteConfig(b, "x.yaml", "listeners:\n  - name: x\n    address: unix://"+dir+"/x.sock\n    module: exec\n    options: {command: /bin/true}\n")
+	testutil.StartDaemon(b, nil, "-c", cfg)
 	b.ResetTimer()
 	for i := 0; i < b.N; i++ {
 		c, err := net.Dial("unix", dir+"/x.sock")
@@ -942,37 +879,5 @@ func BenchmarkExecConnection(b *testing.B) {
 			b.Fatal(err)
 		}
 		c.Close()
-	}
-}
-
-// startBenchDaemon runs netd serve -c cfg for a benchmark and returns a
-// func that stops it.
-func startBenchDaemon(b *testing.B, cfg string) func() {
-	b.Helper()
-	cmd := exec.Command(netdBin, "serve", "-c", cfg)
-	stderr, err := cmd.StderrPipe()
-	if err != nil {
-		b.Fatal(err)
-	}
-	if err := cmd.Start(); err != nil {
-		b.Fatal(err)
-	}
-	sc := bufio.NewScanner(stderr)
-	for sc.Scan() {
-		if strings.Contains(sc.Text(), "listening") {
-			break
-		}
-	}
-	go io.Copy(io.Discard, stderr)
-	return func() {
-		_ = cmd.Process.Signal(syscall.SIGTERM)
-		done := make(chan struct{})
-		go func() { _ = cmd.Wait(); close(done) }()
-		select {
-		case <-done:
-		case <-time.After(15 * time.Second):
-			_ = cmd.Process.Kill()
-			<-done
-		}
 	}
 }

@@ -18,6 +18,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/netd/netd/internal/testutil"
 )
 
 func httpGet(t *testing.T, url string) (int, string) {
@@ -51,7 +53,7 @@ func metricValue(t *testing.T, text, series string) float64 {
 // answer, `netd reload -c FILE` reloads through the endpoint and is
 // counted, and readyz turns 503 while the daemon drains.
 func TestAdminEndpoint(t *testing.T) {
-	port := freePort(t)
+	port := testutil.FreePort(t)
 	sock := filepath.Join(t.TempDir(), "eu.sock")
 	cfg := fmt.Sprintf(`
 shutdown_timeout: 5s
@@ -73,20 +75,20 @@ listeners:
 	// A module's own metric, under its module and listener labels.
 	proxyConnects := fmt.Sprintf(`netd_proxy_upstream_connects_total{listener="p",module="proxy",result="ok",upstream="unix://%s"}`, sock)
 
-	path := writeConfig(t, "netd.yaml", cfg)
-	d := startDaemon(t, nil, "-c", path)
+	path := testutil.WriteConfig(t, "netd.yaml", cfg)
+	d := testutil.StartDaemon(t, nil, "-c", path)
 	base := fmt.Sprintf("http://127.0.0.1:%d", port)
 	proxied := func() {
 		t.Helper()
-		c := d.dial("p")
-		roundTrip(t, c, "through the proxy\n")
+		c := d.Dial("p")
+		testutil.RoundTrip(t, c, "through the proxy\n")
 		c.Close()
 	}
 	proxied()
 
 	for i := 0; i < 3; i++ {
-		c := d.dial("e")
-		roundTrip(t, c, "0123456789\n")
+		c := d.Dial("e")
+		testutil.RoundTrip(t, c, "0123456789\n")
 		c.Close()
 	}
 	if code, body := httpGet(t, base+"/healthz"); code != 200 {
@@ -123,9 +125,9 @@ listeners:
 		t.Errorf("pprof without admin.pprof: %d, want 404", code)
 	}
 
-	r := runNetd(t, nil, "reload", "-c", path)
-	if r.code != 0 {
-		t.Fatalf("netd reload: exit %d\n%s%s", r.code, r.stdout, r.stderr)
+	r := testutil.RunNetd(t, nil, "reload", "-c", path)
+	if r.Code != 0 {
+		t.Fatalf("netd reload: exit %d\n%s%s", r.Code, r.Stdout, r.Stderr)
 	}
 	_, text = httpGet(t, base+"/metrics")
 	if v := metricValue(t, text, `netd_reloads_total{result="ok"}`); v != 1 {
@@ -142,10 +144,10 @@ listeners:
 	}
 
 	// A client that never reads keeps the drain going: readyz says 503.
-	hog := d.dial("e")
+	hog := d.Dial("e")
 	go func() { _, _ = hog.Write(make([]byte, 8<<20)) }()
 	time.Sleep(200 * time.Millisecond)
-	d.signal(syscall.SIGTERM)
+	d.Signal(syscall.SIGTERM)
 	deadline = time.Now().Add(4 * time.Second)
 	code := 0
 	for time.Now().Before(deadline) {
@@ -159,14 +161,14 @@ listeners:
 		t.Fatalf("readyz while draining: %d, want 503", code)
 	}
 	hog.Close()
-	if c := d.wait(15 * time.Second); c != 0 {
-		t.Fatalf("exit %d\n%s", c, d.logText())
+	if c := d.Wait(15 * time.Second); c != 0 {
+		t.Fatalf("exit %d\n%s", c, d.Log())
 	}
 
 	// With no daemon there, netd reload fails with a message.
-	r = runNetd(t, nil, "reload", "-c", path)
-	if r.code != 1 || !strings.Contains(r.stderr, "no daemon answers") {
-		t.Fatalf("reload with no daemon: exit %d, %q", r.code, r.stderr)
+	r = testutil.RunNetd(t, nil, "reload", "-c", path)
+	if r.Code != 1 || !strings.Contains(r.Stderr, "no daemon answers") {
+		t.Fatalf("reload with no daemon: exit %d, %q", r.Code, r.Stderr)
 	}
 }
 
@@ -212,15 +214,15 @@ func expectNotify(t *testing.T, msgs <-chan string, want string) {
 // around a reload, STOPPING=1 on shutdown.
 func TestSystemdNotify(t *testing.T) {
 	sock, msgs := notifyListener(t)
-	path := writeConfig(t, "netd.yaml", "listeners:\n  - name: e\n    address: tcp://127.0.0.1:0\n    module: echo\n")
-	d := startDaemon(t, []string{"NOTIFY_SOCKET=" + sock}, "-c", path)
+	path := testutil.WriteConfig(t, "netd.yaml", "listeners:\n  - name: e\n    address: tcp://127.0.0.1:0\n    module: echo\n")
+	d := testutil.StartDaemon(t, []string{"NOTIFY_SOCKET=" + sock}, "-c", path)
 	expectNotify(t, msgs, "READY=1")
-	d.signal(syscall.SIGHUP)
+	d.Signal(syscall.SIGHUP)
 	expectNotify(t, msgs, "RELOADING=1")
 	expectNotify(t, msgs, "READY=1")
-	d.signal(syscall.SIGTERM)
+	d.Signal(syscall.SIGTERM)
 	expectNotify(t, msgs, "STOPPING=1")
-	if c := d.wait(15 * time.Second); c != 0 {
+	if c := d.Wait(15 * time.Second); c != 0 {
 		t.Fatalf("exit %d", c)
 	}
 }
@@ -229,25 +231,17 @@ func TestSystemdNotify(t *testing.T) {
 // named echo; a listener on fd://echo serves it.
 func TestSocketActivation(t *testing.T) {
 	activate := lookProgram(t, "systemd-socket-activate", "systemd")
-	port := freePort(t)
-	path := writeConfig(t, "netd.yaml", "listeners:\n  - name: e\n    address: fd://echo\n    module: echo\n")
-	cmd := exec.Command(activate, "-l", fmt.Sprintf("127.0.0.1:%d", port), "--fdname=echo", netdBin, "serve", "-c", path)
-	var logs syncBuffer
+	port := testutil.FreePort(t)
+	path := testutil.WriteConfig(t, "netd.yaml", "listeners:\n  - name: e\n    address: fd://echo\n    module: echo\n")
+	cmd := exec.Command(activate, "-l", fmt.Sprintf("127.0.0.1:%d", port), "--fdname=echo", testutil.Netd(t), "serve", "-c", path)
+	var logs testutil.SyncBuffer
 	cmd.Stdout, cmd.Stderr = &logs, &logs
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
 	done := make(chan struct{})
 	go func() { _ = cmd.Wait(); close(done) }()
-	defer func() {
-		_ = cmd.Process.Signal(syscall.SIGTERM)
-		select {
-		case <-done:
-		case <-time.After(15 * time.Second):
-			_ = cmd.Process.Kill()
-			<-done
-		}
-	}()
+	defer testutil.Terminate(cmd.Process, done, testutil.StopGrace)
 	// systemd-socket-activate starts netd at the first connection.
 	var c net.Conn
 	var err error
@@ -263,7 +257,7 @@ func TestSocketActivation(t *testing.T) {
 	}
 	defer c.Close()
 	_ = c.SetDeadline(time.Now().Add(20 * time.Second))
-	roundTrip(t, c, "activated\n")
+	testutil.RoundTrip(t, c, "activated\n")
 	if !strings.Contains(logs.String(), "fd://echo") && !strings.Contains(logs.String(), "e=tcp://127.0.0.1:"+strconv.Itoa(port)) {
 		t.Logf("log:\n%s", logs.String())
 	}
@@ -290,9 +284,9 @@ func TestPrivilegeDrop(t *testing.T) {
 		t.Skip("no free port below 1024")
 	}
 	cfg := fmt.Sprintf("user: nobody\nlisteners:\n  - name: low\n    address: tcp://127.0.0.1:%d\n    module: echo\n", port)
-	d := startDaemon(t, nil, "-c", writeConfig(t, "netd.yaml", cfg))
-	roundTrip(t, d.dial("low"), "dropped\n")
-	status, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", d.cmd.Process.Pid))
+	d := testutil.StartDaemon(t, nil, "-c", testutil.WriteConfig(t, "netd.yaml", cfg))
+	testutil.RoundTrip(t, d.Dial("low"), "dropped\n")
+	status, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", d.PID()))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -318,16 +312,16 @@ func TestPrivilegeDrop(t *testing.T) {
 func TestUpgrade(t *testing.T) {
 	dir := t.TempDir()
 	sock := filepath.Join(dir, "u.sock")
-	port := freePort(t)
+	port := testutil.FreePort(t)
 	cfg := fmt.Sprintf("shutdown_timeout: 5s\nlisteners:\n  - name: t\n    address: tcp://127.0.0.1:%d\n    module: echo\n  - name: u\n    address: unix://%s\n    module: echo\n", port, sock)
-	path := writeConfig(t, "netd.yaml", cfg)
+	path := testutil.WriteConfig(t, "netd.yaml", cfg)
 	logPath := filepath.Join(dir, "netd.log")
 	logFile, err := os.Create(logPath)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer logFile.Close()
-	old := exec.Command(netdBin, "serve", "-c", path)
+	old := exec.Command(testutil.Netd(t), "serve", "-c", path)
 	old.Stdout, old.Stderr = logFile, logFile // a file, not a pipe: the new process inherits it
 	if err := old.Start(); err != nil {
 		t.Fatal(err)

@@ -22,6 +22,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/netd/netd/internal/testutil"
 )
 
 // --- Helpers. ---
@@ -59,7 +61,7 @@ func lookProgram(t *testing.T, name, pkg string) string {
 type peerProcess struct {
 	name string
 	cmd  *exec.Cmd
-	out  syncBuffer
+	out  testutil.SyncBuffer
 	done chan struct{}
 }
 
@@ -91,42 +93,7 @@ func (p *peerProcess) exited() bool {
 	}
 }
 
-func (p *peerProcess) stop() { terminate(p.cmd.Process, p.done, 10*time.Second) }
-
-// freeUDPPort returns a UDP port on 127.0.0.1 that was free a moment ago.
-func freeUDPPort(t *testing.T) int {
-	t.Helper()
-	c, err := net.ListenPacket("udp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	return c.LocalAddr().(*net.UDPAddr).Port
-}
-
-// dialPeer connects to a peer program's address, bounded like d.dial.
-func dialPeer(t *testing.T, network, address string) net.Conn {
-	t.Helper()
-	c, err := net.DialTimeout(network, address, 5*time.Second)
-	if err != nil {
-		t.Fatalf("dial %s %s: %v", network, address, err)
-	}
-	_ = c.SetDeadline(time.Now().Add(20 * time.Second))
-	t.Cleanup(func() { c.Close() })
-	return c
-}
-
-// dialListener is d.dial for a subtest: it fails and cleans up in t, not
-// in the test that started the daemon.
-func dialListener(t *testing.T, d *daemon, name string) net.Conn {
-	t.Helper()
-	addr, ok := d.addrs[name]
-	if !ok {
-		t.Fatalf("no listener %q in %v", name, d.addrs)
-	}
-	network, address, _ := strings.Cut(addr, "://")
-	return dialPeer(t, strings.TrimRight(network, "46"), address)
-}
+func (p *peerProcess) stop() { testutil.Terminate(p.cmd.Process, p.done, 10*time.Second) }
 
 // --- redis behind the proxy. ---
 
@@ -246,7 +213,7 @@ func TestProxyInFrontOfRedis(t *testing.T) {
 	bench := lookProgram(t, "redis-benchmark", "redis-tools")
 
 	dir := t.TempDir()
-	port := freePort(t)
+	port := testutil.FreePort(t)
 	sock := filepath.Join(dir, "redis.sock")
 	redis := startPeer(t, nil, server,
 		"--port", strconv.Itoa(port), "--bind", "127.0.0.1",
@@ -269,12 +236,12 @@ func TestProxyInFrontOfRedis(t *testing.T) {
     options:
       upstreams: [unix://%s]
 `, redisAddr, sock)
-	d := startDaemon(t, nil, "-c", writeConfig(t, "redis-proxy.yaml", cfg))
+	d := testutil.StartDaemon(t, nil, "-c", testutil.WriteConfig(t, "redis-proxy.yaml", cfg))
 	listenerPort := func(name string) int {
-		_, addr, _ := strings.Cut(d.addrs[name], "://")
+		_, addr, _ := strings.Cut(d.Addrs[name], "://")
 		_, p, err := net.SplitHostPort(addr)
 		if err != nil {
-			t.Fatalf("listener %s at %q: %v", name, d.addrs[name], err)
+			t.Fatalf("listener %s at %q: %v", name, d.Addrs[name], err)
 		}
 		n, _ := strconv.Atoi(p)
 		return n
@@ -302,10 +269,10 @@ func TestProxyInFrontOfRedis(t *testing.T) {
 		}
 	}
 	t.Logf("redis-benchmark -n 20000 -c 20 -t set,get (information only, not asserted; netd built with race=%v):\n%s",
-		raceEnabled, strings.Join(figures, "\n"))
+		testutil.RaceEnabled, strings.Join(figures, "\n"))
 
 	t.Run("commands", func(t *testing.T) {
-		viaTCP, viaUnix := dialListener(t, d, "redis-tcp"), dialListener(t, d, "redis-unix")
+		viaTCP, viaUnix := d.DialIn(t, "redis-tcp"), d.DialIn(t, "redis-unix")
 		redisExchange(t, viaTCP, resp("PING"), "+PONG\r\n")
 		redisExchange(t, viaTCP, resp("SET", "netd:k", "v"), "+OK\r\n")
 		redisExchange(t, viaTCP, resp("GET", "netd:k"), "$1\r\nv\r\n")
@@ -374,9 +341,9 @@ func startXinetd(t *testing.T, bin, tz string) map[string]string {
 		// stream in a process of its own (wait = no). The cps limit is
 		// raised so that no burst of test connections turns a service off
 		// for 10 s, as xinetd's default of 50 a second would.
-		port, sockType, protocol, wait := freePort(t), "stream", "tcp", "no"
+		port, sockType, protocol, wait := testutil.FreePort(t), "stream", "tcp", "no"
 		if s.udp {
-			port, sockType, protocol, wait = freeUDPPort(t), "dgram", "udp", "yes"
+			port, sockType, protocol, wait = testutil.FreeUDPPort(t), "dgram", "udp", "yes"
 		}
 		addrs[s.name] = fmt.Sprintf("%s://127.0.0.1:%d", protocol, port)
 		fmt.Fprintf(&conf, `service %s
@@ -394,7 +361,7 @@ func startXinetd(t *testing.T, bin, tz string) map[string]string {
 }
 `, s.service, s.service, sockType, sockType, protocol, port, wait, u.Username)
 	}
-	cfg := writeConfig(t, "xinetd.conf", conf.String())
+	cfg := testutil.WriteConfig(t, "xinetd.conf", conf.String())
 	logPath := filepath.Join(dir, "xinetd.log")
 	x := startPeer(t, []string{"TZ=" + tz}, bin, "-dontfork", "-f", cfg,
 		"-pidfile", filepath.Join(dir, "xinetd.pid"), "-filelog", logPath)
@@ -490,7 +457,7 @@ func TestInetdServicesBesideXinetd(t *testing.T) {
 			fmt.Fprintf(&cfg, "    options: %s\n", s.options)
 		}
 	}
-	d := startDaemon(t, []string{"TZ=" + tz}, "-c", writeConfig(t, "inetd-peers.yaml", cfg.String()))
+	d := testutil.StartDaemon(t, []string{"TZ=" + tz}, "-c", testutil.WriteConfig(t, "inetd-peers.yaml", cfg.String()))
 
 	// The two daemons, xinetd first: each test below asks both the same.
 	// xinetd 2.3.15.3 now and then leaves a datagram unanswered, one in
@@ -506,9 +473,9 @@ func TestInetdServicesBesideXinetd(t *testing.T) {
 	peers := []peer{
 		{"xinetd", func(t *testing.T, name string) net.Conn {
 			network, address, _ := strings.Cut(xaddrs[name], "://")
-			return dialPeer(t, network, address)
+			return testutil.DialNet(t, network, address)
 		}, 5},
-		{"netd", func(t *testing.T, name string) net.Conn { return dialListener(t, d, name) }, 1},
+		{"netd", func(t *testing.T, name string) net.Conn { return d.DialIn(t, name) }, 1},
 	}
 	// ask sends payload on a UDP connection and returns the answer.
 	ask := func(t *testing.T, p peer, c net.Conn, payload string) []byte {
@@ -534,7 +501,7 @@ func TestInetdServicesBesideXinetd(t *testing.T) {
 	// nothing more sent.
 	endsSilently := func(t *testing.T, who string, c net.Conn) {
 		t.Helper()
-		closeWrite(t, c)
+		testutil.CloseWrite(t, c)
 		if rest := readAll(t, c); len(rest) != 0 {
 			t.Errorf("%s: after the half-close sent %q", who, rest)
 		}
@@ -649,7 +616,7 @@ func TestInetdServicesBesideXinetd(t *testing.T) {
 			c := p.dial(t, "echo-tcp")
 			for _, piece := range pieces {
 				_ = c.SetReadDeadline(time.Now().Add(10 * time.Second))
-				roundTrip(t, c, piece)
+				testutil.RoundTrip(t, c, piece)
 			}
 			endsSilently(t, p.who, c)
 		}

@@ -10,6 +10,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/netd/netd/internal/testutil"
 )
 
 const reloadBefore = `
@@ -44,48 +46,31 @@ listeners:
     module: echo
 `
 
-// waitLog waits until the daemon's log matches re, and returns the match.
-func (d *daemon) waitLog(re *regexp.Regexp, after int) []string {
-	d.t.Helper()
-	deadline := time.Now().Add(15 * time.Second)
-	for time.Now().Before(deadline) {
-		text := d.logText()
-		if after < len(text) {
-			if m := re.FindStringSubmatch(text[after:]); m != nil {
-				return m
-			}
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-	d.t.Fatalf("log never matched %s:\n%s", re, d.logText())
-	return nil
-}
-
 // TestReloadOnSIGHUP: added, removed, changed and unchanged listeners, with
 // clients connected throughout; then a broken config changes nothing.
 func TestReloadOnSIGHUP(t *testing.T) {
 	dir := t.TempDir()
-	path := writeConfig(t, "netd.yaml", strings.ReplaceAll(reloadBefore, "DIR", dir))
-	d := startDaemon(t, nil, "-c", path)
-	keep, change, gone := d.dial("keep"), d.dial("change"), d.dial("gone")
-	roundTrip(t, keep, "keep\n")
-	roundTrip(t, change, "raw, no newline")
-	roundTrip(t, gone, "gone\n")
+	path := testutil.WriteConfig(t, "netd.yaml", strings.ReplaceAll(reloadBefore, "DIR", dir))
+	d := testutil.StartDaemon(t, nil, "-c", path)
+	keep, change, gone := d.Dial("keep"), d.Dial("change"), d.Dial("gone")
+	testutil.RoundTrip(t, keep, "keep\n")
+	testutil.RoundTrip(t, change, "raw, no newline")
+	testutil.RoundTrip(t, gone, "gone\n")
 
 	// Reload with port 0 listeners unchanged: they keep their sockets.
 	if err := os.WriteFile(path, []byte(reloadAfter), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	mark := len(d.logText())
-	d.signal(syscall.SIGHUP)
-	added := d.waitLog(regexp.MustCompile(`listener added.*address=(\S+)`), mark)
-	d.waitLog(regexp.MustCompile(`reload: done`), mark)
+	mark := len(d.Log())
+	d.Signal(syscall.SIGHUP)
+	added := d.WaitLog(regexp.MustCompile(`listener added.*address=(\S+)`), mark)
+	d.WaitLog(regexp.MustCompile(`reload: done`), mark)
 
-	roundTrip(t, keep, "keep, same connection\n")
-	roundTrip(t, change, "old connection, old settings: raw")
-	roundTrip(t, gone, "removed listener, connection finishes\n")
+	testutil.RoundTrip(t, keep, "keep, same connection\n")
+	testutil.RoundTrip(t, change, "old connection, old settings: raw")
+	testutil.RoundTrip(t, gone, "removed listener, connection finishes\n")
 
-	fresh := d.dial("change") // same address, new settings: line mode
+	fresh := d.Dial("change") // same address, new settings: line mode
 	if _, err := io.WriteString(fresh, "partial"); err != nil {
 		t.Fatal(err)
 	}
@@ -112,20 +97,20 @@ func TestReloadOnSIGHUP(t *testing.T) {
 	}
 	defer c.Close()
 	_ = c.SetDeadline(time.Now().Add(10 * time.Second))
-	roundTrip(t, c, "added\n")
+	testutil.RoundTrip(t, c, "added\n")
 
 	// A broken config is logged with its position and changes nothing.
 	if err := os.WriteFile(path, []byte("listeners:\n  - name: keep\n    adress: tcp://127.0.0.1:0\n"), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	mark = len(d.logText())
-	d.signal(syscall.SIGHUP)
-	d.waitLog(regexp.MustCompile(`reload failed.*`+regexp.QuoteMeta(path)+`:3:5`), mark)
-	roundTrip(t, keep, "keep, after a failed reload\n")
-	roundTrip(t, c, "added, after a failed reload\n")
+	mark = len(d.Log())
+	d.Signal(syscall.SIGHUP)
+	d.WaitLog(regexp.MustCompile(`reload failed.*`+regexp.QuoteMeta(path)+`:3:5`), mark)
+	testutil.RoundTrip(t, keep, "keep, after a failed reload\n")
+	testutil.RoundTrip(t, c, "added, after a failed reload\n")
 
-	d.signal(syscall.SIGTERM)
-	if code := d.wait(15 * time.Second); code != 0 {
+	d.Signal(syscall.SIGTERM)
+	if code := d.Wait(15 * time.Second); code != 0 {
 		t.Fatalf("exit %d", code)
 	}
 }
@@ -135,19 +120,19 @@ func TestReloadOnSIGHUP(t *testing.T) {
 func TestReloadWatermarks(t *testing.T) {
 	const before = "listeners:\n  - {name: w, address: tcp://127.0.0.1:0, module: echo}\n"
 	const after = "listeners:\n  - {name: w, address: tcp://127.0.0.1:0, module: echo, high_watermark: 65536, low_watermark: 16384}\n"
-	path := writeConfig(t, "netd.yaml", before)
-	d := startDaemon(t, nil, "-c", path)
-	c := d.dial("w")
-	roundTrip(t, c, "before\n")
+	path := testutil.WriteConfig(t, "netd.yaml", before)
+	d := testutil.StartDaemon(t, nil, "-c", path)
+	c := d.Dial("w")
+	testutil.RoundTrip(t, c, "before\n")
 	if err := os.WriteFile(path, []byte(after), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	mark := len(d.logText())
-	d.signal(syscall.SIGHUP)
-	d.waitLog(regexp.MustCompile(`reload: listener replaced on its socket: listener=w`), mark)
-	d.waitLog(regexp.MustCompile(`reload: done.* changed=1`), mark)
-	roundTrip(t, c, "after, same connection\n")
-	roundTrip(t, d.dial("w"), "after, new connection\n")
+	mark := len(d.Log())
+	d.Signal(syscall.SIGHUP)
+	d.WaitLog(regexp.MustCompile(`reload: listener replaced on its socket: listener=w`), mark)
+	d.WaitLog(regexp.MustCompile(`reload: done.* changed=1`), mark)
+	testutil.RoundTrip(t, c, "after, same connection\n")
+	testutil.RoundTrip(t, d.Dial("w"), "after, new connection\n")
 }
 
 // TestReloadRemovesListenerSeries: a reload through the admin endpoint
@@ -155,7 +140,7 @@ func TestReloadWatermarks(t *testing.T) {
 // (netd_connections_*) and its module's (netd_proxy_*), while the listener
 // it keeps keeps its series and counts on.
 func TestReloadRemovesListenerSeries(t *testing.T) {
-	port := freePort(t)
+	port := testutil.FreePort(t)
 	up := startUpstream(t, "up", nil)
 	const listener = `
   - name: %s
@@ -164,16 +149,16 @@ func TestReloadRemovesListenerSeries(t *testing.T) {
     options: {upstreams: ["%s"]}`
 	keep := fmt.Sprintf(listener, "keep", up.url())
 	head := fmt.Sprintf("shutdown_timeout: 5s\nadmin:\n  address: 127.0.0.1:%d\n  reload: true\nlisteners:", port)
-	path := writeConfig(t, "netd.yaml", head+keep+fmt.Sprintf(listener, "gone", up.url())+"\n")
-	d := startDaemon(t, nil, "-c", path)
+	path := testutil.WriteConfig(t, "netd.yaml", head+keep+fmt.Sprintf(listener, "gone", up.url())+"\n")
+	d := testutil.StartDaemon(t, nil, "-c", path)
 	base := fmt.Sprintf("http://127.0.0.1:%d", port)
 	proxied := func(name string) {
 		t.Helper()
-		c := d.dial(name)
+		c := d.Dial(name)
 		if got := readLine(t, c); got != "up" {
 			t.Fatalf("%s: greeting %q, want up", name, got)
 		}
-		roundTrip(t, c, "through "+name+"\n")
+		testutil.RoundTrip(t, c, "through "+name+"\n")
 		c.Close()
 	}
 	connects := func(name string) string {
@@ -218,8 +203,8 @@ func TestReloadRemovesListenerSeries(t *testing.T) {
 	if err := os.WriteFile(path, []byte(head+keep+"\n"), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	if r := runNetd(t, nil, "reload", "-c", path); r.code != 0 {
-		t.Fatalf("netd reload: exit %d\n%s%s", r.code, r.stdout, r.stderr)
+	if r := testutil.RunNetd(t, nil, "reload", "-c", path); r.Code != 0 {
+		t.Fatalf("netd reload: exit %d\n%s%s", r.Code, r.Stdout, r.Stderr)
 	}
 	_, after := httpGet(t, base+"/metrics")
 	if v := metricValue(t, after, `netd_reloads_total{result="ok"}`); v != 1 {

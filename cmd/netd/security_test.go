@@ -12,6 +12,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/netd/netd/internal/testutil"
 )
 
 // unixAfterDrop is a config that drops to nobody, with a unix listener
@@ -72,15 +74,15 @@ func TestUnixSocketAfterPrivilegeDrop(t *testing.T) {
 				}
 			}
 			write(true)
-			d := startDaemon(t, nil, "-c", path)
-			roundTrip(t, d.dial("local"), "before the reloads\n")
-			keep := d.dial("keep")
+			d := testutil.StartDaemon(t, nil, "-c", path)
+			testutil.RoundTrip(t, d.Dial("local"), "before the reloads\n")
+			keep := d.Dial("keep")
 
 			// Removed by reload.
 			write(false)
-			mark := len(d.logText())
-			d.signal(syscall.SIGHUP)
-			d.waitLog(regexp.MustCompile(`reload: done`), mark)
+			mark := len(d.Log())
+			d.Signal(syscall.SIGHUP)
+			d.WaitLog(regexp.MustCompile(`reload: done`), mark)
 			_, statErr := os.Lstat(sock)
 			if ownedByNobody {
 				if !os.IsNotExist(statErr) {
@@ -90,34 +92,34 @@ func TestUnixSocketAfterPrivilegeDrop(t *testing.T) {
 				if statErr != nil {
 					t.Fatalf("socket file: %v", statErr)
 				}
-				d.waitLog(regexp.MustCompile(`socket file left in place.*permission denied.*nobody.*remove the socket file in directory `+regexp.QuoteMeta(sockDir)), mark)
+				d.WaitLog(regexp.MustCompile(`socket file left in place.*permission denied.*nobody.*remove the socket file in directory `+regexp.QuoteMeta(sockDir)), mark)
 			}
 
 			// Added back by reload.
 			write(true)
-			mark = len(d.logText())
-			d.signal(syscall.SIGHUP)
+			mark = len(d.Log())
+			d.Signal(syscall.SIGHUP)
 			if ownedByNobody {
-				d.waitLog(regexp.MustCompile(`reload: listener added.*listener=local`), mark)
+				d.WaitLog(regexp.MustCompile(`reload: listener added.*listener=local`), mark)
 				c, err := net.DialTimeout("unix", sock, 5*time.Second)
 				if err != nil {
 					t.Fatalf("the listener added back does not answer: %v", err)
 				}
 				defer c.Close()
 				_ = c.SetDeadline(time.Now().Add(10 * time.Second))
-				roundTrip(t, c, "after the reloads\n")
+				testutil.RoundTrip(t, c, "after the reloads\n")
 			} else {
 				// The stale file cannot go...
-				d.waitLog(regexp.MustCompile(`reload failed.*permission denied.*nobody.*remove the stale socket file in directory `+regexp.QuoteMeta(sockDir)), mark)
+				d.WaitLog(regexp.MustCompile(`reload failed.*permission denied.*nobody.*remove the stale socket file in directory `+regexp.QuoteMeta(sockDir)), mark)
 				// ...and with it gone, the file cannot be made.
 				if err := os.Remove(sock); err != nil {
 					t.Fatal(err)
 				}
-				mark = len(d.logText())
-				d.signal(syscall.SIGHUP)
-				d.waitLog(regexp.MustCompile(`reload failed.*permission denied.*nobody.*create the socket file in directory `+regexp.QuoteMeta(sockDir)), mark)
+				mark = len(d.Log())
+				d.Signal(syscall.SIGHUP)
+				d.WaitLog(regexp.MustCompile(`reload failed.*permission denied.*nobody.*create the socket file in directory `+regexp.QuoteMeta(sockDir)), mark)
 			}
-			roundTrip(t, keep, "the daemon serves on\n")
+			testutil.RoundTrip(t, keep, "the daemon serves on\n")
 		})
 	}
 }
@@ -148,20 +150,20 @@ func TestValidateWarnings(t *testing.T) {
 		{"unix in a private directory", fmt.Sprintf(unixIn, dirWithMode(0o755)), ""},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			path := writeConfig(t, "netd.yaml", tc.config)
-			r := runNetd(t, nil, "validate", "-c", path)
-			if r.code != 0 || !strings.Contains(r.stdout, ": ok,") {
-				t.Fatalf("exit %d, stdout %q, stderr %q", r.code, r.stdout, r.stderr)
+			path := testutil.WriteConfig(t, "netd.yaml", tc.config)
+			r := testutil.RunNetd(t, nil, "validate", "-c", path)
+			if r.Code != 0 || !strings.Contains(r.Stdout, ": ok,") {
+				t.Fatalf("exit %d, stdout %q, stderr %q", r.Code, r.Stdout, r.Stderr)
 			}
-			lines := strings.Split(strings.TrimSpace(r.stderr), "\n")
+			lines := strings.Split(strings.TrimSpace(r.Stderr), "\n")
 			if tc.want == "" {
-				if r.stderr != "" {
-					t.Fatalf("want no warning, got %q", r.stderr)
+				if r.Stderr != "" {
+					t.Fatalf("want no warning, got %q", r.Stderr)
 				}
 				return
 			}
 			if len(lines) != 1 || !regexp.MustCompile(regexp.QuoteMeta(path[:len(path)-len("netd.yaml")])+tc.want).MatchString(lines[0]) {
-				t.Fatalf("stderr %q, want one line matching %s", r.stderr, tc.want)
+				t.Fatalf("stderr %q, want one line matching %s", r.Stderr, tc.want)
 			}
 		})
 	}
@@ -181,18 +183,18 @@ func TestProxyRefusesItsOwnAddress(t *testing.T) {
 	} {
 		t.Run(tc.listen+" to "+tc.upstream, func(t *testing.T) {
 			cfg := fmt.Sprintf("listeners:\n  - name: loop\n    address: %s\n    module: proxy\n    options:\n      upstreams: [%q, \"tcp://127.0.0.1:1\"]\n", tc.listen, tc.upstream)
-			path := writeConfig(t, "netd.yaml", cfg)
-			r := runNetd(t, nil, "validate", "-c", path)
+			path := testutil.WriteConfig(t, "netd.yaml", cfg)
+			r := testutil.RunNetd(t, nil, "validate", "-c", path)
 			want := path + `:6:18: listener "loop": module proxy: option upstreams: upstreams[0]: "` + tc.upstream + `" is this listener's own address`
-			if r.code != 1 || !strings.Contains(r.stderr, want) {
-				t.Fatalf("exit %d, stderr %q; want exit 1 and %s", r.code, r.stderr, want)
+			if r.Code != 1 || !strings.Contains(r.Stderr, want) {
+				t.Fatalf("exit %d, stderr %q; want exit 1 and %s", r.Code, r.Stderr, want)
 			}
 		})
 	}
 	// Another port is no loop.
-	path := writeConfig(t, "netd.yaml", "listeners:\n  - name: front\n    address: tcp://0.0.0.0:7400\n    module: proxy\n    options:\n      upstreams: [\"tcp://127.0.0.1:7401\"]\n")
-	if r := runNetd(t, nil, "validate", "-c", path); r.code != 0 {
-		t.Fatalf("exit %d, stderr %q", r.code, r.stderr)
+	path := testutil.WriteConfig(t, "netd.yaml", "listeners:\n  - name: front\n    address: tcp://0.0.0.0:7400\n    module: proxy\n    options:\n      upstreams: [\"tcp://127.0.0.1:7401\"]\n")
+	if r := testutil.RunNetd(t, nil, "validate", "-c", path); r.Code != 0 {
+		t.Fatalf("exit %d, stderr %q", r.Code, r.Stderr)
 	}
 }
 
@@ -200,8 +202,8 @@ func TestProxyRefusesItsOwnAddress(t *testing.T) {
 // reads ./netd.yaml from the working directory, and that the listening
 // line names it (TestListeningNamesConfig checks the line itself).
 func TestServeHelpNamesLocalConfig(t *testing.T) {
-	r := runNetd(t, nil, "serve", "--help")
-	if r.code != 0 || !strings.Contains(r.stdout, "./netd.yaml from the working directory") || !strings.Contains(r.stdout, "config=./netd.yaml") {
-		t.Fatalf("exit %d, help:\n%s", r.code, r.stdout)
+	r := testutil.RunNetd(t, nil, "serve", "--help")
+	if r.Code != 0 || !strings.Contains(r.Stdout, "./netd.yaml from the working directory") || !strings.Contains(r.Stdout, "config=./netd.yaml") {
+		t.Fatalf("exit %d, help:\n%s", r.Code, r.Stdout)
 	}
 }

@@ -19,12 +19,14 @@ import (
 	"time"
 
 	"github.com/netd/netd/internal/testpki"
+	"github.com/netd/netd/internal/testutil"
 )
 
 // tlsSetup is a daemon serving echo over TLS, with the certificates it
 // was given, made for the test.
 type tlsSetup struct {
-	d      *daemon
+	t      testing.TB
+	d      *testutil.Daemon
 	dir    string // the config's directory, where server.pem and server-key.pem are
 	config string
 	ca     *testpki.CA
@@ -56,7 +58,7 @@ func installServer(t *testing.T, is *testpki.Issued, dir string) {
 // CA required), every handshake_timeout 1s, with an admin endpoint.
 func startTLS(t *testing.T) *tlsSetup {
 	t.Helper()
-	s := &tlsSetup{dir: t.TempDir(), ca: testpki.NewCA(t, "e2e")}
+	s := &tlsSetup{t: t, dir: t.TempDir(), ca: testpki.NewCA(t, "e2e")}
 	s.server = s.ca.Server(t, "server", time.Time{})
 	s.client = s.ca.Client(t, "alice")
 	installServer(t, s.server, s.dir)
@@ -90,16 +92,16 @@ listeners:
 	if err := os.WriteFile(s.config, []byte(cfg), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	s.d = startDaemon(t, nil, "-c", s.config)
+	s.d = testutil.StartDaemon(t, nil, "-c", s.config)
 	return s
 }
 
 // hostPort is the host:port of listener name.
 func (s *tlsSetup) hostPort(name string) string {
-	s.d.t.Helper()
-	addr, ok := s.d.addrs[name]
+	s.t.Helper()
+	addr, ok := s.d.Addrs[name]
 	if !ok {
-		s.d.t.Fatalf("no listener %q in %v", name, s.d.addrs)
+		s.t.Fatalf("no listener %q in %v", name, s.d.Addrs)
 	}
 	_, hp, _ := strings.Cut(addr, "://")
 	return hp
@@ -112,7 +114,7 @@ func (s *tlsSetup) dialTLS(t *testing.T, name string, cfg *tls.Config) *tls.Conn
 		cfg = &tls.Config{}
 	}
 	cfg.RootCAs, cfg.ServerName = s.ca.Pool, "localhost"
-	c := tls.Client(s.d.dial(name), cfg)
+	c := tls.Client(s.d.Dial(name), cfg)
 	if err := c.Handshake(); err != nil {
 		t.Fatalf("handshake with %s: %v", name, err)
 	}
@@ -123,7 +125,7 @@ func (s *tlsSetup) dialTLS(t *testing.T, name string, cfg *tls.Config) *tls.Conn
 // /metrics.
 func (s *tlsSetup) closed(t *testing.T, listener, reason string) float64 {
 	t.Helper()
-	_, text := httpGet(t, s.d.addrs["admin"]+"/metrics")
+	_, text := httpGet(t, s.d.Addrs["admin"]+"/metrics")
 	re := regexp.MustCompile(`(?m)^netd_connections_closed_total\{listener="` + listener + `",reason="` + reason + `"\} (\S+)$`)
 	m := re.FindStringSubmatch(text)
 	if m == nil {
@@ -367,9 +369,9 @@ func TestTLSPythonALPNAndMutual(t *testing.T) {
 func TestTLSHandshakeTimeout(t *testing.T) {
 	s := startTLS(t)
 	good := s.dialTLS(t, "tls", nil)
-	roundTrip(t, good, "before\n")
-	silent := s.d.dial("tls")
-	partial := s.d.dial("tls")
+	testutil.RoundTrip(t, good, "before\n")
+	silent := s.d.Dial("tls")
+	partial := s.d.Dial("tls")
 	if _, err := partial.Write([]byte{22, 3, 1, 0, 200, 1, 0}); err != nil { // a record header, then 2 of its 200 bytes
 		t.Fatal(err)
 	}
@@ -385,7 +387,7 @@ func TestTLSHandshakeTimeout(t *testing.T) {
 		t.Errorf("closed after %v, before the 1s handshake_timeout", waited)
 	}
 	s.waitClosed(t, "tls", "handshake_timeout", 2)
-	roundTrip(t, good, "after\n")
+	testutil.RoundTrip(t, good, "after\n")
 }
 
 func isConnReset(err error) bool {
@@ -398,7 +400,7 @@ func isConnReset(err error) bool {
 func TestTLSGarbageClientHello(t *testing.T) {
 	s := startTLS(t)
 	good := s.dialTLS(t, "tls", nil)
-	roundTrip(t, good, "before\n")
+	testutil.RoundTrip(t, good, "before\n")
 	garbage := map[string][]byte{
 		"http":       []byte("GET / HTTP/1.1\r\nHost: localhost\r\n\r\n"),
 		"zeros":      make([]byte, 1024),
@@ -406,7 +408,7 @@ func TestTLSGarbageClientHello(t *testing.T) {
 		"huge":       {22, 3, 1, 0xff, 0xff},
 	}
 	for name, b := range garbage {
-		c := s.d.dial("tls")
+		c := s.d.Dial("tls")
 		if _, err := c.Write(b); err != nil {
 			t.Fatal(err)
 		}
@@ -417,12 +419,12 @@ func TestTLSGarbageClientHello(t *testing.T) {
 		if bytes.Contains(got, b) {
 			t.Fatalf("%s: the garbage was echoed: %q", name, got)
 		}
-		roundTrip(t, good, name+" survived\n")
+		testutil.RoundTrip(t, good, name+" survived\n")
 	}
 	s.waitClosed(t, "tls", "handshake_failed", float64(len(garbage)))
-	roundTrip(t, s.dialTLS(t, "tls", nil), "new client\n")
-	if strings.Contains(s.d.logText(), "panic") {
-		t.Fatalf("the log shows a panic:\n%s", s.d.logText())
+	testutil.RoundTrip(t, s.dialTLS(t, "tls", nil), "new client\n")
+	if strings.Contains(s.d.Log(), "panic") {
+		t.Fatalf("the log shows a panic:\n%s", s.d.Log())
 	}
 }
 
@@ -468,7 +470,7 @@ func TestTLSSIGTERMDrain(t *testing.T) {
 	results := make(chan result, 6)
 	for i := 0; i < 6; i++ {
 		c := s.dialTLS(t, "tls", nil)
-		roundTrip(t, c, "warm\n")
+		testutil.RoundTrip(t, c, "warm\n")
 		go func() {
 			b, err := io.ReadAll(c)
 			results <- result{b, err}
@@ -478,15 +480,15 @@ func TestTLSSIGTERMDrain(t *testing.T) {
 		}
 	}
 	time.Sleep(200 * time.Millisecond) // let the bytes reach the daemon
-	s.d.signal(syscall.SIGTERM)
+	s.d.Signal(syscall.SIGTERM)
 	for i := 0; i < 6; i++ {
 		r := <-results
 		if r.err != nil || !bytes.Equal(r.b, want) {
 			t.Errorf("got %d bytes, %v; want the %d sent and close_notify", len(r.b), r.err, len(want))
 		}
 	}
-	if code := s.d.wait(25 * time.Second); code != 0 {
-		t.Fatalf("exit code %d\n%s", code, s.d.logText())
+	if code := s.d.Wait(25 * time.Second); code != 0 {
+		t.Fatalf("exit code %d\n%s", code, s.d.Log())
 	}
 }
 
@@ -497,21 +499,22 @@ func TestTLSSIGTERMDrain(t *testing.T) {
 func TestTLSSIGHUPSwapsCertificate(t *testing.T) {
 	s := startTLS(t)
 	old := s.dialTLS(t, "tls", nil)
-	roundTrip(t, old, "before\n")
+	testutil.RoundTrip(t, old, "before\n")
 	serial := func(c *tls.Conn) string { return c.ConnectionState().PeerCertificates[0].SerialNumber.String() }
 	if got := serial(old); got != s.server.Leaf.SerialNumber.String() {
 		t.Fatalf("serial %s, want %s", got, s.server.Leaf.SerialNumber)
 	}
 	next := s.ca.Server(t, "server", time.Time{})
 	installServer(t, next, s.dir)
-	s.d.signal(syscall.SIGHUP)
-	waitLogLine(t, s.d, "reload: done")
+	mark := len(s.d.Log())
+	s.d.Signal(syscall.SIGHUP)
+	waitLogLine(s.d, mark, "reload: done")
 	fresh := s.dialTLS(t, "tls", nil)
 	if got := serial(fresh); got != next.Leaf.SerialNumber.String() {
 		t.Errorf("new connection's serial %s, want %s", got, next.Leaf.SerialNumber)
 	}
-	roundTrip(t, fresh, "fresh\n")
-	roundTrip(t, old, "old goes on\n")
+	testutil.RoundTrip(t, fresh, "fresh\n")
+	testutil.RoundTrip(t, old, "old goes on\n")
 	// openssl sees it too.
 	out, _ := sClient(t, nil, func(b []byte) bool { return bytes.Contains(b, []byte("END CERTIFICATE")) },
 		"-connect", s.hostPort("tls13"), "-CAfile", s.ca.File, "-servername", "localhost", "-no_ign_eof")
@@ -521,8 +524,9 @@ func TestTLSSIGHUPSwapsCertificate(t *testing.T) {
 
 	expired := s.ca.Server(t, "server", time.Now().Add(-time.Minute))
 	installServer(t, expired, s.dir)
-	s.d.signal(syscall.SIGHUP)
-	line := waitLogLine(t, s.d, "reload failed")
+	mark = len(s.d.Log())
+	s.d.Signal(syscall.SIGHUP)
+	line := waitLogLine(s.d, mark, "reload failed")
 	if !strings.Contains(line, filepath.Join(s.dir, "server.pem")) || !strings.Contains(line, "expired") || !strings.Contains(line, s.config+":") {
 		t.Errorf("the failed reload's line does not name the config position and the file: %s", line)
 	}
@@ -530,8 +534,8 @@ func TestTLSSIGHUPSwapsCertificate(t *testing.T) {
 	if got := serial(again); got != next.Leaf.SerialNumber.String() {
 		t.Errorf("after a failed reload, serial %s, want the last good %s", got, next.Leaf.SerialNumber)
 	}
-	roundTrip(t, again, "again\n")
-	roundTrip(t, old, "old still goes on\n")
+	testutil.RoundTrip(t, again, "again\n")
+	testutil.RoundTrip(t, old, "old still goes on\n")
 }
 
 // pemBody is the base64 of a PEM file's first block, as s_client prints it.
@@ -545,21 +549,10 @@ func pemBody(t *testing.T, path string) string {
 	return strings.Join(lines[1:len(lines)-1], "\n")
 }
 
-// waitLogLine waits, bounded, for a daemon log line containing substr that
-// came after the lines already seen, and returns it.
-func waitLogLine(t *testing.T, d *daemon, substr string) string {
-	t.Helper()
-	deadline := time.After(15 * time.Second)
-	for {
-		select {
-		case line := <-d.lines:
-			if strings.Contains(line, substr) {
-				return line
-			}
-		case <-deadline:
-			t.Fatalf("no log line with %q:\n%s", substr, d.logText())
-		}
-	}
+// waitLogLine waits, bounded, for a daemon log line containing substr
+// after the first mark bytes of the log, and returns it.
+func waitLogLine(d *testutil.Daemon, mark int, substr string) string {
+	return d.WaitLog(regexp.MustCompile(`[^\n]*`+regexp.QuoteMeta(substr)+`[^\n]*`), mark)[0]
 }
 
 // TestTLSSessionResumption: openssl s_client resumes the session it saved
@@ -585,12 +578,12 @@ func TestTLSSessionResumption(t *testing.T) {
 	}
 	cache := tls.NewLRUClientSessionCache(8)
 	first := s.dialTLS(t, "tls", &tls.Config{ClientSessionCache: cache})
-	roundTrip(t, first, "first\n") // the TLS 1.3 ticket comes after the handshake
+	testutil.RoundTrip(t, first, "first\n") // the TLS 1.3 ticket comes after the handshake
 	second := s.dialTLS(t, "tls", &tls.Config{ClientSessionCache: cache})
 	if !second.ConnectionState().DidResume {
 		t.Error("Go's client did not resume its session")
 	}
-	roundTrip(t, second, "second\n")
+	testutil.RoundTrip(t, second, "second\n")
 }
 
 // TestTLSExampleConfigs: configs/tls.yaml and tls.hcl, with a certificate
@@ -625,11 +618,11 @@ func TestTLSExampleConfigs(t *testing.T) {
 			if err := os.WriteFile(path, []byte(text), 0o644); err != nil {
 				t.Fatal(err)
 			}
-			if r := runNetd(t, nil, "validate", "-c", path); r.code != 0 {
-				t.Fatalf("validate: exit %d\n%s%s", r.code, r.stdout, r.stderr)
+			if r := testutil.RunNetd(t, nil, "validate", "-c", path); r.Code != 0 {
+				t.Fatalf("validate: exit %d\n%s%s", r.Code, r.Stdout, r.Stderr)
 			}
-			d := startDaemon(t, nil, "-c", path)
-			_, hp, _ := strings.Cut(d.addrs["echo-tls"], "://")
+			d := testutil.StartDaemon(t, nil, "-c", path)
+			_, hp, _ := strings.Cut(d.Addrs["echo-tls"], "://")
 			out, stderr := sClient(t, []byte("over TLS\n"), hasAtLeast(9), "-connect", hp, "-CAfile", filepath.Join(dir, "tls/server.pem"),
 				"-verify_return_error", "-alpn", "netd-echo", "-quiet", "-no_ign_eof")
 			if string(out) != "over TLS\n" {

@@ -1,7 +1,6 @@
 package admin
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -20,6 +19,7 @@ import (
 	"github.com/prometheus/common/expfmt"
 	"github.com/prometheus/common/model"
 
+	"github.com/netd/netd/internal/testutil"
 	"github.com/netd/netd/pkg/loop"
 	"github.com/netd/netd/pkg/modules/api"
 )
@@ -427,7 +427,7 @@ func TestReloadUnavailable(t *testing.T) {
 }
 
 func TestAddress(t *testing.T) {
-	var buf syncBuffer
+	var buf testutil.SyncBuffer
 	log := hclog.New(&hclog.LoggerOptions{Output: &buf, Level: hclog.Trace})
 	s, err := New(Config{Address: "127.0.0.1:0", Source: &fakeSource{}, Logger: log})
 	if err != nil {
@@ -494,7 +494,7 @@ func TestNonLoopbackWarning(t *testing.T) {
 		}
 		return fakeAddrListener{ln, &net.TCPAddr{IP: net.IPv4zero, Port: ln.Addr().(*net.TCPAddr).Port}}, nil
 	}
-	var buf syncBuffer
+	var buf testutil.SyncBuffer
 	log := hclog.New(&hclog.LoggerOptions{Output: &buf, Level: hclog.Info})
 	s, err := New(Config{Address: ":9900", Source: &fakeSource{}, Logger: log})
 	if err != nil {
@@ -508,21 +508,4 @@ func TestNonLoopbackWarning(t *testing.T) {
 	if !strings.Contains(out, "[WARN]") || !strings.Contains(out, "not on a loopback address") || !strings.Contains(out, "address=:9900") {
 		t.Errorf("no warning for a non-loopback address; log:\n%s", out)
 	}
-}
-
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
 }

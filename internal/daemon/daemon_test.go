@@ -5,52 +5,25 @@ import (
 	"context"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
 
 	"go.uber.org/goleak"
+
+	"github.com/netd/netd/internal/testutil"
 )
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
 
-// syncBuffer is a log any goroutine may write while the test reads it.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
-
 // waitLog waits until the log has a line containing substr and returns
 // that line and every line after it.
-func waitLog(t *testing.T, log *syncBuffer, substr string) []string {
+func waitLog(t *testing.T, log *testutil.SyncBuffer, substr string) []string {
 	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		lines := strings.Split(strings.TrimSuffix(log.String(), "\n"), "\n")
-		for i, l := range lines {
-			if strings.Contains(l, substr) {
-				return lines[i:]
-			}
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("no log line with %q:\n%s", substr, log.String())
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
+	m := testutil.WaitLog(t, log, regexp.MustCompile(`(?m)^.*`+regexp.QuoteMeta(substr)+`(?s:.*)`), 0)
+	return strings.Split(strings.TrimSuffix(m[0], "\n"), "\n")
 }
 
 // TestFindSource: -c names the config as given; without it ./netd.yaml
@@ -98,7 +71,7 @@ func TestEmbeddedDefault(t *testing.T) {
 	t.Cleanup(func() { defaultConfig = orig })
 	t.Chdir(t.TempDir()) // no ./netd.yaml
 
-	var log syncBuffer
+	var log testutil.SyncBuffer
 	d, err := New(Options{Source: FindSource(""), Log: &log})
 	if err != nil {
 		t.Fatal(err)
@@ -126,7 +99,7 @@ func TestEmbeddedDefault(t *testing.T) {
 		t.Errorf("the listening line does not name the embedded default: %s", listening)
 	}
 	c := dialListener(t, d, "echo")
-	echoLine(t, c, "before\n")
+	testutil.RoundTrip(t, c, "before\n")
 
 	signals <- syscall.SIGHUP
 	after := waitLog(t, &log, "SIGHUP")
@@ -139,7 +112,7 @@ func TestEmbeddedDefault(t *testing.T) {
 	if got := series(t, d)["netd_reloads_total{result=failed}"]; got != 1 {
 		t.Errorf("netd_reloads_total{result=failed} = %v, want 1", got)
 	}
-	echoLine(t, c, "after SIGHUP\n")
+	testutil.RoundTrip(t, c, "after SIGHUP\n")
 	c.Close()
 
 	cancel()

@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/hashicorp/go-hclog"
+	"github.com/netd/netd/internal/testutil"
 )
 
 // TestParseID: an id that is not a plain non-negative number is an
@@ -48,7 +49,7 @@ func TestParseID(t *testing.T) {
 // user or group, are errors that name them; running already as the
 // configured user is no drop, and the log says so.
 func TestDropPrivilegesRefusals(t *testing.T) {
-	var log syncBuffer
+	var log testutil.SyncBuffer
 	logger := hclog.New(&hclog.LoggerOptions{Output: &log})
 	if err := dropPrivileges("", "daemon", logger); err == nil || !strings.Contains(err.Error(), `group "daemon" without user`) {
 		t.Errorf("group without user: %v", err)
@@ -123,7 +124,7 @@ func TestAdminServedAfterDrop(t *testing.T) {
 		time.Sleep(time.Second)
 		return nil
 	}
-	var log syncBuffer
+	var log testutil.SyncBuffer
 	d, err := New(Options{Source: FindSource(path), Log: &log})
 	if err != nil {
 		t.Fatal(err)

@@ -5,12 +5,12 @@ import (
 	"io"
 	"net"
 	"os"
-	"path/filepath"
 	"sort"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/netd/netd/internal/testutil"
 	"github.com/netd/netd/pkg/modules/apitest"
 	_ "github.com/netd/netd/pkg/modules/echo"
 	_ "github.com/netd/netd/pkg/modules/proxy"
@@ -21,10 +21,7 @@ import (
 // process), so that a test can reload it and read its metrics registry.
 func startTestDaemon(t *testing.T, config string) (*Daemon, string) {
 	t.Helper()
-	path := filepath.Join(t.TempDir(), "netd.yaml")
-	if err := os.WriteFile(path, []byte(config), 0o644); err != nil {
-		t.Fatal(err)
-	}
+	path := testutil.WriteConfig(t, "netd.yaml", config)
 	return startSource(t, Source{Path: path}, io.Discard), path
 }
 
@@ -47,32 +44,14 @@ func startSource(t *testing.T, src Source, w io.Writer) *Daemon {
 	return d
 }
 
-// dialListener connects to the running listener name.
+// dialListener connects to the running listener name (testutil.Dial).
 func dialListener(t *testing.T, d *Daemon, name string) net.Conn {
 	t.Helper()
 	addr, ok := d.Addrs()[name]
 	if !ok {
-		t.Fatalf("no listener %q", name)
+		t.Fatalf("no listener %q in %v", name, d.Addrs())
 	}
-	_, address, _ := strings.Cut(addr, "://")
-	c, err := net.DialTimeout("tcp", address, 5*time.Second)
-	if err != nil {
-		t.Fatal(err)
-	}
-	_ = c.SetDeadline(time.Now().Add(20 * time.Second))
-	t.Cleanup(func() { c.Close() })
-	return c
-}
-
-func echoLine(t *testing.T, c net.Conn, line string) {
-	t.Helper()
-	if _, err := io.WriteString(c, line); err != nil {
-		t.Fatal(err)
-	}
-	got := make([]byte, len(line))
-	if _, err := io.ReadFull(c, got); err != nil || string(got) != line {
-		t.Fatalf("echo %q: got %q, %v", line, got, err)
-	}
+	return testutil.Dial(t, addr)
 }
 
 // series gathers the daemon's registry (apitest.Series).
@@ -161,9 +140,9 @@ const forgetFailed = forgetAfter + `
 func TestReloadForgetsEndedListeners(t *testing.T) {
 	d, path := startTestDaemon(t, forgetBefore)
 	keep, change, gone := dialListener(t, d, "keep"), dialListener(t, d, "change"), dialListener(t, d, "gone")
-	echoLine(t, keep, "keep\n")
-	echoLine(t, change, "raw")
-	echoLine(t, gone, "gone\n")
+	testutil.RoundTrip(t, keep, "keep\n")
+	testutil.RoundTrip(t, change, "raw")
+	testutil.RoundTrip(t, gone, "gone\n")
 	// The proxy's upstream refuses: the client is accepted, then closed.
 	swapped := dialListener(t, d, "swap")
 	if _, err := io.ReadAll(swapped); err != nil {
@@ -206,7 +185,7 @@ func TestReloadForgetsEndedListeners(t *testing.T) {
 		"netd_connections_active{listener=change}":         1,
 	})
 	// The removed listener's connection is still served, uncounted.
-	echoLine(t, gone, "still served\n")
+	testutil.RoundTrip(t, gone, "still served\n")
 	if s := ofListener(series(t, d), "gone"); len(s) != 0 {
 		t.Errorf("removed listener's series came back: %v", s)
 	}
@@ -215,9 +194,9 @@ func TestReloadForgetsEndedListeners(t *testing.T) {
 	// (its counts fold into the totals), a new one comes.
 	change.Close()
 	fresh := dialListener(t, d, "change")
-	echoLine(t, fresh, "line mode\n")
+	testutil.RoundTrip(t, fresh, "line mode\n")
 	fresh.Close()
-	echoLine(t, dialListener(t, d, "swap"), "swap echoes\n")
+	testutil.RoundTrip(t, dialListener(t, d, "swap"), "swap echoes\n")
 	waitSeries(t, d, map[string]float64{
 		"netd_connections_accepted_total{listener=change}":             2,
 		"netd_connections_closed_total{listener=change,reason=client}": 2,
@@ -234,7 +213,7 @@ func TestReloadForgetsEndedListeners(t *testing.T) {
 	if s := ofListener(series(t, d), "extra"); len(s) != 0 {
 		t.Errorf("a failed reload left series of a listener it would have added: %v", s)
 	}
-	echoLine(t, keep, "keep, after a failed reload\n")
+	testutil.RoundTrip(t, keep, "keep, after a failed reload\n")
 	waitSeries(t, d, map[string]float64{
 		"netd_connections_accepted_total{listener=keep}":   1,
 		"netd_connections_accepted_total{listener=change}": 2,

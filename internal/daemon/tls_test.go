@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/netd/netd/internal/testpki"
+	"github.com/netd/netd/internal/testutil"
 )
 
 // installCert copies an issued certificate and its key to the files a
@@ -60,12 +61,12 @@ func TestReloadSwapsCertificate(t *testing.T) {
 	if err := os.WriteFile(path, []byte(cfg), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	log := &syncBuffer{}
+	log := &testutil.SyncBuffer{}
 	d := startSource(t, Source{Path: path}, log)
 	cache := tls.NewLRUClientSessionCache(4)
 
 	old := tlsDial(t, d, "tls", ca, cache)
-	echoLine(t, old, "before\n")
+	testutil.RoundTrip(t, old, "before\n")
 	if got, want := serial(old), first.Leaf.SerialNumber.String(); got != want {
 		t.Fatalf("serial %s, want %s", got, want)
 	}
@@ -79,18 +80,18 @@ func TestReloadSwapsCertificate(t *testing.T) {
 		t.Errorf("the listener moved from %s to %s", addr, d.Addrs()["tls"])
 	}
 	waitLog(t, log, "reload: TLS certificate re-read")
-	echoLine(t, old, "after\n")
+	testutil.RoundTrip(t, old, "after\n")
 	// A fresh session, and one resumed from before the reload.
 	fresh := tlsDial(t, d, "tls", ca, nil)
 	if got, want := serial(fresh), second.Leaf.SerialNumber.String(); got != want {
 		t.Errorf("new connection's serial %s, want %s", got, want)
 	}
-	echoLine(t, fresh, "new\n")
+	testutil.RoundTrip(t, fresh, "new\n")
 	resumed := tlsDial(t, d, "tls", ca, cache)
 	if !resumed.ConnectionState().DidResume {
 		t.Errorf("a session from before the reload did not resume")
 	}
-	echoLine(t, resumed, "resumed\n")
+	testutil.RoundTrip(t, resumed, "resumed\n")
 
 	// A key that does not match: the reload fails and changes nothing.
 	other := ca.Server(t, "other", time.Time{})
@@ -113,6 +114,6 @@ func TestReloadSwapsCertificate(t *testing.T) {
 	if got, want := serial(again), second.Leaf.SerialNumber.String(); got != want {
 		t.Errorf("after a failed reload, serial %s, want %s", got, want)
 	}
-	echoLine(t, again, "still\n")
-	echoLine(t, old, "old still\n")
+	testutil.RoundTrip(t, again, "still\n")
+	testutil.RoundTrip(t, old, "old still\n")
 }

@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/netd/netd/internal/testutil"
 	"github.com/netd/netd/pkg/modules/api"
 )
 
@@ -35,7 +36,7 @@ func TestListenAddressSpellings(t *testing.T) {
 			if strings.HasPrefix(tt.network, "udp") {
 				return
 			}
-			roundTrip(t, dial(t, l), "hello\n")
+			testutil.RoundTrip(t, dial(t, l), "hello\n")
 		})
 	}
 }

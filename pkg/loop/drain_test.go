@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/netd/netd/internal/testutil"
 	"github.com/netd/netd/pkg/modules/api"
 )
 
@@ -26,7 +27,7 @@ func TestShutdownDrains(t *testing.T) {
 		t.Fatal(err)
 	}
 	c := dial(t, l)
-	roundTrip(t, c, "warm\n")
+	testutil.RoundTrip(t, c, "warm\n")
 	want := bytes.Repeat([]byte("in flight\n"), 1000)
 	if _, err := c.Write(want); err != nil {
 		t.Fatal(err)
@@ -117,7 +118,7 @@ func TestDrainSeesKeptInput(t *testing.T) {
 		t.Fatal(err)
 	}
 	c := dial(t, l)
-	roundTrip(t, c, "abc\n")
+	testutil.RoundTrip(t, c, "abc\n")
 	if _, err := c.Write([]byte("partial")); err != nil {
 		t.Fatal(err)
 	}

@@ -18,6 +18,7 @@ import (
 
 	"github.com/netd/netd/internal/access"
 	"github.com/netd/netd/internal/proxyproto"
+	"github.com/netd/netd/internal/testutil"
 	"github.com/netd/netd/pkg/modules/api"
 )
 
@@ -100,7 +101,7 @@ func tlv(typ byte, v string) []byte {
 // address is this host's).
 func dialFrom(t *testing.T, l *Listener, ip string) net.Conn {
 	t.Helper()
-	_, address := splitAddr(l.Addr())
+	_, address := testutil.SplitAddr(l.Addr())
 	d := net.Dialer{Timeout: 2 * time.Second, LocalAddr: &net.TCPAddr{IP: net.ParseIP(ip)}}
 	c, err := d.Dial("tcp", address)
 	if err != nil {
@@ -138,7 +139,7 @@ func refused(l *Listener, r api.Reason) uint64 { return l.Stats().Refused[r] }
 
 func waitRefused(t *testing.T, l *Listener, r api.Reason, want uint64) {
 	t.Helper()
-	if !pollUntil(5*time.Second, func() bool { return refused(l, r) == want }) {
+	if !testutil.PollUntil(5*time.Second, func() bool { return refused(l, r) == want }) {
 		t.Fatalf("refused{%s} = %d, want %d", r, refused(l, r), want)
 	}
 }
@@ -278,7 +279,7 @@ func TestProxyOptionalPassesOthers(t *testing.T) {
 	}
 
 	quiet := dialFrom(t, l, "127.0.0.2")
-	if !pollUntil(5*time.Second, func() bool { return len(m.addrs()) == 2 }) {
+	if !testutil.PollUntil(5*time.Second, func() bool { return len(m.addrs()) == 2 }) {
 		t.Fatal("a trusted source that sent nothing was not served after the timeout")
 	}
 	echoes(t, quiet, nil, "late\n")
@@ -291,7 +292,7 @@ func TestProxyOptionalPassesOthers(t *testing.T) {
 // 127.0.0.0/8; deny wins over allow; refusals are counted and logged with
 // the source.
 func TestAccessLists(t *testing.T) {
-	var logs hostileLog
+	var logs testutil.SyncBuffer
 	m := &edgeProbe{}
 	_, l := startEngine(t, Config{Loops: 2}, ListenerSpec{Name: "acl", Network: "tcp", Address: "127.0.0.1:0",
 		Module: m, Logger: hostileLogger(&logs),
@@ -329,7 +330,7 @@ func TestMaxPerSource(t *testing.T) {
 	waitRefused(t, l, ReasonPerSource, 1)
 	echoes(t, dialFrom(t, l, "127.0.0.3"), nil, "other source\n")
 	a.Close()
-	if !pollUntil(5*time.Second, func() bool { return l.Stats().Active == 2 }) {
+	if !testutil.PollUntil(5*time.Second, func() bool { return l.Stats().Active == 2 }) {
 		t.Fatalf("active = %d after a close", l.Stats().Active)
 	}
 	echoes(t, dialFrom(t, l, "127.0.0.2"), nil, "again\n")
@@ -387,7 +388,7 @@ func TestOverLimitCountsAsRefused(t *testing.T) {
 // TestAccessLog: one line per closed connection, with the client address
 // the header gave, the byte counts and the reason, and none of the bytes.
 func TestAccessLog(t *testing.T) {
-	var logs hostileLog
+	var logs testutil.SyncBuffer
 	logger := hclog.New(&hclog.LoggerOptions{Output: &logs, Level: hclog.Info, JSONFormat: true})
 	spec := proxySpec(proxyproto.Optional, "127.0.0.1")
 	spec.AccessLog = true
@@ -398,7 +399,7 @@ func TestAccessLog(t *testing.T) {
 	echoes(t, c, header, "secret-payload\n")
 	c.Close()
 	var line map[string]any
-	if !pollUntil(5*time.Second, func() bool {
+	if !testutil.PollUntil(5*time.Second, func() bool {
 		for _, s := range strings.Split(logs.String(), "\n") {
 			if strings.Contains(s, `"access"`) && json.Unmarshal([]byte(s), &line) == nil {
 				return true
@@ -445,7 +446,7 @@ func udpExchange(t *testing.T, c net.Conn, d []byte, wait time.Duration) []byte 
 func udpListener(t *testing.T, m *edgeProbe, spec *EdgeSpec) (*Listener, net.Conn) {
 	t.Helper()
 	_, l := startEngine(t, Config{Loops: 1}, ListenerSpec{Name: "udp", Network: "udp", Address: "127.0.0.1:0", Module: m, Edge: spec})
-	_, address := splitAddr(l.Addr())
+	_, address := testutil.SplitAddr(l.Addr())
 	c, err := net.Dial("udp", address)
 	if err != nil {
 		t.Fatal(err)
@@ -559,13 +560,13 @@ func TestEdgeSpecErrors(t *testing.T) {
 // ClientHello, in the same segment; the handshake and the module get what
 // follows it, and the access log names the TLS version and SNI.
 func TestProxyThenTLS(t *testing.T) {
-	var logs hostileLog
+	var logs testutil.SyncBuffer
 	f := newTLSFixture(t, "tcp", func(s *ListenerSpec) {
 		s.Edge = proxySpec(proxyproto.Require, "127.0.0.1")
 		s.Edge.AccessLog = true
 		s.Logger = hostileLogger(&logs)
 	})
-	_, address := splitAddr(f.lis.Addr())
+	_, address := testutil.SplitAddr(f.lis.Addr())
 	raw, err := net.DialTimeout("tcp", address, 5*time.Second)
 	if err != nil {
 		t.Fatal(err)
@@ -583,7 +584,7 @@ func TestProxyThenTLS(t *testing.T) {
 		t.Fatalf("TLS info %+v", info)
 	}
 	c.Close()
-	if !pollUntil(5*time.Second, func() bool { return strings.Contains(logs.String(), "access") }) {
+	if !testutil.PollUntil(5*time.Second, func() bool { return strings.Contains(logs.String(), "access") }) {
 		t.Fatalf("no access line:\n%s", logs.String())
 	}
 	for _, want := range []string{"remote=203.0.113.44:1234", `tls="TLS 1.3"`, "sni=localhost"} {

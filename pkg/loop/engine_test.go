@@ -1,7 +1,6 @@
 package loop
 
 import (
-	"bufio"
 	"bytes"
 	"errors"
 	"fmt"
@@ -18,6 +17,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/netd/netd/internal/testutil"
 	"github.com/netd/netd/pkg/modules/api"
 )
 
@@ -45,7 +45,7 @@ func TestStreamEcho(t *testing.T) {
 						t.Fatal(err)
 					}
 				}
-				if err := closeWrite(c); err != nil {
+				if err := testutil.HalfClose(c); err != nil {
 					t.Fatal(err)
 				}
 				got, err := io.ReadAll(c)
@@ -60,11 +60,6 @@ func TestStreamEcho(t *testing.T) {
 	}
 }
 
-func closeWrite(c net.Conn) error {
-	type halfCloser interface{ CloseWrite() error }
-	return c.(halfCloser).CloseWrite()
-}
-
 // TestConcurrentClients has 200 clients send random lines in random
 // fragments; every byte must come back in order.
 func TestConcurrentClients(t *testing.T) {
@@ -73,10 +68,11 @@ func TestConcurrentClients(t *testing.T) {
 	var wg sync.WaitGroup
 	errs := make(chan error, clients)
 	for i := 0; i < clients; i++ {
+		c := dial(t, l)
 		wg.Add(1)
 		go func(seed int64) {
 			defer wg.Done()
-			errs <- randomSession(l, seed)
+			errs <- randomSession(c, seed)
 		}(int64(i))
 	}
 	wg.Wait()
@@ -88,15 +84,11 @@ func TestConcurrentClients(t *testing.T) {
 	}
 }
 
-func randomSession(l *Listener, seed int64) error {
+// randomSession sends 20 random lines and an unterminated tail in
+// fragments of up to 100 bytes (testutil.Session) and checks that every
+// byte comes back.
+func randomSession(c net.Conn, seed int64) error {
 	rng := rand.New(rand.NewSource(seed))
-	network, address := splitAddr(l.Addr())
-	c, err := net.DialTimeout(network, address, 5*time.Second)
-	if err != nil {
-		return err
-	}
-	defer c.Close()
-	_ = c.SetDeadline(time.Now().Add(20 * time.Second))
 	var sent bytes.Buffer
 	for i := 0; i < 20; i++ {
 		line := make([]byte, 1+rng.Intn(300))
@@ -110,33 +102,7 @@ func randomSession(l *Listener, seed int64) error {
 		sent.WriteByte('\n')
 	}
 	sent.WriteString("unterminated")
-	want := sent.Bytes()
-	done := make(chan []byte, 1)
-	go func() {
-		got, _ := io.ReadAll(c)
-		done <- got
-	}()
-	for rest := want; len(rest) > 0; {
-		n := 1 + rng.Intn(100)
-		if n > len(rest) {
-			n = len(rest)
-		}
-		if _, err := c.Write(rest[:n]); err != nil {
-			return err
-		}
-		rest = rest[n:]
-		if rng.Intn(4) == 0 {
-			time.Sleep(time.Millisecond)
-		}
-	}
-	if err := closeWrite(c); err != nil {
-		return err
-	}
-	got := <-done
-	if !bytes.Equal(got, want) {
-		return fmt.Errorf("seed %d: got %d bytes, want %d", seed, len(got), len(want))
-	}
-	return nil
+	return testutil.Session(c, sent.Bytes(), sent.Bytes(), seed, 100)
 }
 
 func TestUDPEcho(t *testing.T) {
@@ -182,7 +148,7 @@ func TestBackpressure(t *testing.T) {
 	}
 	// Now read: everything written must come back, and reading resumes.
 	_ = c.SetDeadline(time.Now().Add(10 * time.Second))
-	if err := closeWrite(c); err != nil {
+	if err := testutil.HalfClose(c); err != nil {
 		t.Fatal(err)
 	}
 	got, err := io.Copy(io.Discard, c)
@@ -198,7 +164,7 @@ func TestMaxConnections(t *testing.T) {
 	_, l := startEngine(t, Config{Loops: 2}, ListenerSpec{Name: "t", Network: "tcp", Address: "127.0.0.1:0", Module: &lineEcho{}, MaxConnections: 2})
 	a, b := dial(t, l), dial(t, l)
 	for _, c := range []net.Conn{a, b} {
-		roundTrip(t, c, "ok\n")
+		testutil.RoundTrip(t, c, "ok\n")
 	}
 	over := dial(t, l)
 	_ = over.SetReadDeadline(time.Now().Add(3 * time.Second))
@@ -207,11 +173,11 @@ func TestMaxConnections(t *testing.T) {
 	} else if ne, ok := err.(net.Error); ok && ne.Timeout() {
 		t.Fatal("connection over the limit was left open")
 	}
-	roundTrip(t, a, "still\n")
+	testutil.RoundTrip(t, a, "still\n")
 	// The loop closes the descriptor before it counts the close, so the
 	// client can see the close first: wait, bounded, for the count.
 	overLimit := func() uint64 { return l.Stats().Closed[api.ReasonOverLimit] }
-	pollUntil(5*time.Second, func() bool { return overLimit() >= 1 })
+	testutil.PollUntil(5*time.Second, func() bool { return overLimit() >= 1 })
 	if got := overLimit(); got != 1 {
 		t.Fatalf("over_limit closes = %d, want 1", got)
 	}
@@ -222,27 +188,16 @@ func TestIdleTimeout(t *testing.T) {
 	idle, busy := dial(t, l), dial(t, l)
 	deadline := time.Now().Add(2500 * time.Millisecond)
 	for time.Now().Before(deadline) {
-		roundTrip(t, busy, "ping\n")
+		testutil.RoundTrip(t, busy, "ping\n")
 		time.Sleep(50 * time.Millisecond)
 	}
 	_ = idle.SetReadDeadline(time.Now().Add(2 * time.Second))
 	if _, err := idle.Read(make([]byte, 1)); err != io.EOF {
 		t.Fatalf("idle connection: read err = %v, want EOF", err)
 	}
-	roundTrip(t, busy, "still here\n")
+	testutil.RoundTrip(t, busy, "still here\n")
 	if got := l.Stats().Closed[api.ReasonIdleTimeout]; got != 1 {
 		t.Fatalf("idle_timeout closes = %d, want 1", got)
-	}
-}
-
-func roundTrip(t *testing.T, c net.Conn, line string) {
-	t.Helper()
-	if _, err := c.Write([]byte(line)); err != nil {
-		t.Fatal(err)
-	}
-	got, err := bufio.NewReader(io.LimitReader(c, int64(len(line)))).ReadString('\n')
-	if err != nil || got != line {
-		t.Fatalf("round trip: got %q, %v; want %q", got, err, line)
 	}
 }
 
@@ -258,12 +213,12 @@ func TestReplaceKeepsSocket(t *testing.T) {
 			}
 			e, old := startEngine(t, Config{Loops: 2}, ListenerSpec{Name: "t", Network: network, Address: addr, Module: &lineEcho{}})
 			before := dial(t, old)
-			roundTrip(t, before, "old\n")
+			testutil.RoundTrip(t, before, "old\n")
 			stop := make(chan struct{})
 			refused := make(chan error, 1)
 			go func() { // connect in a tight loop across the swap
 				defer close(refused)
-				n, a := splitAddr(old.Addr())
+				n, a := testutil.SplitAddr(old.Addr())
 				for {
 					select {
 					case <-stop:
@@ -293,7 +248,7 @@ func TestReplaceKeepsSocket(t *testing.T) {
 			if nl.Addr() != old.Addr() {
 				t.Fatalf("address changed: %s -> %s", old.Addr(), nl.Addr())
 			}
-			roundTrip(t, before, "still old\n")
+			testutil.RoundTrip(t, before, "still old\n")
 			after := dial(t, nl)
 			if _, err := after.Write([]byte("new\n")); err != nil {
 				t.Fatal(err)
@@ -433,7 +388,7 @@ func TestAcceptSpreadsConnections(t *testing.T) {
 	for i := 0; i < conns; i++ {
 		c := dial(t, l)
 		clients = append(clients, c)
-		roundTrip(t, c, fmt.Sprintf("line %d\n", i))
+		testutil.RoundTrip(t, c, fmt.Sprintf("line %d\n", i))
 	}
 	served := func() (counts []int64) {
 		for _, s := range e.LoopStats() {
@@ -457,7 +412,7 @@ func TestAcceptSpreadsConnections(t *testing.T) {
 	for _, c := range clients {
 		c.Close()
 	}
-	allClosed := pollUntil(10*time.Second, func() bool {
+	allClosed := testutil.PollUntil(10*time.Second, func() bool {
 		counts = served()
 		for _, n := range counts {
 			if n != 0 {
@@ -498,9 +453,9 @@ func TestPanicInOnAcceptClosesThatConnection(t *testing.T) {
 		}
 	}
 	c := dial(t, l)
-	roundTrip(t, c, "after the panics\n")
+	testutil.RoundTrip(t, c, "after the panics\n")
 	c.Close()
-	if !pollUntil(10*time.Second, func() bool { return l.ActiveConnections() == 0 }) {
+	if !testutil.PollUntil(10*time.Second, func() bool { return l.ActiveConnections() == 0 }) {
 		t.Fatalf("listener still counts %d connections", l.ActiveConnections())
 	}
 }
@@ -551,7 +506,7 @@ func (m *stopCounter) Stop() error {
 // leave it holding what its Start took.
 func TestFailedListenStopsTheModule(t *testing.T) {
 	e, l := startEngine(t, Config{Loops: 1}, ListenerSpec{Name: "t", Network: "tcp", Address: "127.0.0.1:0", Module: &lineEcho{}})
-	_, taken := splitAddr(l.Addr())
+	_, taken := testutil.SplitAddr(l.Addr())
 	for _, tc := range []struct {
 		name string
 		spec ListenerSpec
@@ -582,7 +537,7 @@ func TestFailedListenStopsTheModule(t *testing.T) {
 		if n := m.stops.Load(); n != 1 {
 			t.Fatalf("Stop ran %d times, want 1", n)
 		}
-		roundTrip(t, dial(t, other), "the old listener still serves\n")
+		testutil.RoundTrip(t, dial(t, other), "the old listener still serves\n")
 	})
 }
 
@@ -616,7 +571,7 @@ func TestStaleRegistrationIsIgnored(t *testing.T) {
 			t.Fatal(err)
 		}
 		_ = unix.Close(stale) // no EPOLL_CTL_DEL: the registration stays
-		_, path := splitAddr(l.Addr())
+		_, path := testutil.SplitAddr(l.Addr())
 		if err := unix.Connect(cfd, &unix.SockaddrUnix{Name: path}); err != nil {
 			t.Fatal(err)
 		}
@@ -628,7 +583,7 @@ func TestStaleRegistrationIsIgnored(t *testing.T) {
 		}
 		t.Cleanup(func() { c.Close() })
 		_ = c.SetDeadline(time.Now().Add(10 * time.Second))
-		roundTrip(t, c, "before\n")
+		testutil.RoundTrip(t, c, "before\n")
 		var reused bool
 		_ = lp.call(func() error {
 			reused = stale < len(lp.conns) && lp.conns[stale] != nil
@@ -643,7 +598,7 @@ func TestStaleRegistrationIsIgnored(t *testing.T) {
 		}
 		_ = unix.Close(pair[1]) // the stale file's peer hangs up
 		time.Sleep(100 * time.Millisecond)
-		roundTrip(t, c, "after the stale file hung up\n")
+		testutil.RoundTrip(t, c, "after the stale file hung up\n")
 		_ = unix.Close(holder)
 		return
 	}

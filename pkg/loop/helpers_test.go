@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/netd/netd/internal/testutil"
 	"github.com/netd/netd/pkg/modules/api"
 )
 
@@ -68,23 +69,10 @@ func startEngine(t *testing.T, cfg Config, spec ListenerSpec) (*Engine, *Listene
 	return e, l
 }
 
-// dial connects to a listener's bound address.
+// dial connects to a listener's bound address (testutil.Dial).
 func dial(t *testing.T, l *Listener) net.Conn {
 	t.Helper()
-	network, address := splitAddr(l.Addr())
-	c, err := net.DialTimeout(network, address, 2*time.Second)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { c.Close() })
-	_ = c.SetDeadline(time.Now().Add(10 * time.Second))
-	return c
-}
-
-func splitAddr(a string) (network, address string) {
-	i := bytes.Index([]byte(a), []byte("://"))
-	network, address = a[:i], a[i+3:]
-	return network, address
+	return testutil.Dial(t, l.Addr())
 }
 
 func unixPath(t *testing.T) string {

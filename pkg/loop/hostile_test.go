@@ -25,28 +25,11 @@ import (
 	"github.com/hashicorp/go-hclog"
 	"golang.org/x/sys/unix"
 
+	"github.com/netd/netd/internal/testutil"
 	"github.com/netd/netd/pkg/modules/api"
 )
 
-// hostileLog collects log output from the loops; safe for concurrent use.
-type hostileLog struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *hostileLog) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *hostileLog) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
-
-func hostileLogger(buf *hostileLog) hclog.Logger {
+func hostileLogger(buf *testutil.SyncBuffer) hclog.Logger {
 	return hclog.New(&hclog.LoggerOptions{Output: buf, Level: hclog.Debug})
 }
 
@@ -58,20 +41,6 @@ func countOwnFDs(t *testing.T) int {
 		t.Skipf("cannot count descriptors: %v", err)
 	}
 	return len(ents)
-}
-
-// pollUntil polls cond every 10ms until it holds or the bound passes.
-func pollUntil(bound time.Duration, cond func() bool) bool {
-	deadline := time.Now().Add(bound)
-	for {
-		if cond() {
-			return true
-		}
-		if time.Now().After(deadline) {
-			return false
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
 }
 
 // fillUntilPaused writes lines to c, never reading, until the server stops
@@ -110,7 +79,7 @@ func TestHostileResetWithOutputQueued(t *testing.T) {
 			}
 			e, l := startEngine(t, Config{Loops: 2}, ListenerSpec{Name: "t", Network: network, Address: addr, Module: mod, HighWatermark: 64 << 10})
 			good := dial(t, l)
-			roundTrip(t, good, "before\n")
+			testutil.RoundTrip(t, good, "before\n")
 
 			bad := dial(t, l)
 			written, err := fillUntilPaused(bad, 500*time.Millisecond, 256<<20)
@@ -120,7 +89,7 @@ func TestHostileResetWithOutputQueued(t *testing.T) {
 			if written >= 256<<20 {
 				t.Fatalf("server took %d bytes from a client that never reads", written)
 			}
-			if !pollUntil(5*time.Second, func() bool { return l.Stats().ReadsPaused > 0 }) {
+			if !testutil.PollUntil(5*time.Second, func() bool { return l.Stats().ReadsPaused > 0 }) {
 				t.Fatalf("reads never paused: %+v", l.Stats())
 			}
 			if tc, ok := bad.(*net.TCPConn); ok {
@@ -139,11 +108,11 @@ func TestHostileResetWithOutputQueued(t *testing.T) {
 			case <-time.After(5 * time.Second):
 				t.Fatalf("the loop did not notice the reset within 5s; active=%d", l.ActiveConnections())
 			}
-			if !pollUntil(5*time.Second, func() bool { return e.ActiveConnections() == 1 }) {
+			if !testutil.PollUntil(5*time.Second, func() bool { return e.ActiveConnections() == 1 }) {
 				t.Fatalf("active connections = %d, want only the good one", e.ActiveConnections())
 			}
-			roundTrip(t, good, "after\n")
-			roundTrip(t, dial(t, l), "new client\n")
+			testutil.RoundTrip(t, good, "after\n")
+			testutil.RoundTrip(t, dial(t, l), "new client\n")
 		})
 	}
 }
@@ -166,9 +135,9 @@ func TestHostileConnectCloseBurst(t *testing.T) {
 			// Warm up: the runtime's poller and the loops' tables exist
 			// before the count starts.
 			warm := dial(t, l)
-			roundTrip(t, warm, "warm\n")
+			testutil.RoundTrip(t, warm, "warm\n")
 			warm.Close()
-			if !pollUntil(5*time.Second, func() bool { return e.ActiveConnections() == 0 }) {
+			if !testutil.PollUntil(5*time.Second, func() bool { return e.ActiveConnections() == 0 }) {
 				t.Fatal("warm-up connection never closed")
 			}
 			before := countOwnFDs(t)
@@ -186,7 +155,7 @@ func TestHostileConnectCloseBurst(t *testing.T) {
 				go func() {
 					defer wg.Done()
 					for i := range next {
-						if err := hostileCycle(l, i); err != nil {
+						if err := testutil.HostileCycle(l.Addr(), i); err != nil {
 							errs <- fmt.Errorf("cycle %d (kind %d): %w", i, i%6, err)
 						}
 					}
@@ -197,11 +166,11 @@ func TestHostileConnectCloseBurst(t *testing.T) {
 			for err := range errs {
 				t.Error(err)
 			}
-			if !pollUntil(15*time.Second, func() bool { return e.ActiveConnections() == 0 }) {
+			if !testutil.PollUntil(15*time.Second, func() bool { return e.ActiveConnections() == 0 }) {
 				t.Fatalf("%d connections still open 15s after the burst", e.ActiveConnections())
 			}
 			after := 0
-			if !pollUntil(5*time.Second, func() bool { after = countOwnFDs(t); return after <= before }) {
+			if !testutil.PollUntil(5*time.Second, func() bool { after = countOwnFDs(t); return after <= before }) {
 				t.Fatalf("descriptors: %d before the burst, %d after", before, after)
 			}
 			s := l.Stats()
@@ -212,65 +181,8 @@ func TestHostileConnectCloseBurst(t *testing.T) {
 			if s.Accepted != cycles+1 || closed != s.Accepted {
 				t.Fatalf("accepted %d, closed %d (%v); want %d each", s.Accepted, closed, s.Closed, cycles+1)
 			}
-			roundTrip(t, dial(t, l), "still serving\n")
+			testutil.RoundTrip(t, dial(t, l), "still serving\n")
 		})
-	}
-}
-
-// hostileCycle is one connection of the burst; kind i%6.
-func hostileCycle(l *Listener, i int) error {
-	network, address := splitAddr(l.Addr())
-	c, err := net.DialTimeout(network, address, 5*time.Second)
-	if err != nil {
-		return err
-	}
-	defer c.Close()
-	_ = c.SetDeadline(time.Now().Add(10 * time.Second))
-	reset := func() {
-		if tc, ok := c.(*net.TCPConn); ok {
-			_ = tc.SetLinger(0)
-		}
-	}
-	switch i % 6 {
-	case 0: // connect and go
-		return nil
-	case 1: // one round trip, then reset
-		line := fmt.Sprintf("line %d\n", i)
-		if _, err := io.WriteString(c, line); err != nil {
-			return err
-		}
-		got, err := bufio.NewReader(c).ReadString('\n')
-		if err != nil || got != line {
-			return fmt.Errorf("round trip: %q, %v", got, err)
-		}
-		reset()
-		return nil
-	case 2: // half-close: everything, the unterminated tail too, comes back
-		want := fmt.Sprintf("a %d\nb\nunterminated %d", i, i)
-		if _, err := io.WriteString(c, want); err != nil {
-			return err
-		}
-		if err := closeWrite(c); err != nil {
-			return err
-		}
-		got, err := io.ReadAll(c)
-		if err != nil || string(got) != want {
-			return fmt.Errorf("half-close: got %q, %v; want %q", got, err, want)
-		}
-		return nil
-	case 3: // reset in the middle of a large write, echoes queued
-		reset()
-		_ = c.SetWriteDeadline(time.Now().Add(200 * time.Millisecond))
-		_, _ = c.Write(bytes.Repeat([]byte("mid-write\n"), 16<<10))
-		return nil
-	case 4: // a partial line, then close
-		_, _ = io.WriteString(c, "partial line without end")
-		return nil
-	default: // a large echo never read: close with unread input (RST)
-		_ = c.SetWriteDeadline(time.Now().Add(200 * time.Millisecond))
-		_, _ = c.Write(bytes.Repeat([]byte("unread echo line\n"), 4<<10))
-		_, _ = c.Read(make([]byte, 10))
-		return nil
 	}
 }
 
@@ -280,7 +192,7 @@ func hostileCycle(l *Listener, i int) error {
 // error rate-limited, keep serving the connections it has, and accept the
 // clients waiting in the backlog by itself once descriptors free up.
 func TestHostileDescriptorExhaustion(t *testing.T) {
-	var logs hostileLog
+	var logs testutil.SyncBuffer
 	e, err := New(Config{Loops: 2, Logger: hostileLogger(&logs)})
 	if err != nil {
 		t.Fatal(err)
@@ -296,7 +208,7 @@ func TestHostileDescriptorExhaustion(t *testing.T) {
 	}
 	// Clients connect before the engine starts: they wait in the backlog.
 	const clients = 40
-	network, address := splitAddr(l.Addr())
+	network, address := testutil.SplitAddr(l.Addr())
 	conns := make([]net.Conn, 0, clients)
 	defer func() {
 		for _, c := range conns {
@@ -357,7 +269,7 @@ func TestHostileDescriptorExhaustion(t *testing.T) {
 	if err := e.Start(); err != nil {
 		t.Fatal(err)
 	}
-	if !pollUntil(5*time.Second, func() bool { return l.Stats().AcceptErrors > 0 }) {
+	if !testutil.PollUntil(5*time.Second, func() bool { return l.Stats().AcceptErrors > 0 }) {
 		t.Fatalf("no accept error with descriptors exhausted: %+v", l.Stats())
 	}
 	if n := l.ActiveConnections(); n > free || n == 0 {
@@ -365,7 +277,7 @@ func TestHostileDescriptorExhaustion(t *testing.T) {
 	}
 	// The first client in the backlog was accepted and is served while
 	// the listener is paused.
-	roundTrip(t, conns[0], "served while paused\n")
+	testutil.RoundTrip(t, conns[0], "served while paused\n")
 
 	// Hold the exhaustion for a while: the loop must sleep through it.
 	var ru0, ru1 unix.Rusage
@@ -420,7 +332,7 @@ func (h *inputHoarder) OnReadable(api.Conn) {}
 // the connection is aborted with reason error, and the others go on.
 func TestHostileInputBound(t *testing.T) {
 	mod := &inputHoarder{lineEcho{closed: make(chan api.Reason, 4)}}
-	var logs hostileLog
+	var logs testutil.SyncBuffer
 	_, l := startEngine(t, Config{Loops: 1, Logger: hostileLogger(&logs)}, ListenerSpec{Name: "t", Network: "tcp", Address: "127.0.0.1:0", Module: mod, MaxInput: 64 << 10})
 	other := dial(t, l)
 	c := dial(t, l)
@@ -539,7 +451,7 @@ func TestHostileIdleNonReader(t *testing.T) {
 	deadline := time.Now().Add(5 * time.Second)
 	var reason api.Reason
 	for reason == "" && time.Now().Before(deadline) {
-		roundTrip(t, busy, "ping\n")
+		testutil.RoundTrip(t, busy, "ping\n")
 		select {
 		case reason = <-mod.closed:
 		case <-time.After(100 * time.Millisecond):
@@ -548,7 +460,7 @@ func TestHostileIdleNonReader(t *testing.T) {
 	if reason != api.ReasonIdleTimeout {
 		t.Fatalf("the stuck connection: reason %q after 5s, want idle_timeout", reason)
 	}
-	roundTrip(t, busy, "busy is still open\n")
+	testutil.RoundTrip(t, busy, "busy is still open\n")
 	if l.ActiveConnections() != 1 {
 		t.Fatalf("active = %d, want 1", l.ActiveConnections())
 	}
@@ -632,7 +544,7 @@ func TestHostileUDPQueueDropsAtTheDoor(t *testing.T) {
 		}
 		var left int
 		var events uint32
-		ok := pollUntil(5*time.Second, func() bool {
+		ok := testutil.PollUntil(5*time.Second, func() bool {
 			_ = ps.loop.call(func() error { left, events = len(ps.queue), ps.interest; return nil })
 			return left == 0 && events == unix.EPOLLIN
 		})

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/netd/netd/internal/testpki"
+	"github.com/netd/netd/internal/testutil"
 )
 
 // TestTLSOpenSSLClient: openssl s_client, a client netd shares no code
@@ -28,7 +29,7 @@ func TestTLSOpenSSLClient(t *testing.T) {
 		s.TLS.Config.NextProtos = []string{"netd-echo"}
 	})
 	client := clientCA.Client(t, "openssl")
-	_, address := splitAddr(f.lis.Addr())
+	_, address := testutil.SplitAddr(f.lis.Addr())
 	for _, tc := range []struct {
 		name    string
 		args    []string

@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/netd/netd/internal/testpki"
+	"github.com/netd/netd/internal/testutil"
 	"github.com/netd/netd/pkg/modules/api"
 )
 
@@ -101,7 +102,7 @@ func (f *tlsFixture) dialTLS(t *testing.T, cfg *tls.Config) *tls.Conn {
 }
 
 func (f *tlsFixture) tryDialTLS(cfg *tls.Config) (*tls.Conn, error) {
-	network, address := splitAddr(f.lis.Addr())
+	network, address := testutil.SplitAddr(f.lis.Addr())
 	d := &net.Dialer{Timeout: 5 * time.Second}
 	raw, err := d.Dial(network, address)
 	if err != nil {
@@ -203,7 +204,7 @@ func TestTLSPlaintextConnHasNoTLS(t *testing.T) {
 	m := newTLSEcho()
 	_, l := startEngine(t, Config{Loops: 1}, ListenerSpec{Name: "p", Network: "tcp", Address: "127.0.0.1:0", Module: m})
 	c := dial(t, l)
-	roundTrip(t, c, "x\n")
+	testutil.RoundTrip(t, c, "x\n")
 	select {
 	case info := <-m.infos:
 		if info != nil {
@@ -319,7 +320,7 @@ func TestTLSHandshakeTimeout(t *testing.T) {
 		t.Fatalf("the module saw %d events of connections that never finished a handshake", n)
 	}
 	// The count follows the close the client saw.
-	pollUntil(5*time.Second, func() bool { return f.lis.Stats().Closed[api.ReasonHandshakeTimeout] == 3 })
+	testutil.PollUntil(5*time.Second, func() bool { return f.lis.Stats().Closed[api.ReasonHandshakeTimeout] == 3 })
 	if got := f.lis.Stats().Closed[api.ReasonHandshakeTimeout]; got != 3 {
 		t.Fatalf("closed for handshake timeout: %d, want 3 (%v)", got, f.lis.Stats().Closed)
 	}
@@ -387,7 +388,7 @@ func TestTLSGarbage(t *testing.T) {
 		t.Fatalf("module saw %d connections, want the 2 good ones", got)
 	}
 	// Each bad client counts as a failed handshake, and as nothing else.
-	pollUntil(5*time.Second, func() bool { return f.lis.Stats().Closed[api.ReasonHandshakeFailed] == 5 })
+	testutil.PollUntil(5*time.Second, func() bool { return f.lis.Stats().Closed[api.ReasonHandshakeFailed] == 5 })
 	if got := f.lis.Stats().Closed; got[api.ReasonHandshakeFailed] != 5 || got[api.ReasonError] != 0 {
 		t.Fatalf("closed by reason %v, want handshake_failed 5 and no error", got)
 	}

@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/netd/netd/internal/testutil"
 	"golang.org/x/sys/unix"
 )
 
@@ -61,7 +62,7 @@ func TestUnixSocketMode(t *testing.T) {
 			if l.Addr() != "unix://"+path {
 				t.Errorf("Addr = %q", l.Addr())
 			}
-			roundTrip(t, dial(t, l), "hello\n")
+			testutil.RoundTrip(t, dial(t, l), "hello\n")
 		})
 	}
 }
@@ -139,7 +140,7 @@ func TestUnixSocketOwner(t *testing.T) {
 			if int(st.Uid) != tc.uid || int(st.Gid) != tc.gid || os.FileMode(st.Mode)&os.ModePerm != 0o660 {
 				t.Errorf("owner %d:%d mode %04o, want %d:%d 0660", st.Uid, st.Gid, st.Mode&0o777, tc.uid, tc.gid)
 			}
-			roundTrip(t, dial(t, l), "hello\n")
+			testutil.RoundTrip(t, dial(t, l), "hello\n")
 		})
 	}
 }
@@ -251,7 +252,7 @@ func TestUnixSocketReplaceChangesMode(t *testing.T) {
 	if got := os.FileMode(fileStat(t, path).Mode) & os.ModePerm; got != 0o666 {
 		t.Errorf("mode after Replace %04o, want 0666", got)
 	}
-	roundTrip(t, dial(t, next), "still here\n")
+	testutil.RoundTrip(t, dial(t, next), "still here\n")
 }
 
 // TestBindListenerUnix: a socket bound ahead of a reload has its mode, and
@@ -268,7 +269,7 @@ func TestBindListenerUnix(t *testing.T) {
 		t.Errorf("mode %04o, want 0666", got)
 	}
 	_, l := startEngine(t, Config{}, ListenerSpec{Name: "t", Network: "unix", Address: path, Module: &lineEcho{}, File: f, OwnSocketFile: true})
-	roundTrip(t, dial(t, l), "adopted\n")
+	testutil.RoundTrip(t, dial(t, l), "adopted\n")
 	l.Close()
 	if _, err := os.Lstat(path); !os.IsNotExist(err) {
 		t.Fatalf("the adopted socket's file is still there after Close: %v", err)

@@ -24,13 +24,12 @@ import (
 	"runtime"
 	"strconv"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/netd/netd/internal/testpki"
+	"github.com/netd/netd/internal/testutil"
 	"github.com/netd/netd/pkg/loop"
-	"github.com/netd/netd/pkg/modules/api"
 	"github.com/netd/netd/pkg/modules/apitest"
 	"github.com/netd/netd/pkg/modules/echo"
 )
@@ -49,7 +48,7 @@ func tlsServerConfig(tb testing.TB) (server, client *tls.Config) {
 func startNetdTLS(tb testing.TB, cfg *tls.Config) string {
 	tb.Helper()
 	mod := new(echo.Echo)
-	if err := mod.Provision(api.Setup{Listener: "bench", Network: "tcp", Options: apitest.Options(tb, "")}); err != nil {
+	if err := apitest.Provision(tb, mod, "tcp", ""); err != nil {
 		tb.Fatal(err)
 	}
 	e, err := loop.New(loop.Config{Loops: 1})
@@ -79,40 +78,7 @@ func startStdlibTLS(tb testing.TB, cfg *tls.Config) string {
 	if err != nil {
 		tb.Fatal(err)
 	}
-	var wg sync.WaitGroup
-	var mu sync.Mutex
-	conns := map[net.Conn]bool{}
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			mu.Lock()
-			conns[c] = true
-			mu.Unlock()
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				stdlibLineEcho(c)
-				mu.Lock()
-				delete(conns, c)
-				mu.Unlock()
-				c.Close()
-			}()
-		}
-	}()
-	tb.Cleanup(func() {
-		ln.Close()
-		mu.Lock()
-		for c := range conns {
-			c.Close()
-		}
-		mu.Unlock()
-		wg.Wait()
-	})
+	testutil.Serve(tb, ln, stdlibLineEcho)
 	return ln.Addr().String()
 }
 
