@@ -156,9 +156,8 @@ func (s *Set) decodeDoc(file string, doc []byte) error {
 }
 
 // drainDelay is how long netd keeps accepting after SIGTERM, with /readyz
-// at 503. The loader has no drain_delay yet; once it has, this returns
-// s.Netd.DrainDelay.
-func (s *Set) drainDelay() time.Duration { return 0 }
+// at 503: the config's drain_delay.
+func (s *Set) drainDelay() time.Duration { return s.Netd.DrainDelay }
 
 // Check returns every disagreement between the manifests and the netd
 // config, and every unsafe setting, one error each naming the file and field.
