@@ -33,6 +33,9 @@ type Config struct {
 	// Address is host:port to listen on; port 0 picks a free port. A host
 	// other than a loopback address is allowed but logged as a warning.
 	Address string
+	// Listener, when set, is the socket to serve, already bound at
+	// Address (an upgrade hands the old process's on); nil binds Address.
+	Listener net.Listener
 	// Pprof serves net/http/pprof under /debug/pprof/.
 	Pprof bool
 	// Logger receives the server's logs; nil means none.
@@ -62,8 +65,8 @@ type Server struct {
 	reloadMu sync.Mutex
 }
 
-// New binds cfg.Address at once, so that an address in use is a start-up
-// error, and builds the handlers. Nothing is served until Serve.
+// New binds cfg.Address at once (unless cfg.Listener is bound already),
+// so that an address in use is a start-up error, and builds the handlers. Nothing is served until Serve.
 func New(cfg Config) (*Server, error) {
 	log := cfg.Logger
 	if log == nil {
@@ -83,9 +86,12 @@ func New(cfg Config) (*Server, error) {
 	if m == nil {
 		m = NewMetrics(src, cfg.Version, cfg.Commit)
 	}
-	ln, err := listen("tcp", cfg.Address)
-	if err != nil {
-		return nil, fmt.Errorf("admin: %w", err)
+	ln := cfg.Listener
+	if ln == nil {
+		var err error
+		if ln, err = listen("tcp", cfg.Address); err != nil {
+			return nil, fmt.Errorf("admin: %w", err)
+		}
 	}
 	s := &Server{cfg: cfg, log: log, metrics: m, src: src, ln: ln}
 	if a, ok := ln.Addr().(*net.TCPAddr); ok && !a.IP.IsLoopback() {

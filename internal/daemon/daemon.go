@@ -361,7 +361,7 @@ func (d *Daemon) wait(ctx context.Context, signals <-chan os.Signal) error {
 			default:
 				d.notify(systemd.Stopping)
 				if d.drainDelay(ctx, sig, signals, upgraded) {
-					d.disownSockets()
+					d.handOver()
 					return d.shutdown("upgrade", signals)
 				}
 				return d.shutdown(sig.String(), signals)
@@ -369,7 +369,7 @@ func (d *Daemon) wait(ctx context.Context, signals <-chan os.Signal) error {
 		case <-upgraded:
 			// The new process serves now; systemd follows its MAINPID, so
 			// this one does not report STOPPING.
-			d.disownSockets()
+			d.handOver()
 			return d.shutdown("upgrade", signals)
 		case <-ctx.Done():
 			d.notify(systemd.Stopping)

@@ -3,6 +3,7 @@ package daemon
 import (
 	"context"
 	"fmt"
+	"net"
 	"os"
 	"time"
 
@@ -74,15 +75,20 @@ func (d *Daemon) startAdmin() error {
 	if d.cfg.Admin == nil || d.cfg.Admin.Address == "" {
 		return nil
 	}
+	ln, err := d.adminSocket()
+	if err != nil {
+		return err
+	}
 	srv, err := admin.New(admin.Config{
-		Address: d.cfg.Admin.Address,
-		Pprof:   d.cfg.Admin.Pprof,
-		Logger:  d.log.Named("admin"),
-		Reload:  d.reloadFromAdmin,
-		Source:  daemonSource{d},
-		Version: d.opts.Version,
-		Commit:  d.opts.Commit,
-		Metrics: d.metrics,
+		Listener: ln,
+		Address:  d.cfg.Admin.Address,
+		Pprof:    d.cfg.Admin.Pprof,
+		Logger:   d.log.Named("admin"),
+		Reload:   d.reloadFromAdmin,
+		Source:   daemonSource{d},
+		Version:  d.opts.Version,
+		Commit:   d.opts.Commit,
+		Metrics:  d.metrics,
 	})
 	if err != nil {
 		return err
@@ -94,6 +100,32 @@ func (d *Daemon) startAdmin() error {
 		}
 	}()
 	return nil
+}
+
+// adminSocket is the admin endpoint's socket when upgrades are on: the
+// one the old process passed, or a new one that an upgrade passes on, so
+// that the new process serves /readyz on the same port while the old one
+// still holds it. nil (no upgrades) lets admin.New bind.
+func (d *Daemon) adminSocket() (net.Listener, error) {
+	if d.upg == nil {
+		return nil, nil
+	}
+	addr := d.cfg.Admin.Address
+	ln, err := d.upg.Fds.Listener("tcp", addr)
+	if err != nil {
+		return nil, fmt.Errorf("admin: inherited socket: %w", err)
+	}
+	if ln != nil {
+		return ln, nil
+	}
+	if ln, err = net.Listen("tcp", addr); err != nil {
+		return nil, fmt.Errorf("admin: %w", err)
+	}
+	if err := d.upg.Fds.AddListener("tcp", addr, ln.(*net.TCPListener)); err != nil {
+		ln.Close()
+		return nil, fmt.Errorf("admin: %w", err)
+	}
+	return ln, nil
 }
 
 // reloadFromAdmin is the admin endpoint's POST /-/reload.
