@@ -9,7 +9,7 @@
 # per request, with medians over the rounds. docs/BENCHMARKS.md ("Proxy
 # against HAProxy") has the figures.
 #
-#   bench/proxy-vs-haproxy.sh                 # 5 rounds, about 6 min
+#   bench/proxy-vs-haproxy.sh                 # 5 rounds, 6 to 10 min
 #   bench/proxy-vs-haproxy.sh -r 1 -d 2       # a quick look
 #
 # Options:
