@@ -156,9 +156,8 @@ func (s *Set) decodeDoc(file string, doc []byte) error {
 }
 
 // drainDelay is how long netd keeps accepting after SIGTERM, with /readyz
-// at 503. The loader has no drain_delay yet; once it has, this returns
-// s.Netd.DrainDelay.
-func (s *Set) drainDelay() time.Duration { return 0 }
+// at 503: the config's drain_delay.
+func (s *Set) drainDelay() time.Duration { return s.Netd.DrainDelay }
 
 // Check returns every disagreement between the manifests and the netd
 // config, and every unsafe setting, one error each naming the file and field.
@@ -204,6 +203,7 @@ func (c *checker) check() {
 	c.checkProbe(ctr, "readinessProbe", ctr.ReadinessProbe, ReadyPath, admin)
 	c.checkProbe(ctr, "livenessProbe", ctr.LivenessProbe, HealthPath, admin)
 	c.checkStop(pod, ctr)
+	c.checkDrainDelay(ctr)
 	c.checkSecurity(pod, ctr)
 	c.checkService(ctr, listeners, admin)
 }
@@ -413,6 +413,31 @@ func (c *checker) checkStop(pod *corev1.PodTemplateSpec, ctr *corev1.Container) 
 	if grace <= need {
 		c.errorf("Deployment", "spec.template.spec.terminationGracePeriodSeconds %v must exceed preStop %v + drain_delay %v + shutdown_timeout %v = %v, or netd is killed in its drain",
 			grace, preStop, c.s.drainDelay(), c.s.Netd.ShutdownTimeout, need)
+	}
+}
+
+// checkDrainDelay: after SIGTERM /readyz fails while netd accepts on for
+// drain_delay. The readiness probe marks the pod not serving after
+// periodSeconds x failureThreshold, and only then does a balancer that
+// follows the pod's readiness stop sending it connects: drain_delay must
+// outlast that, or netd stops accepting first and those connects are
+// refused.
+func (c *checker) checkDrainDelay(ctr *corev1.Container) {
+	p := ctr.ReadinessProbe
+	if p == nil {
+		return // checkProbe reports it
+	}
+	period, fall := p.PeriodSeconds, p.FailureThreshold
+	if period == 0 {
+		period = 10 // the API's defaults
+	}
+	if fall == 0 {
+		fall = 3
+	}
+	notReady := time.Duration(period*fall) * time.Second
+	if d := c.s.drainDelay(); d <= notReady {
+		c.errorf("ConfigMap", "%s: drain_delay %v must exceed the readiness probe's periodSeconds %d x failureThreshold %d = %v, or netd stops accepting before balancers that follow readiness stop sending",
+			ConfigKey, d, period, fall, notReady)
 	}
 }
 

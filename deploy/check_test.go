@@ -92,13 +92,19 @@ func TestBrokenManifests(t *testing.T) {
 		{"no config key", "configmap.yaml", "  netd.yaml: |", "  netd.yml: |", "has no key netd.yaml"},
 		{"bad netd config", "configmap.yaml", "    shutdown_timeout: 10s", "    shutdown_timout: 10s", `configmap.yaml:netd.yaml:9:1: unknown key "shutdown_timout"`},
 
-		// The grace period: preStop 5s + drain_delay 0 + shutdown_timeout 10s.
-		{"grace equal to the drain", "deployment.yaml", "terminationGracePeriodSeconds: 30", "terminationGracePeriodSeconds: 15", "terminationGracePeriodSeconds 15s must exceed preStop 5s + drain_delay 0s + shutdown_timeout 10s = 15s"},
-		{"grace just above", "deployment.yaml", "terminationGracePeriodSeconds: 30", "terminationGracePeriodSeconds: 16", ""},
+		// The grace period: preStop 5s + drain_delay 5s + shutdown_timeout 10s.
+		{"grace equal to the drain", "deployment.yaml", "terminationGracePeriodSeconds: 30", "terminationGracePeriodSeconds: 20", "terminationGracePeriodSeconds 20s must exceed preStop 5s + drain_delay 5s + shutdown_timeout 10s = 20s"},
+		{"grace just above", "deployment.yaml", "terminationGracePeriodSeconds: 30", "terminationGracePeriodSeconds: 21", ""},
 		{"grace unset", "deployment.yaml", "      terminationGracePeriodSeconds: 30\n", "", "terminationGracePeriodSeconds: unset"},
-		{"longer shutdown_timeout", "configmap.yaml", "shutdown_timeout: 10s", "shutdown_timeout: 25s", "= 30s"},
+		{"longer shutdown_timeout", "configmap.yaml", "shutdown_timeout: 10s", "shutdown_timeout: 25s", "= 35s"},
+		{"longer drain_delay", "configmap.yaml", "drain_delay: 5s", "drain_delay: 15s", "drain_delay 15s + shutdown_timeout 10s = 30s"},
+		{"no drain_delay", "configmap.yaml", "    drain_delay: 5s\n", "", "drain_delay 0s must exceed the readiness probe's periodSeconds 2 x failureThreshold 2 = 4s"},
+		{"drain_delay equal to the readiness fall", "configmap.yaml", "drain_delay: 5s", "drain_delay: 4s", "drain_delay 4s must exceed"},
+		{"drain_delay just above", "configmap.yaml", "drain_delay: 5s", "drain_delay: 4001ms", ""},
+		{"slower readiness probe", "deployment.yaml", "periodSeconds: 2", "periodSeconds: 3", "periodSeconds 3 x failureThreshold 2 = 6s"},
+		{"readiness probe defaults", "deployment.yaml", "            periodSeconds: 2\n            failureThreshold: 2\n", "", "periodSeconds 10 x failureThreshold 3 = 30s"},
 		{"default shutdown_timeout", "configmap.yaml", "    shutdown_timeout: 10s\n", "", ""},
-		{"longer preStop", "deployment.yaml", "seconds: 5", "seconds: 20", "= 30s"},
+		{"longer preStop", "deployment.yaml", "seconds: 5", "seconds: 20", "= 35s"},
 		{"preStop exec", "deployment.yaml", sleepBlock, "exec:\n                command: [sleep, \"5\"]", "want a sleep action"},
 		{"preStop zero", "deployment.yaml", "seconds: 5", "seconds: 0", "sleep.seconds 0"},
 

@@ -89,8 +89,8 @@ type Server struct {
 	refusedLog api.LogLimit
 }
 
-// New binds cfg.Address at once, so that an address in use is a start-up
-// error, and builds the handlers. Nothing is served until Serve.
+// New binds cfg.Address at once (unless cfg.File is bound already),
+// so that an address in use is a start-up error, and builds the handlers. Nothing is served until Serve.
 func New(cfg Config) (*Server, error) {
 	log := cfg.Logger
 	if log == nil {

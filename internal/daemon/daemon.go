@@ -66,7 +66,10 @@ type Daemon struct {
 	// module, for as long as a listener carries them on.
 	totals map[admin.ListenerID]admin.ListenerSnapshot
 
-	ready        atomic.Bool
+	ready atomic.Bool
+	// stopping is set when a stop begins, before drain_delay: /readyz
+	// fails from then on.
+	stopping     atomic.Bool
 	admin        *admin.Server
 	metrics      *admin.Metrics
 	upg          *tableflip.Upgrader
@@ -158,7 +161,8 @@ func newLogger(w io.Writer, level, format string) hclog.Logger {
 
 // Run serves the config until SIGINT or SIGTERM, until an upgrade's new
 // process is ready, or until ctx is done; then it drains, bounded by
-// shutdown_timeout. A start-up failure comes back naming the config.
+// shutdown_timeout. A signal first fails /readyz and serves on for
+// drain_delay (drainDelay). A start-up failure comes back naming the config.
 func (d *Daemon) Run(ctx context.Context) error {
 	// Signals are caught before the first socket opens, so that an early
 	// SIGTERM still gets a clean shutdown.
@@ -384,12 +388,16 @@ func (d *Daemon) wait(ctx context.Context, signals <-chan os.Signal) error {
 				}
 			default:
 				d.notify(systemd.Stopping)
+				if d.drainDelay(ctx, sig, signals, upgraded) {
+					d.handOver()
+					return d.shutdown("upgrade", signals)
+				}
 				return d.shutdown(sig.String(), signals)
 			}
 		case <-upgraded:
 			// The new process serves now; systemd follows its MAINPID, so
 			// this one does not report STOPPING.
-			d.disownSockets()
+			d.handOver()
 			return d.shutdown("upgrade", signals)
 		case <-ctx.Done():
 			d.notify(systemd.Stopping)
@@ -409,6 +417,44 @@ func (d *Daemon) sighup() {
 	d.notify(systemd.Reloading)
 	_ = d.Reload()
 	d.notify(systemd.Ready)
+}
+
+// drainDelay is the first phase of a stop on SIGINT or SIGTERM: /readyz
+// fails at once, so that a load balancer's health check takes this
+// process out of rotation, while it accepts and serves on for
+// drain_delay, so that the connects the balancer still sends here until
+// its check notices are served, not refused. A second SIGINT or SIGTERM,
+// or ctx done, ends it early. Reloads and upgrades are refused meanwhile;
+// an upgrade already under way that completes ends it and reports true.
+func (d *Daemon) drainDelay(ctx context.Context, sig os.Signal, signals <-chan os.Signal, upgraded <-chan struct{}) (upgradeDone bool) {
+	d.stopping.Store(true)
+	d.reloadMu.Lock()
+	delay := d.cfg.DrainDelay // a reload may have changed it
+	d.reloadMu.Unlock()
+	if delay <= 0 {
+		return false
+	}
+	d.log.Info("stopping: /readyz fails; still accepting for drain_delay", "signal", sig.String(), "drain_delay", delay, "connections", d.engine.ActiveConnections())
+	timer := time.NewTimer(delay)
+	defer timer.Stop()
+	for {
+		select {
+		case <-timer.C:
+			return false
+		case s := <-signals:
+			switch s {
+			case syscall.SIGINT, syscall.SIGTERM:
+				d.log.Warn("second signal: drain_delay cut short", "signal", s.String())
+				return false
+			default:
+				d.log.Warn("stopping: signal ignored", "signal", s.String())
+			}
+		case <-upgraded:
+			return true
+		case <-ctx.Done():
+			return false
+		}
+	}
 }
 
 // shutdown drains, bounded by shutdown_timeout; a second SIGINT or SIGTERM

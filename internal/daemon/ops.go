@@ -54,8 +54,9 @@ func (s daemonSource) Listeners() []admin.ListenerSnapshot {
 // Ready implements admin.Source.
 func (s daemonSource) Ready() bool { return s.d.ready.Load() }
 
-// Draining implements admin.Source.
-func (s daemonSource) Draining() bool { return s.d.engine.Draining() }
+// Draining implements admin.Source: true from the start of a stop,
+// drain_delay included.
+func (s daemonSource) Draining() bool { return s.d.draining() }
 
 // Loops implements admin.Source.
 func (s daemonSource) Loops() []admin.LoopSnapshot {
@@ -128,12 +129,15 @@ func (d *Daemon) serveAdmin() {
 
 // reloadFromAdmin is the admin endpoint's POST /-/reload.
 func (d *Daemon) reloadFromAdmin() error {
-	if d.engine.Draining() {
+	if d.draining() {
 		return fmt.Errorf("shutting down: %w", admin.ErrReloadConflict)
 	}
 	d.log.Info("reload requested through the admin endpoint", "config", d.src.Name())
 	return d.Reload()
 }
+
+// draining reports whether a stop has begun (drain_delay included).
+func (d *Daemon) draining() bool { return d.stopping.Load() || d.engine.Draining() }
 
 func (d *Daemon) stopAdmin() {
 	if d.admin == nil {

@@ -185,6 +185,7 @@ func (d *Daemon) applyReload() error {
 	d.warnUnappliable(cfg)
 	d.applyLogLevel(cfg)
 	d.cfg.ShutdownTimeout = cfg.ShutdownTimeout
+	d.cfg.DrainDelay = cfg.DrainDelay
 	d.cfg.Listeners = cfg.Listeners
 	d.log.Info("reload: done", "config", d.src.Name(), "listeners", len(d.listeners), "changed", len(changes))
 	return nil

@@ -112,6 +112,15 @@ func (d *Daemon) upgrade() {
 	d.log.Info("upgrade: the new process is ready; draining this one")
 }
 
+// handOver leaves the sockets to the new process once it is ready: unix
+// socket files stay in place, and the admin endpoint stops here, so that
+// every /readyz from then on reaches the new process (both share the
+// socket; this one, draining, would answer 503).
+func (d *Daemon) handOver() {
+	d.disownSockets()
+	d.stopAdmin()
+}
+
 // disownSockets leaves unix socket files in place for the new process.
 func (d *Daemon) disownSockets() {
 	d.reloadMu.Lock()
