@@ -137,7 +137,9 @@ func TestValidateWarnings(t *testing.T) {
 		}
 		return dir
 	}
-	const exec = "listeners:\n  - name: sh\n    address: tcp://127.0.0.1:0\n    module: exec\n    options:\n      command: /bin/cat\n"
+	// user: nobody, so that the exec module's own warning (children that
+	// would run as root, when the test runs as root) stays out of these.
+	const exec = "listeners:\n  - name: sh\n    address: tcp://127.0.0.1:0\n    module: exec\n    options:\n      command: /bin/cat\n      user: nobody\n"
 	const unixIn = "listeners:\n  - name: local\n    address: unix://%s/e.sock\n    module: echo\n"
 	for _, tc := range []struct {
 		name, config, want string
