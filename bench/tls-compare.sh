@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # bench/tls-compare.sh: TLS line echo through netd (one loop, echo module,
-# a tls block) beside bench/peers/tlsstdlib (crypto/tls, a goroutine per
+# a tls block) beside bench/peers/stdlib with -cert (crypto/tls, a goroutine per
 # connection), both driven by `netd bench --tls`. Servers alternate within
 # each round (the order flips every round); the report gives, per case, the
 # median over rounds of the server's CPU per echoed line (or per handshake)
@@ -26,7 +26,7 @@ done
 OUT=${OUT:-${TMPDIR:-/tmp}/netd-tls-$(date +%Y%m%d-%H%M%S)}
 mkdir -p "$OUT"
 (cd "$ROOT" && go build -o "$OUT/netd" ./cmd/netd)
-(cd "$ROOT/bench/peers/tlsstdlib" && go build -o "$OUT/tlsstdlib" .)
+(cd "$ROOT/bench/peers/stdlib" && go build -o "$OUT/stdlib-echo" .)
 openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 2 -subj /CN=localhost \
 	-addext subjectAltName=DNS:localhost,IP:127.0.0.1 -keyout "$OUT/key.pem" -out "$OUT/cert.pem" 2>/dev/null
 cat >"$OUT/netd.yaml" <<YAML
@@ -44,7 +44,7 @@ PID=""
 start() {
 	case $1 in
 	netd) taskset -c 1 "$OUT/netd" serve -c "$OUT/netd.yaml" 2>>"$OUT/netd.log" & PID=$! ; ADDR=127.0.0.1:9543 ;;
-	stdlib) GOMAXPROCS=1 taskset -c 1 "$OUT/tlsstdlib" -addr 127.0.0.1:9544 -cert "$OUT/cert.pem" -key "$OUT/key.pem" & PID=$! ; ADDR=127.0.0.1:9544 ;;
+	stdlib) GOMAXPROCS=1 taskset -c 1 "$OUT/stdlib-echo" -addr tcp://127.0.0.1:9544 -cert "$OUT/cert.pem" -key "$OUT/key.pem" & PID=$! ; ADDR=127.0.0.1:9544 ;;
 	esac
 }
 stop() { kill "$PID" 2>/dev/null || true; wait "$PID" 2>/dev/null || true; }

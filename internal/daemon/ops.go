@@ -8,6 +8,7 @@ import (
 
 	"github.com/netd/netd/internal/admin"
 	"github.com/netd/netd/internal/config"
+	"github.com/netd/netd/internal/ids"
 	"github.com/netd/netd/internal/systemd"
 )
 
@@ -91,9 +92,9 @@ func (d *Daemon) bindAdmin() error {
 		cfg.Reload = d.reloadFromAdmin
 	}
 	if a.Addr.Scheme == "unix" {
-		uid, gid, err := ownerIDs(a.User, a.Group)
+		uid, gid, err := ids.Owner(a.User, a.Group)
 		if err != nil {
-			return err
+			return fmt.Errorf("admin: %w", err)
 		}
 		cfg.Network, cfg.Address, cfg.Mode, cfg.UID, cfg.GID = "unix", a.Addr.Path, a.Mode, uid, gid
 	}

@@ -18,35 +18,9 @@ import (
 	"github.com/netd/netd/internal/testutil"
 )
 
-// TestParseID: an id that is not a plain non-negative number is an
-// error, never 0 (root).
-func TestParseID(t *testing.T) {
-	for _, tc := range []struct {
-		in   string
-		want int
-		ok   bool
-	}{
-		{"0", 0, true},
-		{"65534", 65534, true},
-		{"", -1, false},
-		{"S-1-5-21-1004", -1, false},
-		{"-1", -1, false},
-		{"+5", -1, false},
-		{"12a", -1, false},
-		{"99999999999", -1, false},
-	} {
-		got, err := parseID(tc.in)
-		if got != tc.want || (err == nil) != tc.ok {
-			t.Errorf("parseID(%q) = %d, %v; want %d, ok %v", tc.in, got, err, tc.want, tc.ok)
-		}
-		if err != nil && !strings.Contains(err.Error(), "not a numeric id") {
-			t.Errorf("parseID(%q): unclear error %q", tc.in, err)
-		}
-	}
-}
-
-// TestDropPrivilegesRefusals: a group without a user, and an unknown
-// user or group, are errors that name them; running already as the
+// TestDropPrivilegesRefusals: a group without a user, an unknown user or
+// group, and a uid the user database does not know without a group, are
+// errors that name them; running already as the
 // configured user is no drop, and the log says so.
 func TestDropPrivilegesRefusals(t *testing.T) {
 	var log testutil.SyncBuffer
@@ -56,6 +30,9 @@ func TestDropPrivilegesRefusals(t *testing.T) {
 	}
 	if err := dropPrivileges("no-such-user-netd", "", logger); err == nil || !strings.Contains(err.Error(), "no-such-user-netd") {
 		t.Errorf("unknown user: %v", err)
+	}
+	if err := dropPrivileges("4000000", "", logger); err == nil || !strings.Contains(err.Error(), "user 4000000 is not in the user database") {
+		t.Errorf("unknown uid without group: %v", err)
 	}
 	me, err := user.Current()
 	if err != nil {

@@ -11,6 +11,7 @@ import (
 
 	"github.com/hashicorp/go-hclog"
 
+	"github.com/netd/netd/internal/unixsock"
 	"github.com/netd/netd/pkg/modules/api"
 )
 
@@ -138,7 +139,7 @@ func (e *Engine) Replace(old *Listener, spec ListenerSpec) (*Listener, error) {
 	if spec.File != nil && old.spec.Network == "unix" {
 		// The socket file now belongs to the new listener.
 		e.mu.Lock()
-		l.sock, old.sock = old.sock, socketFile{}
+		l.sock, old.sock = old.sock, unixsock.File{}
 		e.mu.Unlock()
 	}
 	old.Close()

@@ -15,6 +15,7 @@ import (
 	"github.com/hashicorp/go-hclog"
 	"golang.org/x/sys/unix"
 
+	"github.com/netd/netd/internal/unixsock"
 	"github.com/netd/netd/pkg/address"
 	"github.com/netd/netd/pkg/modules/api"
 )
@@ -77,7 +78,7 @@ type Listener struct {
 	packet  api.PacketHandler
 	drainer api.Drainer
 
-	sock socketFile // unix socket file to remove on close, if still there
+	sock unixsock.File // unix socket file to remove on close, if still there
 
 	active   atomic.Int64
 	stats    []counters // one per loop, so loops never share a cache line
@@ -155,7 +156,7 @@ func newListener(e *Engine, spec ListenerSpec) (*Listener, error) {
 		if err == nil && spec.OwnSocketFile && spec.Network == "unix" {
 			// A file gone or replaced meanwhile is not the listener's to
 			// remove; the socket serves on all the same.
-			l.sock, _ = statSocketFile(spec.Address)
+			l.sock, _ = unixsock.Stat(spec.Address)
 		}
 	} else if spec.Network == "unix" {
 		l.fd, l.sock, err = bindUnix(spec.Address, spec.SocketMode, spec.SocketUser, spec.SocketGroup)
@@ -252,7 +253,7 @@ func (l *Listener) Close() {
 // goroutine.
 func (l *Listener) Disown() {
 	l.engine.mu.Lock()
-	l.sock = socketFile{}
+	l.sock = unixsock.File{}
 	l.engine.mu.Unlock()
 }
 
@@ -263,9 +264,9 @@ func (l *Listener) closeSocket() {
 	}
 	l.engine.mu.Lock()
 	sock := l.sock
-	l.sock = socketFile{}
+	l.sock = unixsock.File{}
 	l.engine.mu.Unlock()
-	if err := sock.remove(); err != nil {
+	if err := sock.Remove(); err != nil {
 		l.log.Warn("socket file left in place", "error", err)
 	}
 }
@@ -288,7 +289,7 @@ func bindSocket(network, addr string) (fd int, path string, err error) {
 	var domain, typ int
 	switch network {
 	case "unix":
-		if err := clearStaleUnixSocket(addr); err != nil {
+		if err := unixsock.ClearStale(addr); err != nil {
 			return -1, "", err
 		}
 		domain, typ = unix.AF_UNIX, unix.SOCK_STREAM
@@ -332,7 +333,7 @@ func bindSocket(network, addr string) (fd int, path string, err error) {
 		return fail("bind", err)
 	}
 	if typ == unix.SOCK_STREAM {
-		if err := unix.Listen(fd, listenBacklog()); err != nil {
+		if err := unix.Listen(fd, unixsock.Backlog()); err != nil {
 			if path != "" {
 				_ = os.Remove(path)
 			}
@@ -409,33 +410,6 @@ func inetSockaddr(network, hostport string, dial bool) (int, unix.Sockaddr, erro
 	return unix.AF_INET6, sa, nil
 }
 
-// clearStaleUnixSocket removes a socket file that no process accepts on,
-// and refuses a path where one does.
-func clearStaleUnixSocket(path string) error {
-	fi, err := os.Lstat(path)
-	if errors.Is(err, os.ErrNotExist) {
-		return nil
-	}
-	if err != nil {
-		return err
-	}
-	if fi.Mode()&os.ModeSocket == 0 {
-		return fmt.Errorf("%s exists and is not a socket", path)
-	}
-	c, err := net.DialTimeout("unix", path, time.Second)
-	if err == nil {
-		_ = c.Close()
-		return fmt.Errorf("bind unix %s: address already in use by a running process", path)
-	}
-	if errors.Is(err, unix.ECONNREFUSED) {
-		if err := os.Remove(path); err != nil {
-			return fmt.Errorf("remove stale socket %s: %w", path, err)
-		}
-		return nil
-	}
-	return fmt.Errorf("probe existing socket %s: %w", path, err)
-}
-
 func dirOf(path string) string {
 	if i := strings.LastIndexByte(path, '/'); i > 0 {
 		return path[:i]
@@ -459,24 +433,4 @@ func boundAddress(fd int, network string) (string, error) {
 		return "unix://" + a.Name, nil
 	}
 	return "", fmt.Errorf("unexpected socket address %T", sa)
-}
-
-var (
-	backlogOnce sync.Once
-	backlog     = 4096
-)
-
-// listenBacklog returns the kernel's somaxconn: a burst of clients should
-// wait in the kernel's queue, never be refused.
-func listenBacklog() int {
-	backlogOnce.Do(func() {
-		b, err := os.ReadFile("/proc/sys/net/core/somaxconn")
-		if err != nil {
-			return
-		}
-		if n, err := strconv.Atoi(strings.TrimSpace(string(b))); err == nil && n > 0 {
-			backlog = n
-		}
-	})
-	return backlog
 }

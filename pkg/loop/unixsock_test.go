@@ -154,8 +154,8 @@ func TestUnixSocketBadOwner(t *testing.T) {
 	}
 	defer e.Shutdown(t.Context())
 	for _, tc := range []struct{ user, group, want string }{
-		{"no-such-user-netd", "", `socket user "no-such-user-netd"`},
-		{"", "no-such-group-netd", `socket group "no-such-group-netd"`},
+		{"no-such-user-netd", "", `socket file owner: unknown user "no-such-user-netd"`},
+		{"", "no-such-group-netd", `socket file owner: unknown group "no-such-group-netd"`},
 	} {
 		path := unixPath(t)
 		_, err := e.Listen(ListenerSpec{Name: "t", Network: "unix", Address: path, Module: &lineEcho{}, SocketUser: tc.user, SocketGroup: tc.group})
