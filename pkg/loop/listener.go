@@ -1,7 +1,6 @@
 package loop
 
 import (
-	"errors"
 	"fmt"
 	"net"
 	"net/netip"
@@ -161,7 +160,7 @@ func newListener(e *Engine, spec ListenerSpec) (*Listener, error) {
 	} else if spec.Network == "unix" {
 		l.fd, l.sock, err = bindUnix(spec.Address, spec.SocketMode, spec.SocketUser, spec.SocketGroup)
 	} else {
-		l.fd, _, err = bindSocket(spec.Network, spec.Address)
+		l.fd, err = bindSocket(spec.Network, spec.Address)
 	}
 	if err != nil {
 		return nil, fmt.Errorf("listener %q: %w", spec.Name, err)
@@ -282,65 +281,46 @@ func (l *Listener) stopModule() {
 	})
 }
 
-// bindSocket creates, binds and (for streams) listens on a non-blocking
-// socket. For unix sockets it returns the path to remove on close.
-func bindSocket(network, addr string) (fd int, path string, err error) {
-	var sa unix.Sockaddr
-	var domain, typ int
-	switch network {
-	case "unix":
-		if err := unixsock.ClearStale(addr); err != nil {
-			return -1, "", err
-		}
-		domain, typ = unix.AF_UNIX, unix.SOCK_STREAM
-		sa = &unix.SockaddrUnix{Name: addr}
-		path = addr
-	default:
-		domain, sa, err = inetSockaddr(network, addr, false)
-		if err != nil {
-			return -1, "", err
-		}
-		typ = unix.SOCK_STREAM
-		if strings.HasPrefix(network, "udp") {
-			typ = unix.SOCK_DGRAM
-		}
-	}
-	fd, err = unix.Socket(domain, typ|unix.SOCK_NONBLOCK|unix.SOCK_CLOEXEC, 0)
+// bindSocket creates, binds and (for tcp) listens on a tcp or udp socket;
+// unix sockets are made by bindUnix, which sets their file's mode and
+// owner.
+func bindSocket(network, addr string) (int, error) {
+	domain, sa, err := inetSockaddr(network, addr, false)
 	if err != nil {
-		return -1, "", fmt.Errorf("socket: %w", err)
+		return -1, err
 	}
-	fail := func(op string, err error) (int, string, error) {
+	typ := unix.SOCK_STREAM
+	if strings.HasPrefix(network, "udp") {
+		typ = unix.SOCK_DGRAM
+	}
+	fd, err := unix.Socket(domain, typ|unix.SOCK_NONBLOCK|unix.SOCK_CLOEXEC, 0)
+	if err != nil {
+		return -1, fmt.Errorf("socket: %w", err)
+	}
+	fail := func(op string, err error) (int, error) {
 		_ = unix.Close(fd)
-		return -1, "", fmt.Errorf("%s %s %s: %w", op, network, addr, err)
+		return -1, fmt.Errorf("%s %s %s: %w", op, network, addr, err)
 	}
-	if domain != unix.AF_UNIX {
-		if err := unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_REUSEADDR, 1); err != nil {
-			return fail("setsockopt", err)
+	if err := unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_REUSEADDR, 1); err != nil {
+		return fail("setsockopt", err)
+	}
+	if domain == unix.AF_INET6 {
+		// tcp6:// means IPv6 only; tcp:// on [::] takes both families.
+		v6only := 0
+		if strings.HasSuffix(network, "6") {
+			v6only = 1
 		}
-		if domain == unix.AF_INET6 {
-			// tcp6:// means IPv6 only; tcp:// on [::] takes both families.
-			v6only := 0
-			if strings.HasSuffix(network, "6") {
-				v6only = 1
-			}
-			_ = unix.SetsockoptInt(fd, unix.IPPROTO_IPV6, unix.IPV6_V6ONLY, v6only)
-		}
+		_ = unix.SetsockoptInt(fd, unix.IPPROTO_IPV6, unix.IPV6_V6ONLY, v6only)
 	}
 	if err := unix.Bind(fd, sa); err != nil {
-		if errors.Is(err, unix.ENOENT) && network == "unix" {
-			return fail("bind", fmt.Errorf("directory %s does not exist", dirOf(addr)))
-		}
 		return fail("bind", err)
 	}
 	if typ == unix.SOCK_STREAM {
 		if err := unix.Listen(fd, unixsock.Backlog()); err != nil {
-			if path != "" {
-				_ = os.Remove(path)
-			}
 			return fail("listen", err)
 		}
 	}
-	return fd, path, nil
+	return fd, nil
 }
 
 // Bind creates and binds a listening socket for network and address, as
@@ -350,7 +330,7 @@ func Bind(network, address string) (*os.File, error) {
 	if network == "unix" {
 		return BindListener(ListenerSpec{Network: network, Address: address})
 	}
-	fd, _, err := bindSocket(network, address)
+	fd, err := bindSocket(network, address)
 	if err != nil {
 		return nil, err
 	}
@@ -408,13 +388,6 @@ func inetSockaddr(network, hostport string, dial bool) (int, unix.Sockaddr, erro
 		}
 	}
 	return unix.AF_INET6, sa, nil
-}
-
-func dirOf(path string) string {
-	if i := strings.LastIndexByte(path, '/'); i > 0 {
-		return path[:i]
-	}
-	return "."
 }
 
 // boundAddress reads back the address the kernel bound, so that port 0
