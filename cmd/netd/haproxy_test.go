@@ -33,6 +33,9 @@ const (
 	checkInter = 200 * time.Millisecond
 	checkFall  = 2
 	drainDelay = 1500 * time.Millisecond
+	// haproxySource is the address HAProxy connects to netd from; the
+	// client's (127.0.0.1) reaches netd only in the PROXY header.
+	haproxySource = "127.0.0.2"
 )
 
 // netdProc is one netd behind HAProxy: its config and ports stay while
@@ -192,12 +195,13 @@ func (n *netdProc) waitInRotation() {
 	}
 }
 
-// TestHAProxyRollingRestart: HAProxy (TCP mode, `option httpchk GET
-// /readyz` on each netd's admin port) in front of three netd, under
-// `netd bench` load with reconnects, verifying every byte. Each netd in
-// turn is stopped with SIGTERM and started again on the same ports, and
-// one is upgraded with SIGUSR2: no line is lost or mismatched, no
-// connection fails.
+// TestHAProxyRollingRestart: HAProxy (TCP mode, send-proxy-v2, `option
+// httpchk GET /readyz` on each netd's admin port) in front of three netd
+// whose echo listeners require the PROXY header, under `netd bench` load
+// with reconnects, verifying every byte. Each netd in turn is stopped with
+// SIGTERM and started again on the same ports, and one is upgraded with
+// SIGUSR2: no line is lost or mismatched, no connection fails, and netd
+// logs the client's address from the header.
 func TestHAProxyRollingRestart(t *testing.T) {
 	haproxy := lookProgram(t, "haproxy", "haproxy")
 	dir := t.TempDir()
@@ -215,13 +219,18 @@ listeners:
   - name: echo
     address: tcp://127.0.0.1:%d
     module: echo
+    access_log: true
+    proxy_protocol: {mode: require, trusted: [127.0.0.0/8]}
 `, drainDelay, n.adminPort, n.port))
 		nodes[i] = n
 		t.Cleanup(n.kill)
 		n.start()
-		// PROXY protocol: once netd's listeners accept it, this line gains
-		// send-proxy-v2 and netd's listener the matching setting.
-		fmt.Fprintf(&servers, "    server %s 127.0.0.1:%d check port %d\n", n.name, n.port, n.adminPort)
+		// HAProxy connects from haproxySource, the bench from 127.0.0.1: an
+		// access line naming 127.0.0.1 proves netd took the address from
+		// the PROXY header. The check goes to the admin port, plain HTTP:
+		// with `port`, HAProxy 2.6 sends no PROXY header on checks unless
+		// check-send-proxy is set (configuration.txt, "check-send-proxy").
+		fmt.Fprintf(&servers, "    server %s 127.0.0.1:%d send-proxy-v2 source %s check port %d\n", n.name, n.port, haproxySource, n.adminPort)
 	}
 
 	front := testutil.FreePort(t)
@@ -348,7 +357,22 @@ backend be
 	if rep.Connects < int64(len(steps))*10 || rep.Lines == 0 {
 		t.Fatalf("too little load to prove anything: %d connections, %d lines", rep.Connects, rep.Lines)
 	}
+	// netd saw the bench's address, from the PROXY header, on every
+	// connection it logged; without the header it would see haproxySource.
+	remotes := map[string]int{}
+	for _, n := range nodes {
+		for _, m := range accessRemote.FindAllStringSubmatch(n.logText(), -1) {
+			remotes[m[1]]++
+		}
+	}
+	t.Logf("netd access lines by remote address: %v", remotes)
+	if remotes["127.0.0.1"] == 0 || len(remotes) != 1 {
+		t.Errorf("access lines by remote address %v, want all from 127.0.0.1 (the client in HAProxy's PROXY header, not HAProxy's %s)", remotes, haproxySource)
+	}
 }
+
+// accessRemote finds the remote address (IP only) of an echo access line.
+var accessRemote = regexp.MustCompile(`access: listener=echo remote=([^\s]+):\d+ `)
 
 // TestUpgradeHandsOverAdmin: SIGUSR2 on a netd with an admin endpoint
 // starts the new process on the same admin port (it used to fail with
