@@ -140,8 +140,8 @@ func (a *acceptor) admit(fd int) {
 		(e.cfg.MaxConnections > 0 && total > int64(e.cfg.MaxConnections)) {
 		lis.active.Add(-1)
 		e.active.Add(-1)
-		_ = unix.Close(fd)
 		stats.closed(api.ReasonOverLimit)
+		_ = unix.Close(fd)
 		if lis.overLimitLog.Allow(l.now) {
 			peer, _ := l.acceptedPeer()
 			lis.log.Warn("connection limit reached; closing new connections", "remote", peer.String(), "listener_limit", lis.spec.MaxConnections, "total_limit", e.cfg.MaxConnections)
@@ -155,8 +155,8 @@ func (a *acceptor) admit(fd int) {
 		if wait, r = ed.accept(l, peer.Addr()); r != "" {
 			lis.active.Add(-1)
 			e.active.Add(-1)
-			_ = unix.Close(fd)
 			stats.closed(r) // counted as refused
+			_ = unix.Close(fd)
 			ed.refused(lis, l.now, peer, r)
 			return
 		}
@@ -179,8 +179,8 @@ func (a *acceptor) serve(fd int, peer netip.AddrPort, isIP, wait bool) {
 		lis.active.Add(-1)
 		lis.engine.active.Add(-1)
 		l.served.Add(-1)
-		_ = unix.Close(fd)
 		lis.stats[l.index].closed(api.ReasonError)
+		_ = unix.Close(fd)
 		lis.engine.checkDrained()
 		return
 	}

@@ -131,13 +131,8 @@ func (c *conn) closeNow(reason api.Reason, err error) {
 	if c.extra != nil && c.extra.tls != nil {
 		c.tlsRelease()
 	}
-	_ = unix.Close(int(c.fd))
-	c.dropOutput()
-	c.keptInput = nil
-	if l := c.loop; l.delivering == c {
-		l.inbound, l.consumed = nil, 0
-	}
-	c.setList(nil)
+	// Counted before the descriptor closes, so that whoever sees the
+	// connection end (the peer, a test) finds it counted already.
 	if c.flags&flagOutbound != 0 {
 		c.lis.engine.outbound.Add(-1)
 	} else {
@@ -146,6 +141,13 @@ func (c *conn) closeNow(reason api.Reason, err error) {
 		c.lis.engine.active.Add(-1)
 		c.loop.served.Add(-1)
 	}
+	_ = unix.Close(int(c.fd))
+	c.dropOutput()
+	c.keptInput = nil
+	if l := c.loop; l.delivering == c {
+		l.inbound, l.consumed = nil, 0
+	}
+	c.setList(nil)
 	if c.extra != nil && c.extra.edge != nil {
 		c.edgeClosed(reason, err)
 	}
