@@ -326,24 +326,7 @@ func TestUpgradeExecPath(t *testing.T) {
 // nobody; that one adopts every socket, needs no root, says it has no
 // privileges to drop, and serves.
 func TestUpgradeAsUser(t *testing.T) {
-	if os.Geteuid() != 0 {
-		t.Skip("needs root to drop privileges")
-	}
-	nobody, err := user.Lookup("nobody")
-	if err != nil {
-		t.Skip("no user nobody")
-	}
-	var port int
-	for p := 999; p > 600; p-- {
-		if l, err := net.Listen("tcp", fmt.Sprintf("127.0.0.1:%d", p)); err == nil {
-			l.Close()
-			port = p
-			break
-		}
-	}
-	if port == 0 {
-		t.Skip("no free port below 1024")
-	}
+	nobody, port := nobodyAndLowPort(t)
 	dir := worldDir(t)
 	bin := copyBinary(t, dir)
 	sock := filepath.Join(dir, "admin.sock")

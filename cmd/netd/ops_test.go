@@ -263,26 +263,30 @@ func TestSocketActivation(t *testing.T) {
 	}
 }
 
-// TestPrivilegeDrop: as root, bind a port below 1024, then run as nobody.
-func TestPrivilegeDrop(t *testing.T) {
+// nobodyAndLowPort returns the user nobody and a free port below 1024 for
+// the tests of the privilege drop, which need root; it skips without them.
+func nobodyAndLowPort(t *testing.T) (*user.User, int) {
+	t.Helper()
 	if os.Geteuid() != 0 {
-		t.Skip("needs root to bind a privileged port")
+		t.Skip("needs root to bind a privileged port and drop privileges")
 	}
 	nobody, err := user.Lookup("nobody")
 	if err != nil {
 		t.Skip("no user nobody")
 	}
-	var port int
-	for p := 1000; p > 600; p-- {
+	for p := 999; p > 600; p-- {
 		if l, err := net.Listen("tcp", fmt.Sprintf("127.0.0.1:%d", p)); err == nil {
 			l.Close()
-			port = p
-			break
+			return nobody, p
 		}
 	}
-	if port == 0 {
-		t.Skip("no free port below 1024")
-	}
+	t.Skip("no free port below 1024")
+	return nil, 0
+}
+
+// TestPrivilegeDrop: as root, bind a port below 1024, then run as nobody.
+func TestPrivilegeDrop(t *testing.T) {
+	nobody, port := nobodyAndLowPort(t)
 	cfg := fmt.Sprintf("user: nobody\nlisteners:\n  - name: low\n    address: tcp://127.0.0.1:%d\n    module: echo\n", port)
 	d := testutil.StartDaemon(t, nil, "-c", testutil.WriteConfig(t, "netd.yaml", cfg))
 	testutil.RoundTrip(t, d.Dial("low"), "dropped\n")
