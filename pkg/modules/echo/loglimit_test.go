@@ -1,13 +1,13 @@
 package echo_test
 
 import (
-	"context"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/hashicorp/go-hclog"
 
+	"github.com/netd/netd/internal/looptest"
 	"github.com/netd/netd/internal/testutil"
 	"github.com/netd/netd/pkg/loop"
 	"github.com/netd/netd/pkg/modules/api"
@@ -27,22 +27,7 @@ func TestLineTooLongLogIsRateLimited(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	e, err := loop.New(loop.Config{Loops: 2})
-	if err != nil {
-		t.Fatal(err)
-	}
-	l, err := e.Listen(loop.ListenerSpec{Name: "flood", Network: "tcp", Address: "127.0.0.1:0", Module: mod})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := e.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		_ = e.Shutdown(ctx)
-	})
+	l := looptest.Serve(t, 2, loop.ListenerSpec{Name: "flood", Network: "tcp", Address: "127.0.0.1:0", Module: mod})
 	addr := strings.TrimPrefix(l.Addr(), "tcp://")
 
 	closed, elapsed := testutil.Flood(t, addr, clients, strings.Repeat("x", 40)+"\n")

@@ -10,7 +10,6 @@ package echo_test
 //	go test -run '^$' -bench LoopEcho/pingpong/tcp -cpuprofile cpu.out -memprofile mem.out ./pkg/modules/echo
 
 import (
-	"context"
 	"fmt"
 	"net/netip"
 	"path/filepath"
@@ -21,6 +20,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/netd/netd/internal/looptest"
 	"github.com/netd/netd/pkg/loop"
 	"github.com/netd/netd/pkg/modules/apitest"
 	"github.com/netd/netd/pkg/modules/echo"
@@ -41,26 +41,11 @@ func startLoopEcho(tb testing.TB, network string) string {
 	if err := apitest.Provision(tb, mod, network, ""); err != nil {
 		tb.Fatal(err)
 	}
-	e, err := loop.New(loop.Config{Loops: 1})
-	if err != nil {
-		tb.Fatal(err)
-	}
 	addr := "127.0.0.1:0"
 	if network == "unix" {
 		addr = filepath.Join(tb.TempDir(), "echo.sock")
 	}
-	l, err := e.Listen(loop.ListenerSpec{Name: "bench", Network: network, Address: addr, Module: mod})
-	if err != nil {
-		tb.Fatal(err)
-	}
-	if err := e.Start(); err != nil {
-		tb.Fatal(err)
-	}
-	tb.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		_ = e.Shutdown(ctx)
-	})
+	l := looptest.Serve(tb, 1, loop.ListenerSpec{Name: "bench", Network: network, Address: addr, Module: mod})
 	return l.Addr()
 }
 

@@ -13,7 +13,6 @@ package echo_test
 import (
 	"bufio"
 	"bytes"
-	"context"
 	"crypto/tls"
 	"errors"
 	"fmt"
@@ -27,6 +26,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/netd/netd/internal/looptest"
 	"github.com/netd/netd/internal/testpki"
 	"github.com/netd/netd/internal/testutil"
 	"github.com/netd/netd/pkg/loop"
@@ -51,22 +51,7 @@ func startNetdTLS(tb testing.TB, cfg *tls.Config) string {
 	if err := apitest.Provision(tb, mod, "tcp", ""); err != nil {
 		tb.Fatal(err)
 	}
-	e, err := loop.New(loop.Config{Loops: 1})
-	if err != nil {
-		tb.Fatal(err)
-	}
-	l, err := e.Listen(loop.ListenerSpec{Name: "bench", Network: "tcp", Address: "127.0.0.1:0", Module: mod, TLS: &loop.TLSSpec{Config: cfg}})
-	if err != nil {
-		tb.Fatal(err)
-	}
-	if err := e.Start(); err != nil {
-		tb.Fatal(err)
-	}
-	tb.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		_ = e.Shutdown(ctx)
-	})
+	l := looptest.Serve(tb, 1, loop.ListenerSpec{Name: "bench", Network: "tcp", Address: "127.0.0.1:0", Module: mod, TLS: &loop.TLSSpec{Config: cfg}})
 	return strings.TrimPrefix(l.Addr(), "tcp://")
 }
 

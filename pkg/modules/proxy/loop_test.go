@@ -1,12 +1,12 @@
 package proxy_test
 
 import (
-	"context"
 	"net"
 	"sync"
 	"testing"
 	"time"
 
+	"github.com/netd/netd/internal/looptest"
 	"github.com/netd/netd/pkg/loop"
 	"github.com/netd/netd/pkg/modules/api"
 )
@@ -65,22 +65,7 @@ func TestLoopCloseWhileConnecting(t *testing.T) {
 		}
 	}()
 	m := &closer{addr: srv.Addr().String(), closed: make(chan api.Reason, 1)}
-	e, err := loop.New(loop.Config{Loops: 1})
-	if err != nil {
-		t.Fatal(err)
-	}
-	l, err := e.Listen(loop.ListenerSpec{Name: "t", Network: "tcp", Address: "127.0.0.1:0", Module: m})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := e.Start(); err != nil {
-		t.Fatal(err)
-	}
-	defer func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		_ = e.Shutdown(ctx)
-	}()
+	l := looptest.Serve(t, 1, loop.ListenerSpec{Name: "t", Network: "tcp", Address: "127.0.0.1:0", Module: m})
 	addr := l.Addr()[len("tcp://"):]
 	c, err := net.Dial("tcp", addr)
 	if err != nil {

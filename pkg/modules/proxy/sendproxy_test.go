@@ -2,7 +2,6 @@ package proxy_test
 
 import (
 	"bufio"
-	"context"
 	"io"
 	"net"
 	"net/netip"
@@ -10,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/netd/netd/internal/looptest"
 	"github.com/netd/netd/internal/proxyproto"
 	"github.com/netd/netd/pkg/loop"
 	"github.com/netd/netd/pkg/modules/apitest"
@@ -74,22 +74,7 @@ func TestSendProxy(t *testing.T) {
 			if err := apitest.Provision(t, p, "tcp", "upstreams: [tcp://"+upstream+"]\nsend_proxy: "+tt.opt); err != nil {
 				t.Fatal(err)
 			}
-			e, err := loop.New(loop.Config{Loops: 1})
-			if err != nil {
-				t.Fatal(err)
-			}
-			l, err := e.Listen(loop.ListenerSpec{Name: "p", Network: "tcp", Address: "127.0.0.1:0", Module: p})
-			if err != nil {
-				t.Fatal(err)
-			}
-			if err := e.Start(); err != nil {
-				t.Fatal(err)
-			}
-			defer func() {
-				ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-				defer cancel()
-				_ = e.Shutdown(ctx)
-			}()
+			l := looptest.Serve(t, 1, loop.ListenerSpec{Name: "p", Network: "tcp", Address: "127.0.0.1:0", Module: p})
 			c, err := net.DialTimeout("tcp", strings.TrimPrefix(l.Addr(), "tcp://"), 5*time.Second)
 			if err != nil {
 				t.Fatal(err)
