@@ -209,3 +209,11 @@ func TestServeHelpNamesLocalConfig(t *testing.T) {
 		t.Fatalf("exit %d, help:\n%s", r.Code, r.Stdout)
 	}
 }
+
+// TestServeLogsWarnings: netd serve logs at start what netd validate warns
+// about, so that an operator who never runs validate still reads it.
+func TestServeLogsWarnings(t *testing.T) {
+	cfg := "listeners:\n  - name: sh\n    address: tcp://127.0.0.1:0\n    module: exec\n    options:\n      command: /bin/cat\n      user: nobody\n"
+	d := testutil.StartDaemon(t, nil, "-c", testutil.WriteConfig(t, "netd.yaml", cfg))
+	d.WaitLog(regexp.MustCompile(`config: allowed but unsafe.*netd\.yaml:2:5: warning: listener \\?"sh\\?": exec without instances`), 0)
+}

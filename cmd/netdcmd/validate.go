@@ -3,8 +3,6 @@ package netdcmd
 import (
 	"fmt"
 	"io"
-	"os"
-	"path/filepath"
 	"strings"
 
 	"github.com/hashicorp/go-hclog"
@@ -28,7 +26,7 @@ func newValidateCmd(g *globals) *cobra.Command {
 			if err != nil {
 				return printConfigError(cmd.ErrOrStderr(), err)
 			}
-			for _, w := range warnings(cfg) {
+			for _, w := range cfg.Warnings() {
 				fmt.Fprintln(cmd.ErrOrStderr(), w)
 			}
 			names := make([]string, 0, len(cfg.Listeners))
@@ -48,35 +46,6 @@ func plural(n int) string {
 		return ""
 	}
 	return "s"
-}
-
-// warnings are what validate says about a config that is valid but not
-// safe: one FILE:LINE:COL: warning: line each, at the listener.
-func warnings(cfg *config.Config) []string {
-	var out []string
-	warn := func(l config.Listener, format string, args ...any) {
-		e := config.Error{File: cfg.File, Pos: l.Pos, Msg: fmt.Sprintf("warning: listener %q: ", l.Name) + fmt.Sprintf(format, args...)}
-		out = append(out, e.Error())
-	}
-	for _, l := range cfg.Listeners {
-		if _, set := l.Options.Map()["instances"]; l.Module == "exec" && !set {
-			warn(l, "exec without instances: every connection starts a process, with no cap; set instances (0 for no cap, explicitly)")
-		}
-		if l.Addr.Scheme != "unix" {
-			continue
-		}
-		dir := filepath.Dir(l.Addr.Path)
-		fi, err := os.Stat(dir)
-		if err != nil || fi.Mode()&0o002 == 0 {
-			continue
-		}
-		if fi.Mode()&os.ModeSticky != 0 {
-			warn(l, "socket directory %s is world-writable: another user can take the socket's name first; use a directory only netd may write, such as /run/netd", dir)
-		} else {
-			warn(l, "socket directory %s is world-writable without the sticky bit: another user can replace netd's socket with their own; use a directory only netd may write, such as /run/netd", dir)
-		}
-	}
-	return out
 }
 
 // moduleWarnings is the logger validate gives the modules: what one warns

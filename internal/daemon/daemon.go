@@ -215,6 +215,7 @@ func (d *Daemon) Addrs() map[string]string {
 // Nothing is served unless everything could be bound. Without an
 // upgrader (d.upg nil) it neither adopts nor reports to a parent.
 func (d *Daemon) start() error {
+	d.logWarnings(d.cfg)
 	engine, err := loop.New(loop.Config{
 		Loops:          d.cfg.Loops,
 		MaxConnections: d.cfg.MaxConnections,

@@ -183,12 +183,21 @@ func (d *Daemon) applyReload() error {
 	}
 	d.listeners = kept
 	d.warnUnappliable(cfg)
+	d.logWarnings(cfg)
 	d.applyLogLevel(cfg)
 	d.cfg.ShutdownTimeout = cfg.ShutdownTimeout
 	d.cfg.DrainDelay = cfg.DrainDelay
 	d.cfg.Listeners = cfg.Listeners
 	d.log.Info("reload: done", "config", d.src.Name(), "listeners", len(d.listeners), "changed", len(changes))
 	return nil
+}
+
+// logWarnings logs what cfg allows but is not safe (config.Warnings),
+// as netd validate prints it.
+func (d *Daemon) logWarnings(cfg *config.Config) {
+	for _, w := range cfg.Warnings() {
+		d.log.Warn("config: allowed but unsafe", "warning", w)
+	}
 }
 
 // warnUnappliable names the settings a reload cannot change in a running
